@@ -1,0 +1,305 @@
+//! Service configuration: built-in defaults < config file < `LUMBUNG__SECTION__KEY` environment
+//! variables < command-line flags (applied by the CLI).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the catalog and both indexes live.
+    pub data_dir: PathBuf,
+    /// The watched root: each sub-folder is one knowledge base.
+    pub ingest_root: PathBuf,
+    pub server: ServerConfig,
+    pub embedding: EmbeddingConfig,
+    pub ingest: IngestConfig,
+    pub search: SearchConfig,
+    pub ask: AskConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    Mean,
+    Cls,
+}
+
+/// The embedding model, loaded from local files; changing any of it needs a reindex.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddingConfig {
+    /// Folder holding the ONNX file, `tokenizer.json`, `config.json`,
+    /// `special_tokens_map.json` and `tokenizer_config.json`.
+    pub model_dir: PathBuf,
+    /// The ONNX file inside `model_dir`.
+    pub onnx_file: String,
+    /// Path of `libonnxruntime.so`; when empty, `ORT_DYLIB_PATH` is used.
+    pub onnxruntime_library: PathBuf,
+    pub dimension: usize,
+    pub pooling: Pooling,
+    pub query_prefix: String,
+    pub passage_prefix: String,
+    /// Tokens the model reads at most; longer input is truncated.
+    pub max_tokens: usize,
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Largest chunk, in the embedding model's tokens.
+    pub chunk_max_tokens: usize,
+    /// Overlap between consecutive chunks, in tokens.
+    pub chunk_overlap_tokens: usize,
+    /// Files larger than this are recorded as failed without being read.
+    pub max_file_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Candidates each retriever contributes before fusion.
+    pub candidates: usize,
+    /// The `k` of reciprocal rank fusion: larger flattens the rank curve.
+    pub rrf_k: f32,
+    pub bm25_weight: f32,
+    pub dense_weight: f32,
+    /// Largest `top_k` a request may ask for.
+    pub max_top_k: usize,
+}
+
+/// How `Ask` picks supporting sentences and when it says there is no answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AskConfig {
+    /// Top passages whose sentences are considered.
+    pub passages: usize,
+    /// Below this cosine similarity between the question and its best sentence, `Ask` answers
+    /// "no answer". A threshold on the model's similarity scale, not a probability: it depends
+    /// on the embedding model and is set by measurement.
+    pub min_similarity: f32,
+    /// Sentences within this margin of the best one are kept as further support.
+    pub support_margin: f32,
+}
+
+impl Default for AskConfig {
+    fn default() -> Self {
+        AskConfig { passages: 5, min_similarity: 0.80, support_margin: 0.04 }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            ingest_root: PathBuf::from("ingest"),
+            server: ServerConfig::default(),
+            embedding: EmbeddingConfig::default(),
+            ingest: IngestConfig::default(),
+            search: SearchConfig::default(),
+            ask: AskConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: SocketAddr::from(([127, 0, 0, 1], 50051)) }
+    }
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        EmbeddingConfig {
+            model_dir: PathBuf::from("runtime/models/multilingual-e5-small"),
+            onnx_file: "model.onnx".to_string(),
+            onnxruntime_library: PathBuf::from("runtime/onnxruntime/libonnxruntime.so"),
+            dimension: 384,
+            pooling: Pooling::Mean,
+            query_prefix: "query: ".to_string(),
+            passage_prefix: "passage: ".to_string(),
+            max_tokens: 512,
+            batch_size: 16,
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig { chunk_max_tokens: 200, chunk_overlap_tokens: 0, max_file_bytes: 64 << 20 }
+    }
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig { candidates: 50, rrf_k: 60.0, bm25_weight: 1.0, dense_weight: 1.0, max_top_k: 100 }
+    }
+}
+
+const ENV_PREFIX: &str = "LUMBUNG__";
+
+impl Config {
+    /// Loads defaults, then the file (if given), then `LUMBUNG__SECTION__KEY` variables.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config> {
+        let source = file.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("<env>"));
+        let config_error = |reason: String| Error::Config { path: source.clone(), reason };
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|err| config_error(err.to_string()))?;
+                text.parse::<toml::Table>().map_err(|err| config_error(err.to_string()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix(ENV_PREFIX) else { continue };
+            let parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            set_path(&mut table, &parts, parse_env_value(&value))
+                .map_err(|reason| config_error(format!("{key}: {reason}")))?;
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|err: toml::de::Error| config_error(err.to_string()))?;
+        config.validate().map_err(|err| config_error(err.to_string()))?;
+        Ok(config)
+    }
+
+    /// Checks bounds that serde cannot express.
+    pub fn validate(&self) -> Result<()> {
+        let e = &self.embedding;
+        if e.dimension == 0 {
+            return Err(Error::invalid("embedding.dimension", "must be positive"));
+        }
+        if e.batch_size == 0 {
+            return Err(Error::invalid("embedding.batch_size", "must be positive"));
+        }
+        let i = &self.ingest;
+        if i.chunk_max_tokens < 16 || i.chunk_max_tokens > e.max_tokens {
+            return Err(Error::invalid(
+                "ingest.chunk_max_tokens",
+                format!("must be between 16 and embedding.max_tokens ({})", e.max_tokens),
+            ));
+        }
+        if i.chunk_overlap_tokens >= i.chunk_max_tokens {
+            return Err(Error::invalid(
+                "ingest.chunk_overlap_tokens",
+                "must be smaller than ingest.chunk_max_tokens",
+            ));
+        }
+        let s = &self.search;
+        if s.candidates == 0 || s.max_top_k == 0 {
+            return Err(Error::invalid("search.candidates", "candidates and max_top_k must be positive"));
+        }
+        if !(s.rrf_k >= 0.0 && s.bm25_weight >= 0.0 && s.dense_weight >= 0.0) {
+            return Err(Error::invalid("search.rrf_k", "rrf_k and weights must be non-negative"));
+        }
+        let a = &self.ask;
+        if a.passages == 0 || !(-1.0..=1.0).contains(&a.min_similarity) || a.support_margin < 0.0 {
+            return Err(Error::invalid(
+                "ask",
+                "passages must be positive, min_similarity in [-1, 1], support_margin non-negative",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_env_value(value: &str) -> toml::Value {
+    // Numbers and booleans keep their type; anything else is a string.
+    format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !v.is_table())
+        .unwrap_or_else(|| toml::Value::String(value.to_string()))
+}
+
+fn set_path(table: &mut toml::Table, parts: &[String], value: toml::Value) -> Result<(), String> {
+    match parts {
+        [] => Err("empty key".to_string()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(inner) => set_path(inner, rest, value),
+                _ => Err(format!("{first} is not a section")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+        file
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn deploy_example_lists_the_defaults() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/lumbung.toml");
+        let config = Config::load_with_env(Some(Path::new(example)), []).unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let file = write("data_dir = \"/srv/lumbung\"\n[search]\nrrf_k = 30.0\n");
+        let env = [
+            ("LUMBUNG__SERVER__LISTEN".to_string(), "0.0.0.0:6000".to_string()),
+            ("LUMBUNG__SEARCH__CANDIDATES".to_string(), "20".to_string()),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        let config = Config::load_with_env(Some(file.path()), env).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/srv/lumbung"));
+        assert_eq!(config.search.rrf_k, 30.0);
+        assert_eq!(config.search.candidates, 20);
+        assert_eq!(config.server.listen.port(), 6000);
+        assert_eq!(config.ingest, IngestConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let file = write("[search]\nrrf_kk = 30.0\n");
+        let err = Config::load_with_env(Some(file.path()), []).unwrap_err().to_string();
+        assert!(err.contains("rrf_kk"), "{err}");
+    }
+
+    #[test]
+    fn out_of_bounds_value_is_an_error() {
+        let env = [("LUMBUNG__INGEST__CHUNK_MAX_TOKENS".to_string(), "4".to_string())];
+        let err = Config::load_with_env(None, env).unwrap_err().to_string();
+        assert!(err.contains("chunk_max_tokens"), "{err}");
+    }
+}

@@ -1,0 +1,15 @@
+//! Domain types shared by every lumbung crate: knowledge-base names, document paths, chunk ids,
+//! chunks and their citations, and the service configuration.
+//!
+//! This crate must not depend on any index, model or transport: it is the vocabulary the
+//! engine crates and the server speak to each other.
+
+mod chunk;
+mod config;
+mod error;
+mod ids;
+
+pub use chunk::{Chunk, Citation, Section};
+pub use config::{AskConfig, Config, EmbeddingConfig, IngestConfig, Pooling, SearchConfig, ServerConfig};
+pub use error::{Error, Result};
+pub use ids::{ChunkId, ContentHash, DocumentPath, KbName};
