@@ -1,0 +1,449 @@
+use std::sync::Arc;
+
+use lumbung_core::ChunkId;
+use lumbung_index::{Error, LexicalIndex, TantivyLexicalIndex};
+
+use crate::{Doc, kb, path};
+
+fn open(dir: &tempfile::TempDir) -> TantivyLexicalIndex {
+    TantivyLexicalIndex::open(dir.path()).unwrap()
+}
+
+fn ids_of(hits: &[lumbung_index::ScoredChunk]) -> Vec<ChunkId> {
+    hits.iter().map(|hit| hit.chunk.id).collect()
+}
+
+#[test]
+fn replace_is_invisible_until_commit_then_round_trips_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = open(&dir);
+    let doc = Doc::new("it", "faq/vpn.md", "v1");
+    let chunks = doc.chunks(&[
+        "Reset the VPN token in the portal.",
+        "Call the helpdesk for printer jams.",
+    ]);
+
+    index.replace_document(&doc.kb, &doc.path, &chunks).unwrap();
+    assert_eq!(index.count_chunks(&doc.kb, None).unwrap(), 0);
+    assert!(
+        index
+            .search("vpn", std::slice::from_ref(&doc.kb), 10)
+            .unwrap()
+            .is_empty()
+    );
+
+    index.commit().unwrap();
+    assert_eq!(index.count_chunks(&doc.kb, Some(&doc.path)).unwrap(), 2);
+    // "vpn" is also in the title ("vpn.md") of both chunks; the text match ranks first.
+    let hits = index
+        .search("VPN token", std::slice::from_ref(&doc.kb), 10)
+        .unwrap();
+    assert_eq!(ids_of(&hits), [doc.id(0), doc.id(1)]);
+    assert!(hits[0].score > hits[1].score && hits[1].score > 0.0);
+    assert_eq!(hits[0].chunk, chunks[0]);
+
+    // Asked order is kept, unknown ids are skipped.
+    let unknown = ChunkId::from_u128(7);
+    let fetched = index.get_chunks(&[doc.id(1), unknown, doc.id(0)]).unwrap();
+    assert_eq!(fetched, [chunks[1].clone(), chunks[0].clone()]);
+    assert_eq!(fetched[0].citation.page, Some(2));
+    assert_eq!(fetched[1].citation.page, None);
+    assert!(index.get_chunks(&[]).unwrap().is_empty());
+}
+
+#[test]
+fn kb_filter_is_applied_inside_the_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = open(&dir);
+    let a = Doc::new("a", "one.md", "v1");
+    let b = Doc::new("b", "many.md", "v1");
+    // kb "b" matches far better and more often than kb "a": a filter applied after a top-1 cut
+    // would return nothing for kbs=[a].
+    let b_texts: Vec<String> = (0..20)
+        .map(|i| format!("firewall firewall firewall rule {i}"))
+        .collect();
+    let b_texts: Vec<&str> = b_texts.iter().map(String::as_str).collect();
+    index
+        .replace_document(
+            &a.kb,
+            &a.path,
+            &a.chunks(&["the office firewall blocks port 25 and many other things"]),
+        )
+        .unwrap();
+    index
+        .replace_document(&b.kb, &b.path, &b.chunks(&b_texts))
+        .unwrap();
+    index.commit().unwrap();
+
+    let hits = index
+        .search("firewall", std::slice::from_ref(&a.kb), 1)
+        .unwrap();
+    assert_eq!(ids_of(&hits), [a.id(0)]);
+    let hits = index
+        .search("firewall", std::slice::from_ref(&a.kb), 100)
+        .unwrap();
+    assert!(hits.iter().all(|hit| hit.chunk.citation.kb == a.kb));
+
+    let both = index
+        .search("firewall", &[a.kb.clone(), b.kb.clone()], 100)
+        .unwrap();
+    assert_eq!(both.len(), 21);
+    assert_eq!(
+        both[0].chunk.citation.kb, b.kb,
+        "the stronger match ranks first once allowed"
+    );
+
+    assert!(index.search("firewall", &[], 10).unwrap().is_empty());
+    assert!(
+        index
+            .search("firewall", &[kb("unknown")], 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        index
+            .search("firewall", std::slice::from_ref(&a.kb), 0)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn replacing_a_document_leaves_exactly_the_new_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = open(&dir);
+    let v1 = Doc::new("it", "printer.md", "v1");
+    let v2 = Doc::new("it", "printer.md", "v2");
+    let other = Doc::new("it", "wifi.md", "v1");
+    index
+        .replace_document(
+            &v1.kb,
+            &v1.path,
+            &v1.chunks(&["toner alpha", "toner beta", "legacy gamma"]),
+        )
+        .unwrap();
+    index
+        .replace_document(&other.kb, &other.path, &other.chunks(&["wifi toner"]))
+        .unwrap();
+    index.commit().unwrap();
+    assert_eq!(index.count_chunks(&v1.kb, Some(&v1.path)).unwrap(), 3);
+
+    index
+        .replace_document(
+            &v2.kb,
+            &v2.path,
+            &v2.chunks(&["toner delta", "toner epsilon"]),
+        )
+        .unwrap();
+    index.commit().unwrap();
+
+    assert_eq!(index.count_chunks(&v2.kb, Some(&v2.path)).unwrap(), 2);
+    assert_eq!(index.count_chunks(&v2.kb, None).unwrap(), 3);
+    assert!(
+        index
+            .search("legacy", std::slice::from_ref(&v1.kb), 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        index
+            .get_chunks(&[v1.id(0), v1.id(1), v1.id(2)])
+            .unwrap()
+            .is_empty()
+    );
+    let mut found = ids_of(
+        &index
+            .search("toner", std::slice::from_ref(&v1.kb), 10)
+            .unwrap(),
+    );
+    found.sort();
+    let mut expected = vec![v2.id(0), v2.id(1), other.id(0)];
+    expected.sort();
+    assert_eq!(found, expected);
+
+    // Replacing twice before one commit keeps only the last version.
+    index
+        .replace_document(&v1.kb, &v1.path, &v1.chunks(&["toner again"]))
+        .unwrap();
+    index
+        .replace_document(&v2.kb, &v2.path, &v2.chunks(&["final toner"]))
+        .unwrap();
+    index.commit().unwrap();
+    assert_eq!(
+        ids_of(
+            &index
+                .search("toner", std::slice::from_ref(&v2.kb), 10)
+                .unwrap()
+        )
+        .len(),
+        2
+    );
+    assert_eq!(
+        index.get_chunks(&[v2.id(0)]).unwrap()[0].text,
+        "final toner"
+    );
+}
+
+#[test]
+fn delete_removes_only_that_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = open(&dir);
+    let gone = Doc::new("it", "old/gone.md", "v1");
+    let kept = Doc::new("it", "kept.md", "v1");
+    let same_path_other_kb = Doc::new("hr", "old/gone.md", "v1");
+    index
+        .replace_document(
+            &gone.kb,
+            &gone.path,
+            &gone.chunks(&["badge office", "badge lost"]),
+        )
+        .unwrap();
+    index
+        .replace_document(&kept.kb, &kept.path, &kept.chunks(&["badge renewal"]))
+        .unwrap();
+    index
+        .replace_document(
+            &same_path_other_kb.kb,
+            &same_path_other_kb.path,
+            &same_path_other_kb.chunks(&["badge photo"]),
+        )
+        .unwrap();
+    index.commit().unwrap();
+
+    index.delete_document(&gone.kb, &gone.path).unwrap();
+    assert_eq!(
+        index.count_chunks(&gone.kb, Some(&gone.path)).unwrap(),
+        2,
+        "not before commit"
+    );
+    index.commit().unwrap();
+
+    assert_eq!(index.count_chunks(&gone.kb, Some(&gone.path)).unwrap(), 0);
+    assert_eq!(index.count_chunks(&gone.kb, None).unwrap(), 1);
+    assert_eq!(
+        index
+            .count_chunks(&same_path_other_kb.kb, Some(&same_path_other_kb.path))
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        ids_of(
+            &index
+                .search("badge", std::slice::from_ref(&gone.kb), 10)
+                .unwrap()
+        ),
+        [kept.id(0)]
+    );
+}
+
+#[test]
+fn committed_data_survives_reopening_and_uncommitted_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let committed = Doc::new("safety", "ppe.md", "v1");
+    let staged = Doc::new("safety", "draft.md", "v1");
+    {
+        let index = open(&dir);
+        index
+            .replace_document(
+                &committed.kb,
+                &committed.path,
+                &committed.chunks(&["wear a helmet on site"]),
+            )
+            .unwrap();
+        index.commit().unwrap();
+        index
+            .replace_document(&staged.kb, &staged.path, &staged.chunks(&["helmet draft"]))
+            .unwrap();
+        assert!(
+            matches!(
+                TantivyLexicalIndex::open(dir.path()),
+                Err(Error::Tantivy(_))
+            ),
+            "the writer lock is held"
+        );
+    }
+    let index = open(&dir);
+    assert_eq!(index.count_chunks(&committed.kb, None).unwrap(), 1);
+    let hits = index
+        .search("helmet", std::slice::from_ref(&committed.kb), 10)
+        .unwrap();
+    assert_eq!(ids_of(&hits), [committed.id(0)]);
+    assert_eq!(
+        hits[0].chunk,
+        committed.chunks(&["wear a helmet on site"])[0]
+    );
+}
+
+#[test]
+fn chinese_indonesian_and_accented_queries_find_their_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = open(&dir);
+    let zh = Doc::new("it", "zh/vpn.md", "v1");
+    let id = Doc::new("it", "id/vpn.md", "v1");
+    let fr = Doc::new("it", "fr/menu.md", "v1");
+    index
+        .replace_document(
+            &zh.kb,
+            &zh.path,
+            &zh.chunks(&[
+                "VPN连接失败时，请先检查网络设置，然后重启客户端。",
+                "打印机卡纸请联系行政部。",
+            ]),
+        )
+        .unwrap();
+    index
+        .replace_document(
+            &id.kb,
+            &id.path,
+            &id.chunks(&["Jika koneksi VPN gagal, periksa pengaturan jaringan."]),
+        )
+        .unwrap();
+    index
+        .replace_document(
+            &fr.kb,
+            &fr.path,
+            &fr.chunks(&["Le café est au deuxième étage."]),
+        )
+        .unwrap();
+    index.commit().unwrap();
+    let kbs = [zh.kb.clone()];
+
+    assert_eq!(
+        ids_of(&index.search("连接失败怎么办", &kbs, 10).unwrap()),
+        [zh.id(0)]
+    );
+    assert_eq!(
+        ids_of(&index.search("打印机", &kbs, 10).unwrap()),
+        [zh.id(1)]
+    );
+    assert_eq!(
+        ids_of(&index.search("Koneksi GAGAL", &kbs, 10).unwrap()),
+        [id.id(0)]
+    );
+    assert_eq!(
+        ids_of(&index.search("cafe etage", &kbs, 10).unwrap()),
+        [fr.id(0)]
+    );
+    assert!(index.search("飞机", &kbs, 10).unwrap().is_empty());
+}
+
+#[test]
+fn text_matches_outrank_title_and_heading_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = open(&dir);
+    let titled = Doc::new("it", "scanner.md", "v1");
+    let in_text = Doc::new("it", "misc.md", "v1");
+    index
+        .replace_document(
+            &titled.kb,
+            &titled.path,
+            &titled.chunks(&["unrelated words about lunch"]),
+        )
+        .unwrap();
+    index
+        .replace_document(
+            &in_text.kb,
+            &in_text.path,
+            &in_text.chunks(&["the scanner driver install guide"]),
+        )
+        .unwrap();
+    index.commit().unwrap();
+
+    // "scanner" is in the first document's title only ("scanner.md" -> scanner, md).
+    let hits = index
+        .search("scanner", std::slice::from_ref(&titled.kb), 10)
+        .unwrap();
+    assert_eq!(ids_of(&hits), [in_text.id(0), titled.id(0)]);
+    // "part" appears only in the headings ("Part 0").
+    assert_eq!(
+        index
+            .search("part", std::slice::from_ref(&titled.kb), 10)
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn user_text_never_breaks_the_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = open(&dir);
+    let doc = Doc::new("it", "a.md", "v1");
+    index
+        .replace_document(&doc.kb, &doc.path, &doc.chunks(&["title and body text"]))
+        .unwrap();
+    index.commit().unwrap();
+    let kbs = [doc.kb.clone()];
+
+    for nothing in ["", "   ", "?!.,;:()[]{}", "，。！？", "***"] {
+        assert!(
+            index.search(nothing, &kbs, 10).unwrap().is_empty(),
+            "{nothing:?}"
+        );
+    }
+    for syntax in [
+        "title:\"body AND (",
+        "body^^ -+ ~2",
+        "text:* OR NOT",
+        "body\0\u{FFFF}",
+    ] {
+        assert_eq!(
+            ids_of(&index.search(syntax, &kbs, 10).unwrap()),
+            [doc.id(0)],
+            "{syntax:?}"
+        );
+    }
+}
+
+#[test]
+fn chunks_of_another_document_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = open(&dir);
+    let doc = Doc::new("it", "a.md", "v1");
+    let other = Doc::new("it", "b.md", "v1");
+    let err = index
+        .replace_document(&doc.kb, &doc.path, &other.chunks(&["x"]))
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    index.commit().unwrap();
+    assert_eq!(index.count_chunks(&kb("it"), None).unwrap(), 0);
+    assert_eq!(
+        index.count_chunks(&kb("it"), Some(&path("b.md"))).unwrap(),
+        0
+    );
+}
+
+#[test]
+fn concurrent_writers_and_readers_share_one_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let index: Arc<dyn LexicalIndex> = Arc::new(open(&dir));
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let index = Arc::clone(&index);
+            std::thread::spawn(move || {
+                for n in 0..10 {
+                    let doc = Doc::new("it", &format!("t{t}/doc{n}.md"), "v1");
+                    index
+                        .replace_document(
+                            &doc.kb,
+                            &doc.path,
+                            &doc.chunks(&["shared word", "other"]),
+                        )
+                        .unwrap();
+                    if n % 3 == 0 {
+                        index.commit().unwrap();
+                    }
+                    index
+                        .search("shared", std::slice::from_ref(&doc.kb), 5)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    index.commit().unwrap();
+    assert_eq!(index.count_chunks(&kb("it"), None).unwrap(), 80);
+    assert_eq!(index.search("shared", &[kb("it")], 100).unwrap().len(), 40);
+}
