@@ -1,0 +1,269 @@
+//! Commands that call a running service over gRPC: `search`, `ask`, `status`, `reindex`.
+
+use anyhow::Context;
+use lumbung_proto::v1;
+use lumbung_proto::v1::admin_service_client::AdminServiceClient;
+use lumbung_proto::v1::knowledge_service_client::KnowledgeServiceClient;
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+use crate::{AskArgs, ClientArgs, ReindexArgs, SearchArgs, StatusArgs};
+
+async fn channel(args: &ClientArgs) -> anyhow::Result<Channel> {
+    Channel::from_shared(args.addr.clone())
+        .with_context(|| format!("invalid address {:?}", args.addr))?
+        .connect()
+        .await
+        .with_context(|| {
+            format!(
+                "cannot reach lumbung at {} (is `lumbung serve` running?)",
+                args.addr
+            )
+        })
+}
+
+fn status_error(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+}
+
+pub async fn search(args: SearchArgs) -> anyhow::Result<()> {
+    let mut client = KnowledgeServiceClient::new(channel(&args.client).await?);
+    let response = client
+        .search(v1::SearchRequest {
+            query: args.query,
+            knowledge_bases: args.kbs,
+            top_k: args.top_k,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if args.client.json {
+        let passages: Vec<Value> = response.passages.iter().map(passage_json).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "passages": passages }))?
+        );
+        return Ok(());
+    }
+    if response.passages.is_empty() {
+        println!("no passages found");
+    }
+    for (rank, passage) in response.passages.iter().enumerate() {
+        let scores = passage.scores.unwrap_or_default();
+        println!(
+            "{}. {}  (fused {:.4})",
+            rank + 1,
+            cite(passage.citation.as_ref()),
+            scores.fused
+        );
+        println!("   {}\n", one_line(&passage.text, 300));
+    }
+    Ok(())
+}
+
+pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
+    let mut client = KnowledgeServiceClient::new(channel(&args.client).await?);
+    let response = client
+        .ask(v1::AskRequest {
+            question: args.question,
+            knowledge_bases: args.kbs,
+            max_sentences: args.max_sentences,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let answered = response.status() == v1::AnswerStatus::Answered;
+    if args.client.json {
+        let sentences: Vec<Value> = response
+            .sentences
+            .iter()
+            .map(|s| {
+                json!({
+                    "text": s.text,
+                    "chunk_id": s.chunk_id,
+                    "similarity": s.similarity,
+                    "citation": s.citation.as_ref().map(citation_json),
+                })
+            })
+            .collect();
+        let body = json!({
+            "status": if answered { "answered" } else { "no_answer" },
+            "sentences": sentences,
+            "no_answer_reason": response.no_answer_reason,
+        });
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    if !answered {
+        println!("No answer: {}", response.no_answer_reason);
+        return Ok(());
+    }
+    for sentence in &response.sentences {
+        println!(
+            "- {}\n  [{}]",
+            sentence.text,
+            cite(sentence.citation.as_ref())
+        );
+    }
+    Ok(())
+}
+
+pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let mut client = AdminServiceClient::new(channel(&args.client).await?);
+    let response = client
+        .get_ingest_status(v1::GetIngestStatusRequest {
+            knowledge_base: args.kb.unwrap_or_default(),
+            include_documents: args.documents,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if args.client.json {
+        let kbs: Vec<Value> = response
+            .knowledge_bases
+            .iter()
+            .map(kb_status_json)
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "knowledge_bases": kbs }))?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:>8} {:>7} {:>8} {:>8}  last change",
+        "knowledge base", "indexed", "failed", "skipped", "chunks"
+    );
+    for kb in &response.knowledge_bases {
+        println!(
+            "{:<24} {:>8} {:>7} {:>8} {:>8}  {}",
+            kb.name,
+            kb.documents_indexed,
+            kb.documents_failed,
+            kb.documents_skipped,
+            kb.chunks,
+            kb.last_change
+                .map(format_timestamp)
+                .unwrap_or_else(|| "-".into())
+        );
+        for doc in &kb.documents {
+            let state = doc
+                .state()
+                .as_str_name()
+                .trim_start_matches("DOCUMENT_STATE_")
+                .to_lowercase();
+            let error = if doc.error.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", doc.error)
+            };
+            println!("    {state:<8} {}{error}", doc.path);
+        }
+    }
+    Ok(())
+}
+
+pub async fn reindex(args: ReindexArgs) -> anyhow::Result<()> {
+    let mut client = AdminServiceClient::new(channel(&args.client).await?);
+    let response = client
+        .reindex(v1::ReindexRequest {
+            knowledge_base: args.kb,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if args.client.json {
+        let body = json!({
+            "documents_indexed": response.documents_indexed,
+            "documents_failed": response.documents_failed,
+            "chunks": response.chunks,
+        });
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    } else {
+        println!(
+            "reindexed {} documents ({} chunks), {} failed",
+            response.documents_indexed, response.chunks, response.documents_failed
+        );
+    }
+    Ok(())
+}
+
+fn cite(citation: Option<&v1::Citation>) -> String {
+    let Some(c) = citation else {
+        return "(no citation)".to_string();
+    };
+    let mut out = format!("{}/{}", c.knowledge_base, c.document_path);
+    if !c.heading_path.is_empty() {
+        out.push_str(&format!(" > {}", c.heading_path.join(" > ")));
+    }
+    if let Some(page) = c.page {
+        out.push_str(&format!(" (page {page})"));
+    }
+    out
+}
+
+fn format_timestamp(t: prost_types::Timestamp) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.seconds.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+fn one_line(text: &str, max_chars: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max_chars {
+        return flat;
+    }
+    let cut: String = flat.chars().take(max_chars).collect();
+    format!("{cut}…")
+}
+
+fn citation_json(c: &v1::Citation) -> Value {
+    json!({
+        "knowledge_base": c.knowledge_base,
+        "document_path": c.document_path,
+        "title": c.title,
+        "heading_path": c.heading_path,
+        "page": c.page,
+        "char_start": c.char_start,
+        "char_end": c.char_end,
+    })
+}
+
+fn passage_json(p: &v1::Passage) -> Value {
+    let s = p.scores.unwrap_or_default();
+    json!({
+        "chunk_id": p.chunk_id,
+        "text": p.text,
+        "citation": p.citation.as_ref().map(citation_json),
+        "scores": {
+            "fused": s.fused, "bm25": s.bm25, "bm25_rank": s.bm25_rank,
+            "dense": s.dense, "dense_rank": s.dense_rank,
+        },
+    })
+}
+
+fn kb_status_json(kb: &v1::KnowledgeBaseStatus) -> Value {
+    let documents: Vec<Value> = kb
+        .documents
+        .iter()
+        .map(|d| {
+            json!({
+                "path": d.path,
+                "state": d.state().as_str_name(),
+                "error": d.error,
+                "chunks": d.chunks,
+                "size_bytes": d.size_bytes,
+                "content_hash": d.content_hash,
+                "indexed_at_seconds": d.indexed_at.map(|t| t.seconds),
+            })
+        })
+        .collect();
+    json!({
+        "name": kb.name,
+        "documents_indexed": kb.documents_indexed,
+        "documents_failed": kb.documents_failed,
+        "documents_skipped": kb.documents_skipped,
+        "chunks": kb.chunks,
+        "last_change_seconds": kb.last_change.map(|t| t.seconds),
+        "documents": documents,
+    })
+}

@@ -1,0 +1,178 @@
+//! `lumbung`: serve the gRPC API, ingest the watched folders, and query a running service.
+
+mod client;
+mod local;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use lumbung_core::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "lumbung",
+    version,
+    about = "Grounded retrieval over knowledge-base folders"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest the watched root, then serve the gRPC API (ingest goes on while serving).
+    Serve(ServeArgs),
+    /// Ingest the watched root once, with a progress bar, and exit. The service must not run.
+    Ingest(IngestArgs),
+    /// Ranked passages with citations, from a running service.
+    Search(SearchArgs),
+    /// A grounded answer with citations, or an explicit "no answer", from a running service.
+    Ask(AskArgs),
+    /// Ingest status per knowledge base, from a running service.
+    Status(StatusArgs),
+    /// Re-extract, re-embed and re-index one knowledge base on a running service.
+    Reindex(ReindexArgs),
+}
+
+/// Where the configuration comes from: defaults < file < LUMBUNG__* environment < flags.
+#[derive(Args)]
+struct ConfigArgs {
+    /// A TOML configuration file.
+    #[arg(long, env = "LUMBUNG_CONFIG")]
+    config: Option<PathBuf>,
+    /// Overrides `data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Overrides `ingest_root`.
+    #[arg(long)]
+    ingest_root: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(root) = &self.ingest_root {
+            config.ingest_root = root.clone();
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Address to listen on; overrides `server.listen`.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Args)]
+struct IngestArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Only this knowledge base.
+    #[arg(long)]
+    kb: Option<String>,
+    /// Re-embed documents even when unchanged.
+    #[arg(long)]
+    force: bool,
+}
+
+/// How to reach a running service.
+#[derive(Args)]
+struct ClientArgs {
+    /// The service's address.
+    #[arg(long, env = "LUMBUNG_ADDR", default_value = "http://127.0.0.1:50051")]
+    addr: String,
+    /// Print JSON instead of readable text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    query: String,
+    /// Knowledge bases to search (repeatable); all when omitted.
+    #[arg(long = "kb")]
+    kbs: Vec<String>,
+    #[arg(long, default_value_t = 5)]
+    top_k: u32,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+struct AskArgs {
+    question: String,
+    /// Knowledge bases to draw from (repeatable); all when omitted.
+    #[arg(long = "kb")]
+    kbs: Vec<String>,
+    #[arg(long, default_value_t = 3)]
+    max_sentences: u32,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// Only this knowledge base.
+    #[arg(long)]
+    kb: Option<String>,
+    /// List every document, not only the failed ones.
+    #[arg(long, conflicts_with = "failed")]
+    documents: bool,
+    /// Only the failed documents (the default listing).
+    #[arg(long)]
+    failed: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+struct ReindexArgs {
+    /// The knowledge base to reindex.
+    #[arg(long)]
+    kb: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tantivy=warn,ort=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Serve(args) => {
+            init_tracing();
+            let mut config = args.config.load()?;
+            if let Some(listen) = args.listen {
+                config.server.listen = listen;
+            }
+            runtime.block_on(local::serve(config))
+        }
+        Command::Ingest(args) => {
+            let config = args.config.load()?;
+            local::ingest(config, args.kb, args.force)
+        }
+        Command::Search(args) => runtime.block_on(client::search(args)),
+        Command::Ask(args) => runtime.block_on(client::ask(args)),
+        Command::Status(args) => runtime.block_on(client::status(args)),
+        Command::Reindex(args) => runtime.block_on(client::reindex(args)),
+    }
+}

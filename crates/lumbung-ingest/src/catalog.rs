@@ -1,0 +1,195 @@
+//! What is indexed: one row per document, in an embedded transactional store (redb).
+//!
+//! A row is written only after both indexes have committed the document's chunks, so after a
+//! crash a document without a row (or with an older hash) is simply processed again; chunk ids
+//! are deterministic, so the redo overwrites instead of duplicating.
+
+use std::path::Path;
+
+use lumbung_core::{ContentHash, DocumentPath, KbName};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Key: `kb \0 path`; value: a JSON `DocumentRecord`.
+const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents_v1");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentState {
+    Indexed,
+    Failed,
+    /// A file type lumbung does not read; recorded so that its owner can see it was seen.
+    Skipped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentRecord {
+    pub kb: KbName,
+    pub path: DocumentPath,
+    pub size_bytes: u64,
+    /// Modification time in milliseconds since the Unix epoch.
+    pub mtime_ms: i64,
+    pub content_hash: ContentHash,
+    pub state: DocumentState,
+    /// Why the document failed or was skipped.
+    pub error: Option<String>,
+    pub chunks: u32,
+    /// When this row was written, in milliseconds since the Unix epoch.
+    pub recorded_at_ms: i64,
+}
+
+pub struct Catalog {
+    db: redb::Database,
+}
+
+fn key(kb: &KbName, path: &DocumentPath) -> String {
+    format!("{kb}\0{path}")
+}
+
+impl Catalog {
+    /// Opens or creates the catalog file. Fails if another process holds it open.
+    pub fn open(path: &Path) -> Result<Catalog> {
+        let db = redb::Database::create(path).map_err(|err| Error::catalog(path, err))?;
+        let txn = db.begin_write().map_err(|err| Error::catalog(path, err))?;
+        txn.open_table(DOCUMENTS)
+            .map_err(|err| Error::catalog(path, err))?;
+        txn.commit().map_err(|err| Error::catalog(path, err))?;
+        Ok(Catalog { db })
+    }
+
+    pub fn get(&self, kb: &KbName, path: &DocumentPath) -> Result<Option<DocumentRecord>> {
+        let txn = self.db.begin_read().map_err(Error::from_redb)?;
+        let table = txn.open_table(DOCUMENTS).map_err(Error::from_redb)?;
+        let value = table
+            .get(key(kb, path).as_str())
+            .map_err(Error::from_redb)?;
+        value.map(|bytes| decode(bytes.value())).transpose()
+    }
+
+    /// Every row of one knowledge base, ordered by path.
+    pub fn list(&self, kb: &KbName) -> Result<Vec<DocumentRecord>> {
+        let prefix = format!("{kb}\0");
+        let txn = self.db.begin_read().map_err(Error::from_redb)?;
+        let table = txn.open_table(DOCUMENTS).map_err(Error::from_redb)?;
+        let mut records = Vec::new();
+        for entry in table.range(prefix.as_str()..).map_err(Error::from_redb)? {
+            let (key, value) = entry.map_err(Error::from_redb)?;
+            if !key.value().starts_with(&prefix) {
+                break;
+            }
+            records.push(decode(value.value())?);
+        }
+        Ok(records)
+    }
+
+    /// The knowledge bases that have at least one row.
+    pub fn knowledge_bases(&self) -> Result<Vec<KbName>> {
+        let txn = self.db.begin_read().map_err(Error::from_redb)?;
+        let table = txn.open_table(DOCUMENTS).map_err(Error::from_redb)?;
+        let mut kbs: Vec<KbName> = Vec::new();
+        for entry in table.iter().map_err(Error::from_redb)? {
+            let (key, _) = entry.map_err(Error::from_redb)?;
+            let name = key
+                .value()
+                .split('\0')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            if kbs.last().map(KbName::as_str) != Some(name.as_str()) {
+                kbs.push(KbName::new(name).map_err(|err| Error::CorruptCatalog(err.to_string()))?);
+            }
+        }
+        Ok(kbs)
+    }
+
+    /// Writes rows and removes rows in one transaction.
+    pub fn apply(
+        &self,
+        upserts: &[DocumentRecord],
+        removals: &[(KbName, DocumentPath)],
+    ) -> Result<()> {
+        let txn = self.db.begin_write().map_err(Error::from_redb)?;
+        {
+            let mut table = txn.open_table(DOCUMENTS).map_err(Error::from_redb)?;
+            for record in upserts {
+                let bytes = serde_json::to_vec(record)
+                    .map_err(|err| Error::CorruptCatalog(err.to_string()))?;
+                table
+                    .insert(key(&record.kb, &record.path).as_str(), bytes.as_slice())
+                    .map_err(Error::from_redb)?;
+            }
+            for (kb, path) in removals {
+                table
+                    .remove(key(kb, path).as_str())
+                    .map_err(Error::from_redb)?;
+            }
+        }
+        txn.commit().map_err(Error::from_redb)?;
+        Ok(())
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<DocumentRecord> {
+    serde_json::from_slice(bytes).map_err(|err| Error::CorruptCatalog(err.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(kb: &str, path: &str, state: DocumentState) -> DocumentRecord {
+        DocumentRecord {
+            kb: KbName::new(kb).unwrap(),
+            path: DocumentPath::new(path).unwrap(),
+            size_bytes: 10,
+            mtime_ms: 1,
+            content_hash: ContentHash::of_bytes(path.as_bytes()),
+            state,
+            error: None,
+            chunks: 2,
+            recorded_at_ms: 3,
+        }
+    }
+
+    #[test]
+    fn rows_survive_reopen_and_list_by_kb() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("catalog.redb");
+        {
+            let catalog = Catalog::open(&file).unwrap();
+            catalog
+                .apply(
+                    &[
+                        record("a", "x.md", DocumentState::Indexed),
+                        record("a", "y.pdf", DocumentState::Failed),
+                        record("ab", "z.md", DocumentState::Indexed),
+                    ],
+                    &[],
+                )
+                .unwrap();
+        }
+        let catalog = Catalog::open(&file).unwrap();
+        let a = KbName::new("a").unwrap();
+        let paths: Vec<String> = catalog
+            .list(&a)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.path.to_string())
+            .collect();
+        assert_eq!(paths, ["x.md", "y.pdf"]);
+        let kbs: Vec<String> = catalog
+            .knowledge_bases()
+            .unwrap()
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(kbs, ["a", "ab"]);
+
+        let x = DocumentPath::new("x.md").unwrap();
+        catalog.apply(&[], &[(a.clone(), x.clone())]).unwrap();
+        assert_eq!(catalog.get(&a, &x).unwrap(), None);
+        assert_eq!(catalog.list(&a).unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,25 @@
+/// Errors of search and answering.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request field is out of bounds; `field` names it as the API does.
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    #[error("index: {0}")]
+    Index(#[from] lumbung_index::Error),
+    #[error("embedding: {0}")]
+    Embed(#[from] lumbung_embed::Error),
+    /// The CPU pool's task panicked or was cancelled.
+    #[error("search task failed: {0}")]
+    Task(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

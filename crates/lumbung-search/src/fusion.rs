@@ -1,0 +1,116 @@
+use std::collections::HashMap;
+
+use lumbung_core::ChunkId;
+
+/// A retriever's own score for a hit and its 1-based rank in that retriever's list.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RankedScore {
+    pub score: f32,
+    pub rank: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FusedHit {
+    pub id: ChunkId,
+    pub fused_score: f32,
+    /// One entry per input list, in the order the lists were given.
+    pub scores: Vec<Option<RankedScore>>,
+}
+
+/// Weighted reciprocal rank fusion: each list adds `weight / (k + rank)` for every hit in it.
+///
+/// Ties are broken by the id, so that the same inputs always give the same order.
+pub fn reciprocal_rank_fusion(
+    lists: &[(&[ChunkId], &[f32], f32)],
+    k: f32,
+    limit: usize,
+) -> Vec<FusedHit> {
+    let mut fused: HashMap<ChunkId, FusedHit> = HashMap::new();
+    for (list_index, (ids, scores, weight)) in lists.iter().enumerate() {
+        for (position, (id, score)) in ids.iter().zip(scores.iter()).enumerate() {
+            let rank = position as u32 + 1;
+            let hit = fused.entry(*id).or_insert_with(|| FusedHit {
+                id: *id,
+                fused_score: 0.0,
+                scores: vec![None; lists.len()],
+            });
+            // A list holding the same id twice counts it once, at its best rank.
+            if hit.scores[list_index].is_none() {
+                hit.fused_score += weight / (k + rank as f32);
+                hit.scores[list_index] = Some(RankedScore {
+                    score: *score,
+                    rank,
+                });
+            }
+        }
+    }
+    let mut hits: Vec<FusedHit> = fused.into_values().collect();
+    hits.sort_by(|a, b| {
+        b.fused_score
+            .total_cmp(&a.fused_score)
+            .then(a.id.cmp(&b.id))
+    });
+    hits.truncate(limit);
+    hits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(values: &[u128]) -> Vec<ChunkId> {
+        values.iter().copied().map(ChunkId::from_u128).collect()
+    }
+
+    #[test]
+    fn agreement_between_lists_wins() {
+        let lexical = ids(&[1, 2, 3]);
+        let dense = ids(&[3, 4, 1]);
+        let hits = reciprocal_rank_fusion(
+            &[
+                (&lexical, &[9.0, 8.0, 7.0], 1.0),
+                (&dense, &[0.9, 0.8, 0.7], 1.0),
+            ],
+            60.0,
+            10,
+        );
+        let order: Vec<u128> = hits.iter().map(|hit| hit.id.as_u128()).collect();
+        // 1: 1/61 + 1/63, 3: 1/63 + 1/61 tie -> broken by id; 2 and 4 appear in one list only.
+        assert_eq!(order, [1, 3, 2, 4]);
+        assert_eq!(
+            hits[0].scores[0],
+            Some(RankedScore {
+                score: 9.0,
+                rank: 1
+            })
+        );
+        assert_eq!(
+            hits[0].scores[1],
+            Some(RankedScore {
+                score: 0.7,
+                rank: 3
+            })
+        );
+        assert_eq!(hits[2].scores[1], None);
+        let expected = 1.0 / 61.0 + 1.0 / 63.0;
+        assert!((hits[0].fused_score - expected).abs() < 1e-6);
+    }
+
+    #[test]
+    fn weights_shift_the_order_and_limit_cuts() {
+        let lexical = ids(&[1]);
+        let dense = ids(&[2]);
+        let hits =
+            reciprocal_rank_fusion(&[(&lexical, &[1.0], 0.5), (&dense, &[1.0], 1.0)], 60.0, 1);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].id.as_u128(), 2);
+    }
+
+    #[test]
+    fn duplicates_in_one_list_count_once() {
+        let lexical = ids(&[1, 1]);
+        let hits = reciprocal_rank_fusion(&[(&lexical, &[2.0, 1.0], 1.0)], 0.0, 10);
+        assert_eq!(hits.len(), 1);
+        assert!((hits[0].fused_score - 1.0).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,207 @@
+//! Hybrid retrieval and grounded answers: BM25 and dense retrieval run concurrently, fused by
+//! reciprocal rank; `ask` picks the sentences that support an answer or says there is none.
+//!
+//! This crate must not depend on the transport (tonic, protobuf) nor on ingest: it reads the
+//! indexes through the traits of `lumbung-index`.
+
+mod answer;
+mod blocking;
+mod error;
+mod fusion;
+mod sentences;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use lumbung_core::{AskConfig, Chunk, ChunkId, KbName, SearchConfig};
+use lumbung_embed::Embedder;
+use lumbung_index::{LexicalIndex, VectorStore};
+
+pub use answer::{Answer, SupportingSentence};
+pub use blocking::CpuPool;
+pub use error::{Error, Result};
+pub use fusion::{FusedHit, RankedScore};
+
+/// Longest query accepted, in characters: longer text is a document, not a question.
+pub const MAX_QUERY_CHARS: usize = 2_000;
+
+/// A retrieved passage with the scores that ranked it.
+#[derive(Debug, Clone)]
+pub struct Passage {
+    pub chunk: Chunk,
+    pub fused_score: f32,
+    pub bm25: Option<RankedScore>,
+    pub dense: Option<RankedScore>,
+}
+
+/// A validated search: the knowledge bases are the ones the caller may read.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub query: String,
+    pub kbs: Vec<KbName>,
+    pub top_k: usize,
+}
+
+pub struct SearchEngine {
+    lexical: Arc<dyn LexicalIndex>,
+    vectors: Arc<dyn VectorStore>,
+    embedder: Arc<Embedder>,
+    pool: CpuPool,
+    search: SearchConfig,
+    ask: AskConfig,
+}
+
+impl SearchEngine {
+    pub fn new(
+        lexical: Arc<dyn LexicalIndex>,
+        vectors: Arc<dyn VectorStore>,
+        embedder: Arc<Embedder>,
+        pool: CpuPool,
+        search: SearchConfig,
+        ask: AskConfig,
+    ) -> Self {
+        SearchEngine {
+            lexical,
+            vectors,
+            embedder,
+            pool,
+            search,
+            ask,
+        }
+    }
+
+    pub fn search_config(&self) -> &SearchConfig {
+        &self.search
+    }
+
+    /// Checks a request's fields against the configured bounds.
+    pub fn validate(&self, request: &SearchRequest) -> Result<()> {
+        let chars = request.query.chars().count();
+        if request.query.trim().is_empty() {
+            return Err(Error::invalid("query", "must not be empty"));
+        }
+        if chars > MAX_QUERY_CHARS {
+            return Err(Error::invalid(
+                "query",
+                format!("{chars} characters, at most {MAX_QUERY_CHARS} allowed"),
+            ));
+        }
+        if request.top_k == 0 || request.top_k > self.search.max_top_k {
+            return Err(Error::invalid(
+                "top_k",
+                format!("{} is outside 1..={}", request.top_k, self.search.max_top_k),
+            ));
+        }
+        if request.kbs.is_empty() {
+            return Err(Error::invalid(
+                "knowledge_bases",
+                "no knowledge base to search",
+            ));
+        }
+        Ok(())
+    }
+
+    /// BM25 and dense retrieval, run concurrently and fused by reciprocal rank.
+    pub async fn search(&self, request: &SearchRequest) -> Result<Vec<Passage>> {
+        self.validate(request)?;
+        let started = Instant::now();
+        let candidates = self.search.candidates.max(request.top_k);
+
+        let lexical = {
+            let index = Arc::clone(&self.lexical);
+            let (query, kbs) = (request.query.clone(), request.kbs.clone());
+            self.pool
+                .run(move || index.search(&query, &kbs, candidates))
+        };
+        let dense = {
+            let (embedder, vectors) = (Arc::clone(&self.embedder), Arc::clone(&self.vectors));
+            let (query, kbs) = (request.query.clone(), request.kbs.clone());
+            self.pool.run(move || -> Result<Vec<(ChunkId, f32)>> {
+                let vector = embedder.embed_query(&query)?;
+                Ok(vectors.search(&vector, &kbs, candidates)?)
+            })
+        };
+        let (lexical, dense) = tokio::join!(lexical, dense);
+        let lexical = lexical??;
+        let dense = dense??;
+
+        let lexical_ids: Vec<ChunkId> = lexical.iter().map(|hit| hit.chunk.id).collect();
+        let dense_ids: Vec<ChunkId> = dense.iter().map(|(id, _)| *id).collect();
+        let lexical_scores: Vec<f32> = lexical.iter().map(|hit| hit.score).collect();
+        let dense_scores: Vec<f32> = dense.iter().map(|(_, score)| *score).collect();
+        let fused = fusion::reciprocal_rank_fusion(
+            &[
+                (&lexical_ids, &lexical_scores, self.search.bm25_weight),
+                (&dense_ids, &dense_scores, self.search.dense_weight),
+            ],
+            self.search.rrf_k,
+            request.top_k,
+        );
+
+        // Lexical hits carry their chunk already; only dense-only hits need a lookup.
+        let mut known: std::collections::HashMap<ChunkId, Chunk> = lexical
+            .into_iter()
+            .map(|hit| (hit.chunk.id, hit.chunk))
+            .collect();
+        let missing: Vec<ChunkId> = fused
+            .iter()
+            .map(|hit| hit.id)
+            .filter(|id| !known.contains_key(id))
+            .collect();
+        if !missing.is_empty() {
+            let index = Arc::clone(&self.lexical);
+            for chunk in self.pool.run(move || index.get_chunks(&missing)).await?? {
+                known.insert(chunk.id, chunk);
+            }
+        }
+        let passages: Vec<Passage> = fused
+            .into_iter()
+            .filter_map(|hit| {
+                // A point in the vector store whose lexical document is gone is mid-replacement;
+                // it is dropped rather than served without its text.
+                let chunk = known.remove(&hit.id)?;
+                Some(Passage {
+                    chunk,
+                    fused_score: hit.fused_score,
+                    bm25: hit.scores[0],
+                    dense: hit.scores[1],
+                })
+            })
+            .collect();
+        tracing::debug!(
+            kbs = request.kbs.len(),
+            passages = passages.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "search"
+        );
+        Ok(passages)
+    }
+
+    /// The sentences that best support an answer to `question`, or an explicit no-answer.
+    pub async fn ask(
+        &self,
+        question: &str,
+        kbs: Vec<KbName>,
+        max_sentences: usize,
+    ) -> Result<Answer> {
+        if max_sentences == 0 || max_sentences > answer::MAX_SENTENCES {
+            return Err(Error::invalid(
+                "max_sentences",
+                format!("{max_sentences} is outside 1..={}", answer::MAX_SENTENCES),
+            ));
+        }
+        let request = SearchRequest {
+            query: question.to_string(),
+            kbs,
+            top_k: self.ask.passages,
+        };
+        let passages = self.search(&request).await?;
+        let embedder = Arc::clone(&self.embedder);
+        let (question, config) = (question.to_string(), self.ask.clone());
+        self.pool
+            .run(move || {
+                answer::select_sentences(&embedder, &question, &passages, &config, max_sentences)
+            })
+            .await?
+    }
+}

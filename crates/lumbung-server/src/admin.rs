@@ -1,0 +1,118 @@
+use std::sync::Arc;
+
+use lumbung_core::KbName;
+use lumbung_ingest::{DocumentRecord, DocumentState};
+use lumbung_proto::timestamp_from_unix_millis;
+use lumbung_proto::v1;
+use lumbung_proto::v1::admin_service_server::AdminService;
+use tonic::{Request, Response, Status};
+
+use crate::{App, Error, Result};
+
+pub struct AdminApi {
+    app: Arc<App>,
+}
+
+impl AdminApi {
+    pub fn new(app: Arc<App>) -> Self {
+        AdminApi { app }
+    }
+
+    fn status(&self, request: v1::GetIngestStatusRequest) -> Result<v1::GetIngestStatusResponse> {
+        let kbs = if request.knowledge_base.is_empty() {
+            self.app.ingestor.knowledge_bases()?
+        } else {
+            self.app
+                .resolve_kbs(std::slice::from_ref(&request.knowledge_base))
+                .map_err(|err| match err {
+                    Error::InvalidArgument { reason, .. } => {
+                        Error::invalid("knowledge_base", reason)
+                    }
+                    other => other,
+                })?
+        };
+        let mut statuses = Vec::with_capacity(kbs.len());
+        for kb in kbs {
+            let records = self.app.ingestor.catalog().list(&kb)?;
+            statuses.push(kb_status(&kb, &records, request.include_documents));
+        }
+        Ok(v1::GetIngestStatusResponse {
+            knowledge_bases: statuses,
+        })
+    }
+
+    async fn reindex(&self, request: v1::ReindexRequest) -> Result<v1::ReindexResponse> {
+        if request.knowledge_base.is_empty() {
+            return Err(Error::invalid("knowledge_base", "must not be empty"));
+        }
+        let kb = KbName::new(request.knowledge_base)
+            .map_err(|err| Error::invalid("knowledge_base", err.to_string()))?;
+        let ingestor = Arc::clone(&self.app.ingestor);
+        let report = tokio::task::spawn_blocking(move || ingestor.sync_kb(&kb, true, &|_| {}))
+            .await
+            .map_err(|err| Error::Task(err.to_string()))??;
+        Ok(v1::ReindexResponse {
+            documents_indexed: report.indexed as u32,
+            documents_failed: report.failed as u32,
+            chunks: report.chunks_written,
+        })
+    }
+}
+
+fn kb_status(
+    kb: &KbName,
+    records: &[DocumentRecord],
+    include_documents: bool,
+) -> v1::KnowledgeBaseStatus {
+    let count = |state| records.iter().filter(|r| r.state == state).count() as u32;
+    let last_change = records.iter().map(|r| r.recorded_at_ms).max();
+    v1::KnowledgeBaseStatus {
+        name: kb.to_string(),
+        documents_indexed: count(DocumentState::Indexed),
+        documents_failed: count(DocumentState::Failed),
+        documents_skipped: count(DocumentState::Skipped),
+        chunks: records.iter().map(|r| u64::from(r.chunks)).sum(),
+        last_change: last_change.map(timestamp_from_unix_millis),
+        documents: records
+            .iter()
+            .filter(|r| include_documents || r.state == DocumentState::Failed)
+            .map(document_status)
+            .collect(),
+    }
+}
+
+fn document_status(record: &DocumentRecord) -> v1::DocumentStatus {
+    let state = match record.state {
+        DocumentState::Indexed => v1::DocumentState::Indexed,
+        DocumentState::Failed => v1::DocumentState::Failed,
+        DocumentState::Skipped => v1::DocumentState::Skipped,
+    };
+    v1::DocumentStatus {
+        path: record.path.to_string(),
+        state: state.into(),
+        error: record.error.clone().unwrap_or_default(),
+        chunks: record.chunks,
+        size_bytes: record.size_bytes,
+        content_hash: record.content_hash.as_str().to_string(),
+        indexed_at: Some(timestamp_from_unix_millis(record.recorded_at_ms)),
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    #[tracing::instrument(skip_all)]
+    async fn get_ingest_status(
+        &self,
+        request: Request<v1::GetIngestStatusRequest>,
+    ) -> Result<Response<v1::GetIngestStatusResponse>, Status> {
+        Ok(Response::new(self.status(request.into_inner())?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn reindex(
+        &self,
+        request: Request<v1::ReindexRequest>,
+    ) -> Result<Response<v1::ReindexResponse>, Status> {
+        Ok(Response::new(self.reindex(request.into_inner()).await?))
+    }
+}

@@ -1,0 +1,105 @@
+use tonic::{Code, Status};
+
+/// Everything a handler can fail with; `From<Error> for Status` is the one place that decides
+/// the gRPC code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument { field: String, reason: String },
+    #[error("knowledge base {0:?} not found")]
+    KbNotFound(String),
+    #[error(transparent)]
+    Search(#[from] lumbung_search::Error),
+    #[error(transparent)]
+    Ingest(#[from] lumbung_ingest::Error),
+    #[error(transparent)]
+    Index(#[from] lumbung_index::Error),
+    #[error(transparent)]
+    Embed(#[from] lumbung_embed::Error),
+    #[error(transparent)]
+    Core(#[from] lumbung_core::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// A background task failed to complete.
+    #[error("task failed: {0}")]
+    Task(String),
+    #[error("server failed: {0}")]
+    Startup(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field: field.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Status {
+        let code = match &err {
+            Error::InvalidArgument { .. } => Code::InvalidArgument,
+            Error::KbNotFound(_) => Code::NotFound,
+            Error::Search(search) => match search {
+                lumbung_search::Error::InvalidArgument { .. } => Code::InvalidArgument,
+                lumbung_search::Error::Index(_)
+                | lumbung_search::Error::Embed(_)
+                | lumbung_search::Error::Task(_) => Code::Internal,
+            },
+            Error::Ingest(ingest) => match ingest {
+                lumbung_ingest::Error::UnknownKb(_) => Code::NotFound,
+                lumbung_ingest::Error::Core(_) => Code::InvalidArgument,
+                lumbung_ingest::Error::Io { .. }
+                | lumbung_ingest::Error::CatalogOpen { .. }
+                | lumbung_ingest::Error::Catalog(_)
+                | lumbung_ingest::Error::CorruptCatalog(_)
+                | lumbung_ingest::Error::Index(_)
+                | lumbung_ingest::Error::Embed(_) => Code::Internal,
+            },
+            Error::Core(core) => match core {
+                lumbung_core::Error::InvalidArgument { .. } => Code::InvalidArgument,
+                lumbung_core::Error::Config { .. } => Code::Internal,
+            },
+            Error::Index(_)
+            | Error::Embed(_)
+            | Error::Io(_)
+            | Error::Task(_)
+            | Error::Startup(_) => Code::Internal,
+        };
+        if code == Code::Internal {
+            tracing::error!(error = %err, "internal error");
+        }
+        Status::new(code, err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_the_api_conventions() {
+        let status = Status::from(Error::invalid("top_k", "0 is outside 1..=100"));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("top_k"));
+        assert_eq!(
+            Status::from(Error::KbNotFound("x".into())).code(),
+            Code::NotFound
+        );
+        let search = lumbung_search::Error::invalid("query", "must not be empty");
+        assert_eq!(
+            Status::from(Error::from(search)).code(),
+            Code::InvalidArgument
+        );
+        let core = lumbung_core::Error::invalid("knowledge_base", "bad");
+        assert_eq!(
+            Status::from(Error::from(core)).code(),
+            Code::InvalidArgument
+        );
+        let ingest = lumbung_ingest::Error::UnknownKb("x".into());
+        assert_eq!(Status::from(Error::from(ingest)).code(), Code::NotFound);
+    }
+}

@@ -1,0 +1,188 @@
+use std::sync::Arc;
+
+use lumbung_proto::v1;
+use lumbung_proto::v1::knowledge_service_server::KnowledgeService;
+use lumbung_search::{Answer, Passage, SearchRequest};
+use tonic::{Request, Response, Status};
+
+use crate::{App, Error, Result};
+
+const DEFAULT_TOP_K: u32 = 10;
+const DEFAULT_MAX_SENTENCES: u32 = 3;
+const DEFAULT_PAGE_SIZE: u32 = 100;
+const MAX_PAGE_SIZE: u32 = 1_000;
+
+pub struct KnowledgeApi {
+    app: Arc<App>,
+}
+
+impl KnowledgeApi {
+    pub fn new(app: Arc<App>) -> Self {
+        KnowledgeApi { app }
+    }
+
+    async fn search(&self, request: v1::SearchRequest) -> Result<v1::SearchResponse> {
+        let kbs = self.app.resolve_kbs(&request.knowledge_bases)?;
+        if kbs.is_empty() {
+            return Ok(v1::SearchResponse {
+                passages: Vec::new(),
+            });
+        }
+        let top_k = if request.top_k == 0 {
+            DEFAULT_TOP_K
+        } else {
+            request.top_k
+        };
+        let request = SearchRequest {
+            query: request.query,
+            kbs,
+            top_k: top_k as usize,
+        };
+        let passages = self.app.engine.search(&request).await?;
+        Ok(v1::SearchResponse {
+            passages: passages.iter().map(passage_to_proto).collect(),
+        })
+    }
+
+    async fn ask(&self, request: v1::AskRequest) -> Result<v1::AskResponse> {
+        let kbs = self.app.resolve_kbs(&request.knowledge_bases)?;
+        let max_sentences = if request.max_sentences == 0 {
+            DEFAULT_MAX_SENTENCES
+        } else {
+            request.max_sentences
+        };
+        if request.question.trim().is_empty() {
+            return Err(Error::invalid("question", "must not be empty"));
+        }
+        let answer = if kbs.is_empty() {
+            Answer::NoAnswer {
+                reason: "there is no knowledge base to draw from".to_string(),
+            }
+        } else {
+            self.app
+                .engine
+                .ask(&request.question, kbs, max_sentences as usize)
+                .await
+                .map_err(rename_query_field)?
+        };
+        Ok(match answer {
+            Answer::Supported(sentences) => v1::AskResponse {
+                status: v1::AnswerStatus::Answered.into(),
+                sentences: sentences
+                    .iter()
+                    .map(|s| v1::SupportingSentence {
+                        text: s.text.clone(),
+                        citation: Some((&s.citation).into()),
+                        chunk_id: s.chunk_id.to_hex(),
+                        similarity: s.similarity,
+                    })
+                    .collect(),
+                no_answer_reason: String::new(),
+            },
+            Answer::NoAnswer { reason } => v1::AskResponse {
+                status: v1::AnswerStatus::NoAnswer.into(),
+                sentences: Vec::new(),
+                no_answer_reason: reason,
+            },
+        })
+    }
+
+    fn list(
+        &self,
+        request: v1::ListKnowledgeBasesRequest,
+    ) -> Result<v1::ListKnowledgeBasesResponse> {
+        let page_size = match request.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n > MAX_PAGE_SIZE => {
+                return Err(Error::invalid(
+                    "page_size",
+                    format!("{n} is above {MAX_PAGE_SIZE}"),
+                ));
+            }
+            n => n,
+        } as usize;
+        // The token is the last name of the previous page: names are unique and sorted.
+        let kbs: Vec<_> = self
+            .app
+            .ingestor
+            .knowledge_bases()?
+            .into_iter()
+            .filter(|kb| request.page_token.is_empty() || kb.as_str() > request.page_token.as_str())
+            .collect();
+        let mut page = Vec::with_capacity(page_size.min(kbs.len()));
+        for kb in kbs.iter().take(page_size) {
+            let records = self.app.ingestor.catalog().list(kb)?;
+            let indexed = records
+                .iter()
+                .filter(|r| r.state == lumbung_ingest::DocumentState::Indexed)
+                .count();
+            page.push(v1::KnowledgeBase {
+                name: kb.to_string(),
+                documents_indexed: indexed as u32,
+                chunks: records.iter().map(|r| u64::from(r.chunks)).sum(),
+            });
+        }
+        let next_page_token = if kbs.len() > page_size {
+            page.last().map(|kb| kb.name.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(v1::ListKnowledgeBasesResponse {
+            knowledge_bases: page,
+            next_page_token,
+        })
+    }
+}
+
+/// `Ask` calls its text `question`; the search it runs calls it `query`.
+fn rename_query_field(err: lumbung_search::Error) -> Error {
+    match err {
+        lumbung_search::Error::InvalidArgument {
+            field: "query",
+            reason,
+        } => Error::invalid("question", reason),
+        other => other.into(),
+    }
+}
+
+pub fn passage_to_proto(passage: &Passage) -> v1::Passage {
+    v1::Passage {
+        chunk_id: passage.chunk.id.to_hex(),
+        text: passage.chunk.text.clone(),
+        citation: Some((&passage.chunk.citation).into()),
+        scores: Some(v1::Scores {
+            fused: passage.fused_score,
+            bm25: passage.bm25.map(|s| s.score),
+            bm25_rank: passage.bm25.map(|s| s.rank),
+            dense: passage.dense.map(|s| s.score),
+            dense_rank: passage.dense.map(|s| s.rank),
+        }),
+    }
+}
+
+#[tonic::async_trait]
+impl KnowledgeService for KnowledgeApi {
+    #[tracing::instrument(skip_all)]
+    async fn search(
+        &self,
+        request: Request<v1::SearchRequest>,
+    ) -> Result<Response<v1::SearchResponse>, Status> {
+        Ok(Response::new(self.search(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn ask(
+        &self,
+        request: Request<v1::AskRequest>,
+    ) -> Result<Response<v1::AskResponse>, Status> {
+        Ok(Response::new(self.ask(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_knowledge_bases(
+        &self,
+        request: Request<v1::ListKnowledgeBasesRequest>,
+    ) -> Result<Response<v1::ListKnowledgeBasesResponse>, Status> {
+        Ok(Response::new(self.list(request.into_inner())?))
+    }
+}

@@ -1,0 +1,62 @@
+//! The gRPC face of lumbung: tonic adapters for `KnowledgeService` and `AdminService`, health
+//! checking, reflection, and the wiring that opens the engine from a `Config`.
+//!
+//! No domain logic lives here: each handler validates, converts, calls the engine and converts
+//! back. Errors map to gRPC status codes in one place, `error.rs`.
+
+mod admin;
+mod app;
+mod error;
+mod knowledge;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use lumbung_proto::v1::admin_service_server::AdminServiceServer;
+use lumbung_proto::v1::knowledge_service_server::KnowledgeServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use app::App;
+pub use error::{Error, Result};
+
+/// Serves both services, health checking and reflection on `listener` until `shutdown`
+/// completes.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<KnowledgeServiceServer<knowledge::KnowledgeApi>>()
+        .await;
+    health
+        .set_serving::<AdminServiceServer<admin::AdminApi>>()
+        .await;
+    // v1 for current clients (buf curl), v1alpha for older ones (grpcurl).
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(lumbung_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
+        .build_v1()
+        .map_err(|err| Error::Startup(err.to_string()))?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|err| Error::Startup(err.to_string()))?;
+
+    tracing::info!(addr = %listener.local_addr().map_err(Error::Io)?, "serving gRPC");
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(KnowledgeServiceServer::new(knowledge::KnowledgeApi::new(
+            Arc::clone(&app),
+        )))
+        .add_service(AdminServiceServer::new(admin::AdminApi::new(app)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(|err| Error::Startup(err.to_string()))
+}

@@ -1,0 +1,124 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use lumbung_core::Config;
+use lumbung_proto::v1::admin_service_client::AdminServiceClient;
+use lumbung_proto::v1::knowledge_service_client::KnowledgeServiceClient;
+use lumbung_server::App;
+use tonic::transport::Channel;
+
+/// Sample knowledge bases every test sees.
+pub const SAMPLE_KBS: [&str; 3] = ["it-helpdesk", "safety-zh", "production-data"];
+
+/// One server for the whole test binary: loading the model and ingesting the samples once keeps
+/// the suite fast. It runs on its own runtime so that it outlives each test's runtime.
+pub struct SharedServer {
+    pub addr: SocketAddr,
+    pub ingest_root: PathBuf,
+    _dir: tempfile::TempDir,
+    _runtime: tokio::runtime::Runtime,
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The configuration of a fresh data directory and ingest root inside `dir`, with the model
+/// that `scripts/setup-runtime.sh` installs.
+pub fn test_config(dir: &Path) -> Config {
+    let runtime = repo_root().join("runtime");
+    assert!(
+        runtime.exists(),
+        "{} is missing: run scripts/setup-runtime.sh first",
+        runtime.display()
+    );
+    let mut config = Config {
+        data_dir: dir.join("data"),
+        ingest_root: dir.join("ingest"),
+        ..Config::default()
+    };
+    config.embedding.model_dir = repo_root().join(&config.embedding.model_dir);
+    config.embedding.onnxruntime_library = repo_root().join(&config.embedding.onnxruntime_library);
+    config
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+pub fn shared_server() -> &'static SharedServer {
+    static SERVER: OnceLock<SharedServer> = OnceLock::new();
+    // Built on a plain thread: tests call this from inside their own runtime, where blocking on
+    // another runtime is not allowed.
+    SERVER.get_or_init(|| std::thread::spawn(start_shared_server).join().unwrap())
+}
+
+fn start_shared_server() -> SharedServer {
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let config = test_config(dir.path());
+        for kb in SAMPLE_KBS {
+            copy_dir(
+                &repo_root().join("ingest").join(kb),
+                &config.ingest_root.join(kb),
+            );
+        }
+        let ingest_root = config.ingest_root.clone();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let addr = runtime.block_on(async move {
+            let app = Arc::new(
+                tokio::task::spawn_blocking(move || App::open(config))
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+            let report = app.sync_all().await.unwrap();
+            assert_eq!(report.failed, 0, "sample documents failed: {report:?}");
+            assert!(
+                report.indexed >= SAMPLE_KBS.len(),
+                "too few documents: {report:?}"
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(lumbung_server::serve(app, listener, std::future::pending()));
+            addr
+        });
+        SharedServer {
+            addr,
+            ingest_root,
+            _dir: dir,
+            _runtime: runtime,
+        }
+    }
+}
+
+pub async fn channel() -> Channel {
+    let server = shared_server();
+    Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+pub async fn knowledge() -> KnowledgeServiceClient<Channel> {
+    KnowledgeServiceClient::new(channel().await)
+}
+
+pub async fn admin() -> AdminServiceClient<Channel> {
+    AdminServiceClient::new(channel().await)
+}

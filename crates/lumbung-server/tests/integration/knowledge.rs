@@ -1,0 +1,337 @@
+use lumbung_proto::v1;
+use tonic::Code;
+
+use crate::harness;
+
+async fn search(query: &str, kbs: &[&str], top_k: u32) -> Vec<v1::Passage> {
+    let mut client = harness::knowledge().await;
+    let request = v1::SearchRequest {
+        query: query.to_string(),
+        knowledge_bases: kbs.iter().map(|s| s.to_string()).collect(),
+        top_k,
+    };
+    client.search(request).await.unwrap().into_inner().passages
+}
+
+fn cited_path(passage: &v1::Passage) -> (&str, &str) {
+    let citation = passage.citation.as_ref().expect("every passage is cited");
+    (
+        citation.knowledge_base.as_str(),
+        citation.document_path.as_str(),
+    )
+}
+
+#[tokio::test]
+async fn search_cites_the_document_that_answers() {
+    let cases = [
+        (
+            "How many characters must a new password have?",
+            "it-helpdesk",
+            "password-reset.md",
+        ),
+        (
+            "Bagaimana cara mengatasi ERR-VPN-809 di GlobalProtect?",
+            "it-helpdesk",
+            "akses-vpn.md",
+        ),
+        (
+            "受限空间作业前氧气浓度应在什么范围",
+            "safety-zh",
+            "受限空间作业.md",
+        ),
+        (
+            "What was the scrap rate of PPR-9087 on line L1?",
+            "production-data",
+            "line-output-2026-q3.md",
+        ),
+    ];
+    for (query, kb, path) in cases {
+        let passages = search(query, &[], 5).await;
+        assert!(!passages.is_empty(), "no passages for {query:?}");
+        assert_eq!(
+            cited_path(&passages[0]),
+            (kb, path),
+            "top passage for {query:?}"
+        );
+        let citation = passages[0].citation.as_ref().unwrap();
+        assert!(citation.char_end > citation.char_start);
+        assert!(!citation.title.is_empty());
+        let scores = passages[0].scores.unwrap();
+        assert!(scores.fused > 0.0);
+        assert!(scores.bm25_rank.is_some() || scores.dense_rank.is_some());
+    }
+}
+
+#[tokio::test]
+async fn an_english_question_finds_the_chinese_procedure() {
+    let passages = search(
+        "What is the forklift speed limit inside the workshop?",
+        &["safety-zh"],
+        5,
+    )
+    .await;
+    let paths: Vec<_> = passages.iter().map(cited_path).collect();
+    assert_eq!(
+        paths.first(),
+        Some(&("safety-zh", "叉车操作规程.md")),
+        "{paths:?}"
+    );
+    // Only dense retrieval can bridge the languages.
+    assert!(passages[0].scores.unwrap().dense_rank.is_some());
+}
+
+#[tokio::test]
+async fn the_knowledge_base_filter_holds_inside_both_retrievers() {
+    // The best match lives in it-helpdesk; asking production-data must not return it.
+    let passages = search(
+        "reset my password self-service portal",
+        &["production-data"],
+        20,
+    )
+    .await;
+    assert!(!passages.is_empty());
+    for passage in &passages {
+        assert_eq!(cited_path(passage).0, "production-data");
+    }
+}
+
+#[tokio::test]
+async fn pdf_passages_carry_their_page() {
+    let passages = search("downtime report", &["production-data"], 20).await;
+    let pdf = passages
+        .iter()
+        .find(|p| cited_path(p).1.ends_with(".pdf"))
+        .expect("the sample PDF is searchable");
+    assert!(
+        pdf.citation
+            .as_ref()
+            .unwrap()
+            .page
+            .is_some_and(|page| page >= 1)
+    );
+}
+
+#[tokio::test]
+async fn ask_quotes_cited_sentences_that_answer() {
+    let mut client = harness::knowledge().await;
+    let response = client
+        .ask(v1::AskRequest {
+            question: "How often do passwords expire?".to_string(),
+            knowledge_bases: vec!["it-helpdesk".to_string()],
+            max_sentences: 3,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        response.status(),
+        v1::AnswerStatus::Answered,
+        "{response:?}"
+    );
+    assert!(response.sentences.len() <= 3);
+    let best = &response.sentences[0];
+    assert!(best.text.contains("180 days"), "{best:?}");
+    // Both articles state the rule; the citation must point at one that does.
+    let cited = &best.citation.as_ref().unwrap().document_path;
+    assert!(
+        ["password-reset.md", "vpn-access.md"].contains(&cited.as_str()),
+        "{best:?}"
+    );
+}
+
+#[tokio::test]
+async fn ask_says_no_answer_when_nothing_supports_one() {
+    let mut client = harness::knowledge().await;
+    let response = client
+        .ask(v1::AskRequest {
+            question: "Who won the football world cup in 1974?".to_string(),
+            knowledge_bases: vec![],
+            max_sentences: 3,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        response.status(),
+        v1::AnswerStatus::NoAnswer,
+        "{response:?}"
+    );
+    assert!(response.sentences.is_empty());
+    assert!(!response.no_answer_reason.is_empty());
+}
+
+#[tokio::test]
+async fn invalid_requests_name_the_field() {
+    let mut client = harness::knowledge().await;
+    let cases = [
+        (
+            v1::SearchRequest {
+                query: "  ".into(),
+                knowledge_bases: vec![],
+                top_k: 5,
+            },
+            Code::InvalidArgument,
+            "query",
+        ),
+        (
+            v1::SearchRequest {
+                query: "vpn".into(),
+                knowledge_bases: vec![],
+                top_k: 10_000,
+            },
+            Code::InvalidArgument,
+            "top_k",
+        ),
+        (
+            v1::SearchRequest {
+                query: "x".repeat(2_001),
+                knowledge_bases: vec![],
+                top_k: 5,
+            },
+            Code::InvalidArgument,
+            "query",
+        ),
+        (
+            v1::SearchRequest {
+                query: "vpn".into(),
+                knowledge_bases: vec!["Bad Name".into()],
+                top_k: 5,
+            },
+            Code::InvalidArgument,
+            "knowledge_bases",
+        ),
+        (
+            v1::SearchRequest {
+                query: "vpn".into(),
+                knowledge_bases: vec!["no-such-kb".into()],
+                top_k: 5,
+            },
+            Code::NotFound,
+            "no-such-kb",
+        ),
+    ];
+    for (request, code, field) in cases {
+        let status = client.search(request.clone()).await.unwrap_err();
+        assert_eq!(status.code(), code, "{request:?}: {status:?}");
+        assert!(
+            status.message().contains(field),
+            "{request:?}: {}",
+            status.message()
+        );
+    }
+    let status = client
+        .ask(v1::AskRequest {
+            question: String::new(),
+            knowledge_bases: vec![],
+            max_sentences: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("question"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn list_knowledge_bases_pages_through_all() {
+    let mut client = harness::knowledge().await;
+    let mut names = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let response = client
+            .list_knowledge_bases(v1::ListKnowledgeBasesRequest {
+                page_size: 2,
+                page_token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(response.knowledge_bases.len() <= 2);
+        for kb in &response.knowledge_bases {
+            assert!(kb.documents_indexed > 0 && kb.chunks > 0, "{kb:?}");
+        }
+        names.extend(response.knowledge_bases.into_iter().map(|kb| kb.name));
+        if response.next_page_token.is_empty() {
+            break;
+        }
+        page_token = response.next_page_token;
+    }
+    let mut expected: Vec<String> = harness::SAMPLE_KBS.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(names, expected);
+}
+
+#[tokio::test]
+async fn status_counts_every_sample_document() {
+    let mut admin = harness::admin().await;
+    let response = admin
+        .get_ingest_status(v1::GetIngestStatusRequest {
+            knowledge_base: "it-helpdesk".to_string(),
+            include_documents: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let [kb] = response.knowledge_bases.as_slice() else {
+        panic!("{response:?}")
+    };
+    let on_disk = std::fs::read_dir(harness::shared_server().ingest_root.join("it-helpdesk"))
+        .unwrap()
+        .count();
+    assert_eq!(kb.documents.len(), on_disk);
+    assert_eq!(kb.documents_indexed as usize, on_disk);
+    assert_eq!(
+        kb.chunks,
+        kb.documents
+            .iter()
+            .map(|d| u64::from(d.chunks))
+            .sum::<u64>()
+    );
+
+    let status = admin
+        .get_ingest_status(v1::GetIngestStatusRequest {
+            knowledge_base: "nope".into(),
+            include_documents: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn reindex_rewrites_a_knowledge_base_while_it_keeps_answering() {
+    let mut admin = harness::admin().await;
+    let reindex = tokio::spawn(async move {
+        admin
+            .reindex(v1::ReindexRequest {
+                knowledge_base: "safety-zh".to_string(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    });
+    // Searches during the reindex are served from the chunks committed so far.
+    while !reindex.is_finished() {
+        assert!(!search("焊接 防护", &["safety-zh"], 3).await.is_empty());
+    }
+    let response = reindex.await.unwrap();
+    let on_disk = std::fs::read_dir(harness::shared_server().ingest_root.join("safety-zh"))
+        .unwrap()
+        .count();
+    assert_eq!(response.documents_indexed as usize, on_disk);
+    assert_eq!(response.documents_failed, 0);
+    assert!(response.chunks > 0);
+
+    let mut admin = harness::admin().await;
+    let status = admin
+        .reindex(v1::ReindexRequest {
+            knowledge_base: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("knowledge_base"));
+}
