@@ -95,7 +95,11 @@ pub struct AskConfig {
 
 impl Default for AskConfig {
     fn default() -> Self {
-        AskConfig { passages: 5, min_similarity: 0.80, support_margin: 0.04 }
+        AskConfig {
+            passages: 5,
+            min_similarity: 0.80,
+            support_margin: 0.04,
+        }
     }
 }
 
@@ -115,7 +119,9 @@ impl Default for Config {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: SocketAddr::from(([127, 0, 0, 1], 50051)) }
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+        }
     }
 }
 
@@ -137,13 +143,23 @@ impl Default for EmbeddingConfig {
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        IngestConfig { chunk_max_tokens: 200, chunk_overlap_tokens: 0, max_file_bytes: 64 << 20 }
+        IngestConfig {
+            chunk_max_tokens: 200,
+            chunk_overlap_tokens: 0,
+            max_file_bytes: 64 << 20,
+        }
     }
 }
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        SearchConfig { candidates: 50, rrf_k: 60.0, bm25_weight: 1.0, dense_weight: 1.0, max_top_k: 100 }
+        SearchConfig {
+            candidates: 50,
+            rrf_k: 60.0,
+            bm25_weight: 1.0,
+            dense_weight: 1.0,
+            max_top_k: 100,
+        }
     }
 }
 
@@ -159,18 +175,26 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config> {
-        let source = file.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("<env>"));
-        let config_error = |reason: String| Error::Config { path: source.clone(), reason };
+        let source = file
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("<env>"));
+        let config_error = |reason: String| Error::Config {
+            path: source.clone(),
+            reason,
+        };
         let mut table = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|err| config_error(err.to_string()))?;
-                text.parse::<toml::Table>().map_err(|err| config_error(err.to_string()))?
+                let text =
+                    std::fs::read_to_string(path).map_err(|err| config_error(err.to_string()))?;
+                text.parse::<toml::Table>()
+                    .map_err(|err| config_error(err.to_string()))?
             }
             None => toml::Table::new(),
         };
         for (key, value) in env {
-            let Some(rest) = key.strip_prefix(ENV_PREFIX) else { continue };
+            let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
             let parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
             set_path(&mut table, &parts, parse_env_value(&value))
                 .map_err(|reason| config_error(format!("{key}: {reason}")))?;
@@ -178,7 +202,9 @@ impl Config {
         let config: Config = toml::Value::Table(table)
             .try_into()
             .map_err(|err: toml::de::Error| config_error(err.to_string()))?;
-        config.validate().map_err(|err| config_error(err.to_string()))?;
+        config
+            .validate()
+            .map_err(|err| config_error(err.to_string()))?;
         Ok(config)
     }
 
@@ -195,7 +221,10 @@ impl Config {
         if i.chunk_max_tokens < 16 || i.chunk_max_tokens > e.max_tokens {
             return Err(Error::invalid(
                 "ingest.chunk_max_tokens",
-                format!("must be between 16 and embedding.max_tokens ({})", e.max_tokens),
+                format!(
+                    "must be between 16 and embedding.max_tokens ({})",
+                    e.max_tokens
+                ),
             ));
         }
         if i.chunk_overlap_tokens >= i.chunk_max_tokens {
@@ -206,10 +235,16 @@ impl Config {
         }
         let s = &self.search;
         if s.candidates == 0 || s.max_top_k == 0 {
-            return Err(Error::invalid("search.candidates", "candidates and max_top_k must be positive"));
+            return Err(Error::invalid(
+                "search.candidates",
+                "candidates and max_top_k must be positive",
+            ));
         }
         if !(s.rrf_k >= 0.0 && s.bm25_weight >= 0.0 && s.dense_weight >= 0.0) {
-            return Err(Error::invalid("search.rrf_k", "rrf_k and weights must be non-negative"));
+            return Err(Error::invalid(
+                "search.rrf_k",
+                "rrf_k and weights must be non-negative",
+            ));
         }
         let a = &self.ask;
         if a.passages == 0 || !(-1.0..=1.0).contains(&a.min_similarity) || a.support_margin < 0.0 {
@@ -277,7 +312,10 @@ mod tests {
     fn file_then_env_override_defaults() {
         let file = write("data_dir = \"/srv/lumbung\"\n[search]\nrrf_k = 30.0\n");
         let env = [
-            ("LUMBUNG__SERVER__LISTEN".to_string(), "0.0.0.0:6000".to_string()),
+            (
+                "LUMBUNG__SERVER__LISTEN".to_string(),
+                "0.0.0.0:6000".to_string(),
+            ),
             ("LUMBUNG__SEARCH__CANDIDATES".to_string(), "20".to_string()),
             ("OTHER".to_string(), "x".to_string()),
         ];
@@ -292,13 +330,18 @@ mod tests {
     #[test]
     fn unknown_key_is_an_error_naming_it() {
         let file = write("[search]\nrrf_kk = 30.0\n");
-        let err = Config::load_with_env(Some(file.path()), []).unwrap_err().to_string();
+        let err = Config::load_with_env(Some(file.path()), [])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("rrf_kk"), "{err}");
     }
 
     #[test]
     fn out_of_bounds_value_is_an_error() {
-        let env = [("LUMBUNG__INGEST__CHUNK_MAX_TOKENS".to_string(), "4".to_string())];
+        let env = [(
+            "LUMBUNG__INGEST__CHUNK_MAX_TOKENS".to_string(),
+            "4".to_string(),
+        )];
         let err = Config::load_with_env(None, env).unwrap_err().to_string();
         assert!(err.contains("chunk_max_tokens"), "{err}");
     }

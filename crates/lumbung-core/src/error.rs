@@ -15,6 +15,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Error::InvalidArgument { field, reason: reason.into() }
+        Error::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
     }
 }

@@ -18,7 +18,10 @@ impl KbName {
         let valid_chars = name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        let valid_start = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+        let valid_start = name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
         if name.is_empty() || name.len() > 64 || !valid_chars || !valid_start {
             return Err(Error::invalid(
                 "knowledge_base",
@@ -161,7 +164,10 @@ impl ChunkId {
     pub fn from_hex(hex: &str) -> Result<Self> {
         let hex = hex.replace('-', "");
         if hex.len() != 32 {
-            return Err(Error::invalid("chunk_id", format!("{hex:?} is not 32 hex digits")));
+            return Err(Error::invalid(
+                "chunk_id",
+                format!("{hex:?} is not 32 hex digits"),
+            ));
         }
         u128::from_str_radix(&hex, 16)
             .map(ChunkId)
@@ -171,7 +177,14 @@ impl ChunkId {
     /// The id in UUID text form (8-4-4-4-12), as the vector store expects.
     pub fn to_uuid_string(self) -> String {
         let h = self.to_hex();
-        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
     }
 }
 
@@ -200,7 +213,10 @@ mod tests {
         for bad in ["", "../x", "a//b", "/abs", "a\\b", "./a"] {
             assert!(DocumentPath::new(bad).is_err(), "{bad:?} accepted");
         }
-        assert_eq!(DocumentPath::new("a/B.PDF").unwrap().extension().as_deref(), Some("pdf"));
+        assert_eq!(
+            DocumentPath::new("a/B.PDF").unwrap().extension().as_deref(),
+            Some("pdf")
+        );
         assert_eq!(DocumentPath::new("a/.hidden").unwrap().extension(), None);
     }
 

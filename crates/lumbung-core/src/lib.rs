@@ -10,6 +10,8 @@ mod error;
 mod ids;
 
 pub use chunk::{Chunk, Citation, Section};
-pub use config::{AskConfig, Config, EmbeddingConfig, IngestConfig, Pooling, SearchConfig, ServerConfig};
+pub use config::{
+    AskConfig, Config, EmbeddingConfig, IngestConfig, Pooling, SearchConfig, ServerConfig,
+};
 pub use error::{Error, Result};
 pub use ids::{ChunkId, ContentHash, DocumentPath, KbName};
