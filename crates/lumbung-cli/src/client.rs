@@ -33,6 +33,7 @@ pub async fn search(args: SearchArgs) -> anyhow::Result<()> {
             query: args.query,
             knowledge_bases: args.kbs,
             top_k: args.top_k,
+            retriever: args.retriever.to_proto().into(),
         })
         .await
         .map_err(status_error)?

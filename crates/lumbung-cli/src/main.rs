@@ -1,5 +1,6 @@
 //! `lumbung`: serve the gRPC API, ingest the watched folders, and query a running service.
 
+mod bench;
 mod client;
 mod local;
 
@@ -34,6 +35,18 @@ enum Command {
     Status(StatusArgs),
     /// Re-extract, re-embed and re-index one knowledge base on a running service.
     Reindex(ReindexArgs),
+    /// Time ingest of the watched root into a temporary data directory, then `Search` latency
+    /// per retriever through a real gRPC server.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Times each query is sent per retriever.
+    #[arg(long, default_value_t = 20)]
+    rounds: usize,
 }
 
 /// Where the configuration comes from: defaults < file < LUMBUNG__* environment < flags.
@@ -103,8 +116,28 @@ struct SearchArgs {
     kbs: Vec<String>,
     #[arg(long, default_value_t = 5)]
     top_k: u32,
+    /// Which retrievers rank the passages.
+    #[arg(long, value_enum, default_value_t = RetrieverArg::Hybrid)]
+    retriever: RetrieverArg,
     #[command(flatten)]
     client: ClientArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RetrieverArg {
+    Hybrid,
+    Bm25,
+    Dense,
+}
+
+impl RetrieverArg {
+    fn to_proto(self) -> lumbung_proto::v1::Retriever {
+        match self {
+            RetrieverArg::Hybrid => lumbung_proto::v1::Retriever::Hybrid,
+            RetrieverArg::Bm25 => lumbung_proto::v1::Retriever::Bm25,
+            RetrieverArg::Dense => lumbung_proto::v1::Retriever::Dense,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -174,5 +207,9 @@ fn main() -> anyhow::Result<()> {
         Command::Ask(args) => runtime.block_on(client::ask(args)),
         Command::Status(args) => runtime.block_on(client::status(args)),
         Command::Reindex(args) => runtime.block_on(client::reindex(args)),
+        Command::Bench(args) => {
+            let config = args.config.load()?;
+            runtime.block_on(bench::bench(config, args.rounds))
+        }
     }
 }

@@ -34,12 +34,22 @@ pub struct Passage {
     pub dense: Option<RankedScore>,
 }
 
+/// Which retrievers rank the passages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retriever {
+    #[default]
+    Hybrid,
+    Bm25,
+    Dense,
+}
+
 /// A validated search: the knowledge bases are the ones the caller may read.
 #[derive(Debug, Clone)]
 pub struct SearchRequest {
     pub query: String,
     pub kbs: Vec<KbName>,
     pub top_k: usize,
+    pub retriever: Retriever,
 }
 
 pub struct SearchEngine {
@@ -194,6 +204,7 @@ impl SearchEngine {
             query: question.to_string(),
             kbs,
             top_k: self.ask.passages,
+            retriever: Retriever::Hybrid,
         };
         let passages = self.search(&request).await?;
         let embedder = Arc::clone(&self.embedder);

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use lumbung_proto::v1;
 use lumbung_proto::v1::knowledge_service_server::KnowledgeService;
-use lumbung_search::{Answer, Passage, SearchRequest};
+use lumbung_search::{Answer, Passage, Retriever, SearchRequest};
 use tonic::{Request, Response, Status};
 
 use crate::{App, Error, Result};
@@ -33,10 +33,20 @@ impl KnowledgeApi {
         } else {
             request.top_k
         };
+        let retriever = match v1::Retriever::try_from(request.retriever) {
+            Ok(v1::Retriever::Unspecified | v1::Retriever::Hybrid) => Retriever::Hybrid,
+            Ok(v1::Retriever::Bm25) => Retriever::Bm25,
+            Ok(v1::Retriever::Dense) => Retriever::Dense,
+            Err(_) => {
+                let reason = format!("unknown value {}", request.retriever);
+                return Err(Error::invalid("retriever", reason));
+            }
+        };
         let request = SearchRequest {
             query: request.query,
             kbs,
             top_k: top_k as usize,
+            retriever,
         };
         let passages = self.app.engine.search(&request).await?;
         Ok(v1::SearchResponse {

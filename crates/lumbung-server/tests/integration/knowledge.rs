@@ -9,6 +9,7 @@ async fn search(query: &str, kbs: &[&str], top_k: u32) -> Vec<v1::Passage> {
         query: query.to_string(),
         knowledge_bases: kbs.iter().map(|s| s.to_string()).collect(),
         top_k,
+        ..Default::default()
     };
     client.search(request).await.unwrap().into_inner().passages
 }
@@ -169,6 +170,7 @@ async fn invalid_requests_name_the_field() {
                 query: "  ".into(),
                 knowledge_bases: vec![],
                 top_k: 5,
+                ..Default::default()
             },
             Code::InvalidArgument,
             "query",
@@ -178,6 +180,7 @@ async fn invalid_requests_name_the_field() {
                 query: "vpn".into(),
                 knowledge_bases: vec![],
                 top_k: 10_000,
+                ..Default::default()
             },
             Code::InvalidArgument,
             "top_k",
@@ -187,6 +190,7 @@ async fn invalid_requests_name_the_field() {
                 query: "x".repeat(2_001),
                 knowledge_bases: vec![],
                 top_k: 5,
+                ..Default::default()
             },
             Code::InvalidArgument,
             "query",
@@ -196,6 +200,7 @@ async fn invalid_requests_name_the_field() {
                 query: "vpn".into(),
                 knowledge_bases: vec!["Bad Name".into()],
                 top_k: 5,
+                ..Default::default()
             },
             Code::InvalidArgument,
             "knowledge_bases",
@@ -205,6 +210,7 @@ async fn invalid_requests_name_the_field() {
                 query: "vpn".into(),
                 knowledge_bases: vec!["no-such-kb".into()],
                 top_k: 5,
+                ..Default::default()
             },
             Code::NotFound,
             "no-such-kb",

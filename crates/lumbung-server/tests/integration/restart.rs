@@ -40,6 +40,7 @@ async fn restart_reembeds_nothing_and_removes_deleted_files() {
         query: "GlobalProtect certificate expired ERR-VPN-809".to_string(),
         kbs: second.resolve_kbs(&[]).unwrap(),
         top_k: 50,
+        retriever: lumbung_search::Retriever::Hybrid,
     };
     let passages = second.engine.search(&request).await.unwrap();
     assert!(!passages.is_empty());
