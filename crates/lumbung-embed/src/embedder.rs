@@ -1,0 +1,254 @@
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use fastembed::{InitOptionsUserDefined, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
+use lumbung_core::{EmbeddingConfig, Pooling};
+use tokenizers::Tokenizer;
+use tracing::{debug, info};
+
+use crate::{Error, Result, runtime};
+
+/// The embedding model, loaded once and shared by every thread that embeds.
+///
+/// All methods take `&self`: one ONNX session is shared behind a lock that is held for one
+/// batch at a time, so a query waits for at most one passage batch, not a whole document.
+pub struct Embedder {
+    model: Mutex<TextEmbedding>,
+    tokenizer: Tokenizer,
+    dimension: usize,
+    query_prefix: String,
+    passage_prefix: String,
+    batch_size: usize,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("dimension", &self.dimension)
+            .field("query_prefix", &self.query_prefix)
+            .field("passage_prefix", &self.passage_prefix)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Embedder {
+    /// Loads ONNX Runtime from `config.onnxruntime_library` (or `ORT_DYLIB_PATH` when that is
+    /// empty) and the model from `config.model_dir`. Relative paths are resolved against the
+    /// current directory. Fails with [`Error::MissingFile`] naming the first file that is absent,
+    /// and with [`Error::Dimension`] when the model's vectors do not match `config.dimension`.
+    pub fn load(config: &EmbeddingConfig) -> Result<Embedder> {
+        let started = Instant::now();
+        let library = runtime_library(config)?;
+        require_file("onnx runtime library", &library)?;
+        let model_dir = absolute(&config.model_dir)?;
+        let onnx_path = model_dir.join(&config.onnx_file);
+        let onnx_file = read("onnx model", &onnx_path)?;
+        let tokenizer_path = model_dir.join("tokenizer.json");
+        let tokenizer_files = TokenizerFiles {
+            tokenizer_file: read("tokenizer", &tokenizer_path)?,
+            config_file: read("model config", &model_dir.join("config.json"))?,
+            special_tokens_map_file: read(
+                "special tokens map",
+                &model_dir.join("special_tokens_map.json"),
+            )?,
+            tokenizer_config_file: read(
+                "tokenizer config",
+                &model_dir.join("tokenizer_config.json"),
+            )?,
+        };
+        // fastembed's copy of the tokenizer pads and truncates; chunk sizing needs a plain one.
+        let tokenizer = Tokenizer::from_bytes(&tokenizer_files.tokenizer_file).map_err(|err| {
+            Error::Tokenizer {
+                path: tokenizer_path.clone(),
+                reason: err.to_string(),
+            }
+        })?;
+
+        let environment = runtime::environment(&library)?;
+        let pooling = match config.pooling {
+            Pooling::Mean => fastembed::Pooling::Mean,
+            Pooling::Cls => fastembed::Pooling::Cls,
+        };
+        let model =
+            UserDefinedEmbeddingModel::new(onnx_file, tokenizer_files).with_pooling(pooling);
+        let options = InitOptionsUserDefined::new()
+            .with_environment(environment)
+            .with_max_length(config.max_tokens);
+        let model = TextEmbedding::try_new_from_user_defined(model, options)?;
+
+        let embedder = Embedder {
+            model: Mutex::new(model),
+            tokenizer,
+            dimension: config.dimension,
+            query_prefix: config.query_prefix.clone(),
+            passage_prefix: config.passage_prefix.clone(),
+            batch_size: config.batch_size.max(1),
+        };
+        // A dimension mismatch found now stops start-up, instead of failing every index write.
+        embedder.embed_query("dimension check")?;
+        info!(
+            model = %onnx_path.display(),
+            dimension = embedder.dimension,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "embedding model loaded"
+        );
+        Ok(embedder)
+    }
+
+    /// The length of every vector this model produces.
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    /// How many texts go through the model in one run.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// The model's tokenizer, without padding or truncation, for sizing chunks.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Embeds passages (chunks to be indexed): one unit-length vector per text, in order.
+    pub fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed(&self.passage_prefix, texts)
+    }
+
+    /// Embeds a search query: a unit-length vector comparable with passage vectors.
+    pub fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        let mut vectors = self.embed(&self.query_prefix, &[text])?;
+        Ok(vectors.pop().unwrap_or_default())
+    }
+
+    fn embed(&self, prefix: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let started = Instant::now();
+        let mut vectors = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(self.batch_size) {
+            let prefixed: Vec<String> =
+                batch.iter().map(|text| format!("{prefix}{text}")).collect();
+            let embedded = self
+                .model
+                .lock()
+                // A panic elsewhere cannot leave the session half-updated: runs keep no state.
+                .unwrap_or_else(PoisonError::into_inner)
+                .embed(&prefixed, Some(prefixed.len()))?;
+            vectors.extend(embedded);
+        }
+        if let Some(vector) = vectors.iter().find(|v| v.len() != self.dimension) {
+            return Err(Error::Dimension {
+                expected: self.dimension,
+                actual: vector.len(),
+            });
+        }
+        debug!(
+            texts = texts.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "embedded"
+        );
+        Ok(vectors)
+    }
+}
+
+fn runtime_library(config: &EmbeddingConfig) -> Result<PathBuf> {
+    if !config.onnxruntime_library.as_os_str().is_empty() {
+        return absolute(&config.onnxruntime_library);
+    }
+    match std::env::var_os("ORT_DYLIB_PATH") {
+        Some(path) if !path.is_empty() => absolute(Path::new(&path)),
+        _ => Err(Error::NoRuntimeLibrary),
+    }
+}
+
+/// Resolves a relative path against the current directory, as the configuration documents.
+/// (ort itself would look next to the executable first.)
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn require_file(what: &'static str, path: &Path) -> Result<()> {
+    if path.is_file() {
+        Ok(())
+    } else {
+        Err(Error::MissingFile {
+            what,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => Error::MissingFile {
+            what,
+            path: path.to_path_buf(),
+        },
+        _ => Error::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedder_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Embedder>();
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_current_directory() {
+        let resolved = absolute(Path::new("runtime/onnxruntime/libonnxruntime.so")).unwrap();
+        let expected = std::env::current_dir()
+            .unwrap()
+            .join("runtime/onnxruntime/libonnxruntime.so");
+        assert_eq!(resolved, expected);
+        assert_eq!(
+            absolute(Path::new("/opt/ort.so")).unwrap(),
+            PathBuf::from("/opt/ort.so")
+        );
+    }
+
+    #[test]
+    fn missing_files_are_named() {
+        let path = Path::new("/nonexistent/lumbung/tokenizer.json");
+        let err = read("tokenizer", path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::MissingFile {
+                    what: "tokenizer",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("/nonexistent/lumbung/tokenizer.json"),
+            "{message}"
+        );
+        assert!(message.contains("scripts/setup-runtime.sh"), "{message}");
+    }
+
+    #[test]
+    fn an_explicit_library_path_wins_over_the_environment() {
+        let config = EmbeddingConfig {
+            onnxruntime_library: PathBuf::from("/opt/ort/libonnxruntime.so"),
+            ..EmbeddingConfig::default()
+        };
+        assert_eq!(
+            runtime_library(&config).unwrap(),
+            PathBuf::from("/opt/ort/libonnxruntime.so")
+        );
+    }
+}

@@ -1,0 +1,170 @@
+use std::path::PathBuf;
+
+use lumbung_core::EmbeddingConfig;
+use lumbung_embed::{Embedder, Error};
+
+use crate::support::{config, dot, embedder, norm};
+
+#[test]
+fn vectors_have_the_configured_dimension_and_unit_length() {
+    let embedder = embedder();
+    assert_eq!(embedder.dimension(), config().dimension);
+    let texts = [
+        "Reset your VPN password in the self-service portal.",
+        "短句",
+        "Kata sandi",
+    ];
+    let vectors = embedder.embed_passages(&texts).unwrap();
+    assert_eq!(vectors.len(), texts.len());
+    for vector in vectors
+        .iter()
+        .chain([&embedder.embed_query("vpn password").unwrap()])
+    {
+        assert_eq!(vector.len(), 384);
+        assert!((norm(vector) - 1.0).abs() < 1e-4, "norm {}", norm(vector));
+        assert!(vector.iter().all(|x| x.is_finite()));
+    }
+}
+
+#[test]
+fn a_query_is_closer_to_its_answer_than_to_an_unrelated_passage() {
+    let embedder = embedder();
+    let query = embedder
+        .embed_query("How do I reset my VPN password?")
+        .unwrap();
+    let passages = embedder
+        .embed_passages(&[
+            "To reset your VPN password, open the self-service portal and choose 'Forgot password'.",
+            "The staff canteen serves lunch from 11:30 to 13:30 on weekdays.",
+        ])
+        .unwrap();
+    let (relevant, unrelated) = (dot(&query, &passages[0]), dot(&query, &passages[1]));
+    assert!(
+        relevant > unrelated + 0.05,
+        "relevant {relevant} vs unrelated {unrelated}"
+    );
+}
+
+#[test]
+fn batches_give_the_same_vectors_as_single_texts_in_order() {
+    let embedder = embedder();
+    // More texts than one batch, of very different lengths, so padding differs between runs.
+    let texts: Vec<String> = (0..embedder.batch_size() + 3)
+        .map(|i| {
+            format!(
+                "Safety rule {i}: {}",
+                "wear gloves when handling chemicals. ".repeat(i % 5 + 1)
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let batched = embedder.embed_passages(&refs).unwrap();
+    assert_eq!(batched.len(), texts.len());
+    for (text, vector) in refs.iter().zip(&batched) {
+        let single = embedder.embed_passages(&[text]).unwrap().remove(0);
+        assert!(
+            dot(&single, vector) > 0.9999,
+            "{text}: {}",
+            dot(&single, vector)
+        );
+    }
+    assert!(embedder.embed_passages(&[]).unwrap().is_empty());
+}
+
+#[test]
+fn the_query_prefix_is_applied() {
+    let embedder = embedder();
+    let text = "welding gloves";
+    let as_query = embedder.embed_query(text).unwrap();
+    let as_passage = embedder.embed_passages(&[text]).unwrap().remove(0);
+    let similarity = dot(&as_query, &as_passage);
+    assert!(
+        similarity < 0.999,
+        "query and passage embeddings are identical ({similarity})"
+    );
+    assert!(
+        similarity > 0.8,
+        "same text should still be close ({similarity})"
+    );
+}
+
+#[test]
+fn threads_share_one_embedder() {
+    let embedder = embedder();
+    let expected = embedder
+        .embed_query("fire extinguisher inspection")
+        .unwrap();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                scope.spawn(|| {
+                    embedder
+                        .embed_query("fire extinguisher inspection")
+                        .unwrap()
+                })
+            })
+            .collect();
+        for handle in handles {
+            assert!(dot(&handle.join().unwrap(), &expected) > 0.9999);
+        }
+    });
+}
+
+#[test]
+fn the_tokenizer_is_the_models_and_does_not_truncate() {
+    let tokenizer = embedder().tokenizer();
+    let long = "alat pelindung diri ".repeat(400);
+    let encoding = tokenizer.encode(long.as_str(), false).unwrap();
+    assert!(encoding.len() > 1000, "{} tokens", encoding.len());
+    // XLM-RoBERTa's SentencePiece vocabulary: Chinese characters are in it, not unknown.
+    let zh = tokenizer.encode("焊接防护", false).unwrap();
+    assert!(
+        !zh.get_tokens().iter().any(|t| t == "<unk>"),
+        "{:?}",
+        zh.get_tokens()
+    );
+}
+
+#[test]
+fn a_missing_model_file_is_named() {
+    let config = EmbeddingConfig {
+        model_dir: PathBuf::from("/nonexistent/model"),
+        ..config()
+    };
+    let err = Embedder::load(&config).unwrap_err();
+    assert!(matches!(err, Error::MissingFile { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("/nonexistent/model/model.onnx"),
+        "{message}"
+    );
+    assert!(message.contains("scripts/setup-runtime.sh"), "{message}");
+}
+
+#[test]
+fn a_missing_runtime_library_is_named() {
+    let config = EmbeddingConfig {
+        onnxruntime_library: PathBuf::from("/nonexistent/libonnxruntime.so"),
+        ..config()
+    };
+    let err = Embedder::load(&config).unwrap_err();
+    assert!(
+        err.to_string().contains("/nonexistent/libonnxruntime.so"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_wrong_dimension_in_the_config_stops_loading() {
+    let config = EmbeddingConfig {
+        dimension: 768,
+        ..config()
+    };
+    match Embedder::load(&config) {
+        Err(Error::Dimension {
+            expected: 768,
+            actual: 384,
+        }) => {}
+        other => panic!("expected a dimension error, got {other:?}"),
+    }
+}
