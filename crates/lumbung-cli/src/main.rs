@@ -208,6 +208,7 @@ fn main() -> anyhow::Result<()> {
         Command::Status(args) => runtime.block_on(client::status(args)),
         Command::Reindex(args) => runtime.block_on(client::reindex(args)),
         Command::Bench(args) => {
+            init_tracing();
             let config = args.config.load()?;
             runtime.block_on(bench::bench(config, args.rounds))
         }

@@ -111,29 +111,39 @@ impl SearchEngine {
         Ok(())
     }
 
-    /// BM25 and dense retrieval, run concurrently and fused by reciprocal rank.
+    /// BM25 and dense retrieval, run concurrently and fused by reciprocal rank (or either
+    /// alone, as `request.retriever` says).
     pub async fn search(&self, request: &SearchRequest) -> Result<Vec<Passage>> {
         self.validate(request)?;
         let started = Instant::now();
         let candidates = self.search.candidates.max(request.top_k);
 
-        let lexical = {
+        let lexical = async {
+            if request.retriever == Retriever::Dense {
+                return Ok(Vec::new());
+            }
             let index = Arc::clone(&self.lexical);
             let (query, kbs) = (request.query.clone(), request.kbs.clone());
-            self.pool
+            Ok(self
+                .pool
                 .run(move || index.search(&query, &kbs, candidates))
+                .await??)
         };
-        let dense = {
+        let dense = async {
+            if request.retriever == Retriever::Bm25 {
+                return Ok(Vec::new());
+            }
             let (embedder, vectors) = (Arc::clone(&self.embedder), Arc::clone(&self.vectors));
             let (query, kbs) = (request.query.clone(), request.kbs.clone());
-            self.pool.run(move || -> Result<Vec<(ChunkId, f32)>> {
-                let vector = embedder.embed_query(&query)?;
-                Ok(vectors.search(&vector, &kbs, candidates)?)
-            })
+            self.pool
+                .run(move || -> Result<Vec<(ChunkId, f32)>> {
+                    let vector = embedder.embed_query(&query)?;
+                    Ok(vectors.search(&vector, &kbs, candidates)?)
+                })
+                .await?
         };
-        let (lexical, dense) = tokio::join!(lexical, dense);
-        let lexical = lexical??;
-        let dense = dense??;
+        let (lexical, dense): (Result<Vec<_>>, Result<Vec<_>>) = tokio::join!(lexical, dense);
+        let (lexical, dense) = (lexical?, dense?);
 
         let lexical_ids: Vec<ChunkId> = lexical.iter().map(|hit| hit.chunk.id).collect();
         let dense_ids: Vec<ChunkId> = dense.iter().map(|(id, _)| *id).collect();

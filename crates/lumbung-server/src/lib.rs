@@ -15,7 +15,7 @@ use std::sync::Arc;
 use lumbung_proto::v1::admin_service_server::AdminServiceServer;
 use lumbung_proto::v1::knowledge_service_server::KnowledgeServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 pub use app::App;
 pub use error::{Error, Result};
@@ -47,7 +47,9 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(|err| Error::Startup(err.to_string()))?;
 
+    // Without TCP_NODELAY small responses wait for the peer's delayed ACK (about 40 ms).
     tracing::info!(addr = %listener.local_addr().map_err(Error::Io)?, "serving gRPC");
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -56,7 +58,7 @@ pub async fn serve(
             Arc::clone(&app),
         )))
         .add_service(AdminServiceServer::new(admin::AdminApi::new(app)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|err| Error::Startup(err.to_string()))
 }

@@ -341,3 +341,51 @@ async fn reindex_rewrites_a_knowledge_base_while_it_keeps_answering() {
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("knowledge_base"));
 }
+
+#[tokio::test]
+async fn each_retriever_alone_ranks_by_its_own_scores() {
+    let mut client = harness::knowledge().await;
+    for (retriever, want_bm25, want_dense) in [
+        (v1::Retriever::Bm25, true, false),
+        (v1::Retriever::Dense, false, true),
+    ] {
+        let request = v1::SearchRequest {
+            query: "GlobalProtect VPN certificate".to_string(),
+            knowledge_bases: vec![],
+            top_k: 5,
+            retriever: retriever.into(),
+        };
+        let passages = client.search(request).await.unwrap().into_inner().passages;
+        assert!(!passages.is_empty(), "{retriever:?}");
+        for (rank, passage) in passages.iter().enumerate() {
+            let scores = passage.scores.unwrap();
+            assert_eq!(
+                scores.bm25_rank.is_some(),
+                want_bm25,
+                "{retriever:?}: {scores:?}"
+            );
+            assert_eq!(
+                scores.dense_rank.is_some(),
+                want_dense,
+                "{retriever:?}: {scores:?}"
+            );
+            let own_rank = scores.bm25_rank.or(scores.dense_rank).unwrap();
+            assert_eq!(own_rank as usize, rank + 1, "{retriever:?}");
+        }
+    }
+    let status = client
+        .search(v1::SearchRequest {
+            query: "vpn".to_string(),
+            knowledge_bases: vec![],
+            top_k: 5,
+            retriever: 99,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("retriever"),
+        "{}",
+        status.message()
+    );
+}

@@ -1,0 +1,70 @@
+use lumbung_ingest::DocumentState;
+use lumbung_server::App;
+
+use crate::harness;
+
+/// A corrupt PDF, a binary file posing as text and an unsupported type are recorded with their
+/// reason; the good file beside them is indexed and searchable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_files_are_recorded_and_the_rest_of_the_folder_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = harness::test_config(dir.path());
+    let kb_dir = config.ingest_root.join("mixed");
+    std::fs::create_dir_all(&kb_dir).unwrap();
+    let good =
+        "# Compressor maintenance\n\nDrain the condensate trap of compressor C-7 every Monday.\n";
+    std::fs::write(kb_dir.join("compressor.md"), good).unwrap();
+    std::fs::write(
+        kb_dir.join("broken.pdf"),
+        b"%PDF-1.7\n1 0 obj << /Type /Catalog",
+    )
+    .unwrap();
+    std::fs::write(kb_dir.join("binary.txt"), [0xff, 0xfe, 0x00, 0xc3, 0x28]).unwrap();
+    std::fs::write(kb_dir.join("drawing.dwg"), b"AC1032").unwrap();
+    std::fs::write(kb_dir.join("~$compressor.docx"), b"lock").unwrap();
+
+    let app = tokio::task::spawn_blocking(move || App::open(config))
+        .await
+        .unwrap()
+        .unwrap();
+    let app = std::sync::Arc::new(app);
+    let report = app.sync_all().await.unwrap();
+    assert_eq!(
+        (report.indexed, report.failed, report.skipped),
+        (1, 2, 1),
+        "{report:?}"
+    );
+
+    let kb = lumbung_core::KbName::new("mixed").unwrap();
+    let records = app.ingestor.catalog().list(&kb).unwrap();
+    let state_of = |path: &str| {
+        let record = records.iter().find(|r| r.path.as_str() == path).unwrap();
+        (record.state, record.error.clone().unwrap_or_default())
+    };
+    assert_eq!(records.len(), 4, "the lock file is ignored: {records:?}");
+    let (state, error) = state_of("broken.pdf");
+    assert_eq!(state, DocumentState::Failed);
+    assert!(error.to_lowercase().contains("pdf"), "{error}");
+    let (state, error) = state_of("binary.txt");
+    assert_eq!(state, DocumentState::Failed);
+    assert!(
+        error.contains("utf-8") || error.contains("UTF-8"),
+        "{error}"
+    );
+    let (state, error) = state_of("drawing.dwg");
+    assert_eq!(state, DocumentState::Skipped);
+    assert!(error.contains("dwg"), "{error}");
+    assert_eq!(state_of("compressor.md").0, DocumentState::Indexed);
+
+    let request = lumbung_search::SearchRequest {
+        query: "condensate trap compressor".to_string(),
+        kbs: vec![kb],
+        top_k: 5,
+        retriever: lumbung_search::Retriever::Hybrid,
+    };
+    let passages = app.engine.search(&request).await.unwrap();
+    assert_eq!(
+        passages[0].chunk.citation.document_path.as_str(),
+        "compressor.md"
+    );
+}
