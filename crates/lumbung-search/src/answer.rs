@@ -52,7 +52,19 @@ pub fn select_sentences(
         });
     }
     let question_vector = embedder.embed_query(question)?;
-    let texts: Vec<&str> = candidates.iter().map(|(_, text)| text.as_str()).collect();
+    // A sentence alone often lacks its subject ("At least 14 characters."); embedding it under
+    // its headings gives the model that context, while the answer quotes the sentence alone.
+    let in_context: Vec<String> = candidates
+        .iter()
+        .map(|(passage, text)| {
+            let citation = &passage.chunk.citation;
+            match citation.heading_path.last() {
+                Some(heading) => format!("{heading}: {text}"),
+                None => format!("{}: {text}", citation.title),
+            }
+        })
+        .collect();
+    let texts: Vec<&str> = in_context.iter().map(String::as_str).collect();
     let vectors = embedder.embed_passages(&texts)?;
     let mut scored: Vec<(f32, usize)> = vectors
         .iter()
