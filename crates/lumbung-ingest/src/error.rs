@@ -21,8 +21,6 @@ pub enum Error {
     Embed(#[from] lumbung_embed::Error),
     #[error("unknown knowledge base {0:?}")]
     UnknownKb(String),
-    #[error(transparent)]
-    Core(#[from] lumbung_core::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -19,7 +19,6 @@ use lumbung_index::{LexicalIndex, VectorStore};
 pub use catalog::{Catalog, DocumentRecord, DocumentState};
 pub use error::{Error, Result};
 pub use pipeline::{Outcome, Progress, SyncReport};
-pub use scan::is_ignored;
 
 /// Keeps the catalog and both indexes in step with the folders under the watched root.
 pub struct Ingestor {
@@ -59,10 +58,6 @@ impl Ingestor {
             config,
             running: Mutex::new(()),
         })
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     pub fn catalog(&self) -> &Catalog {

@@ -80,10 +80,6 @@ impl SearchEngine {
         }
     }
 
-    pub fn search_config(&self) -> &SearchConfig {
-        &self.search
-    }
-
     /// Checks a request's fields against the configured bounds.
     pub fn validate(&self, request: &SearchRequest) -> Result<()> {
         let chars = request.query.chars().count();

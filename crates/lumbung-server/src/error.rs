@@ -51,7 +51,6 @@ impl From<Error> for Status {
             },
             Error::Ingest(ingest) => match ingest {
                 lumbung_ingest::Error::UnknownKb(_) => Code::NotFound,
-                lumbung_ingest::Error::Core(_) => Code::InvalidArgument,
                 lumbung_ingest::Error::Io { .. }
                 | lumbung_ingest::Error::CatalogOpen { .. }
                 | lumbung_ingest::Error::Catalog(_)
