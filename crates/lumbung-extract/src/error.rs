@@ -8,12 +8,31 @@ pub enum Error {
     /// skipped rather than failed.
     #[error("unsupported file extension {extension:?}")]
     Unsupported { extension: String },
-    /// A text or Markdown file is not valid UTF-8; `offset` is the byte where decoding stopped.
-    #[error("invalid utf-8 at byte offset {offset}")]
-    InvalidUtf8 { offset: usize },
+    /// A text-based file (text, Markdown, CSV, HTML) holds bytes no text encoding produces, such
+    /// as NUL bytes or control characters; `reason` says which.
+    #[error("binary content: {reason}")]
+    Binary { reason: String },
     /// The PDF could not be parsed, is encrypted with a password, or made the parser fail.
     #[error("pdf: {0}")]
     Pdf(String),
+    /// The Word document is not a readable zip of WordprocessingML, or made the parser fail.
+    #[error("docx: {0}")]
+    Docx(String),
+    /// The workbook or CSV file could not be read; `format` is its extension (`xlsx`, `xls`,
+    /// `ods`, `csv`).
+    #[error("{format}: {reason}")]
+    Spreadsheet {
+        format: &'static str,
+        reason: String,
+    },
+    /// The HTML parser failed on the page.
+    #[error("html: {0}")]
+    Html(String),
+    /// The file asks for more work than [`Limits`](crate::Limits) allows: `limit` is the
+    /// field's name and `value` its configured value. Hostile files (zip bombs, sheets with
+    /// millions of rows) end here instead of exhausting memory.
+    #[error("limit exceeded: {limit} = {value}")]
+    LimitExceeded { limit: &'static str, value: u64 },
     /// The file was read but holds no text at all (for example a scanned PDF without OCR).
     #[error("document contains no text")]
     Empty,

@@ -1,21 +1,40 @@
 //! File bytes to text sections: the extraction step of ingest.
 //!
-//! One module per format (Markdown, plain text, PDF), each a pure function from the bytes of one
-//! file to a title and a list of [`Section`]s that carry a heading path and, where the format
-//! has pages, a 1-based page number. Callers read the file and decide what to do with failures.
+//! One module per format (Markdown, plain text, PDF, Word, workbooks, CSV, HTML), each a pure
+//! function from the bytes of one file to a title and a list of [`Section`]s that carry a heading
+//! path and, where the format has pages, a 1-based page number. Callers read the file and decide
+//! what to do with failures.
+//!
+//! Files come from people, not programs, so every format assumes hostile input: third-party
+//! parsers run under `catch_unwind`, and [`Limits`] bound pages, unpacked zip members, rows and
+//! extracted text. Bounding time is the caller's job (a worker with a timeout).
 //!
 //! This crate must not do I/O beyond the bytes it is given, must not be async, and must not
 //! depend on any index, embedding model, catalog or transport: it depends on `lumbung-core` only.
 
+mod delimited;
+mod docx;
+mod encoding;
 mod error;
+mod grid;
+mod guard;
+mod html;
+mod limits;
 mod md;
+mod nesting;
+mod ooxml;
 mod pdf;
+mod sheet;
 mod text;
 mod whitespace;
 
 use lumbung_core::{DocumentPath, Section};
 
 pub use error::{Error, Result};
+pub use limits::Limits;
+
+use crate::guard::guarded;
+use crate::sheet::Workbook;
 
 /// What extraction produces for one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +51,17 @@ pub enum Format {
     Markdown,
     Text,
     Pdf,
+    /// Word 2007 and later (`.docx`, `.docm`); the binary `.doc` format is not read.
+    Docx,
+    /// Excel 2007 and later (`.xlsx`, `.xlsm`).
+    Xlsx,
+    /// Excel 97-2003.
+    Xls,
+    /// OpenDocument spreadsheet (LibreOffice, WPS).
+    Ods,
+    /// Comma-, semicolon- or tab-separated values (`.csv`, `.tsv`).
+    Csv,
+    Html,
 }
 
 impl Format {
@@ -47,24 +77,58 @@ impl Format {
             "md" | "markdown" => Some(Format::Markdown),
             "txt" | "text" => Some(Format::Text),
             "pdf" => Some(Format::Pdf),
+            "docx" | "docm" => Some(Format::Docx),
+            "xlsx" | "xlsm" => Some(Format::Xlsx),
+            "xls" => Some(Format::Xls),
+            "ods" => Some(Format::Ods),
+            "csv" | "tsv" => Some(Format::Csv),
+            "html" | "htm" | "xhtml" => Some(Format::Html),
             _ => None,
         }
     }
 }
 
 /// Extracts the title and sections of the file at `path` (used for its format and its stem)
-/// from its `bytes`.
+/// from its `bytes`, within the default [`Limits`].
 pub fn extract(path: &DocumentPath, bytes: &[u8]) -> Result<ExtractedDocument> {
+    extract_with_limits(path, bytes, &Limits::default())
+}
+
+/// Like [`extract`], failing with [`Error::LimitExceeded`] as soon as the file needs more than
+/// `limits` allow.
+pub fn extract_with_limits(
+    path: &DocumentPath,
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<ExtractedDocument> {
     let format = Format::from_path(path).ok_or_else(|| Error::Unsupported {
         extension: path.extension().unwrap_or_default(),
     })?;
     let stem = file_stem(path);
+    let spreadsheet = |format: &'static str| move |reason| Error::Spreadsheet { format, reason };
     let document = match format {
         Format::Markdown => md::extract(bytes, stem)?,
         Format::Text => text::extract(bytes, stem)?,
-        Format::Pdf => pdf::extract(bytes, stem)?,
+        // Guarded page by page inside, so that a panic names its page.
+        Format::Pdf => pdf::extract(bytes, stem, limits)?,
+        Format::Docx => guarded("document", Error::Docx, || {
+            docx::extract(bytes, stem, limits)
+        })?,
+        Format::Xlsx => guarded("workbook", spreadsheet("xlsx"), || {
+            sheet::extract(bytes, stem, Workbook::Xlsx, limits)
+        })?,
+        Format::Xls => guarded("workbook", spreadsheet("xls"), || {
+            sheet::extract(bytes, stem, Workbook::Xls, limits)
+        })?,
+        Format::Ods => guarded("workbook", spreadsheet("ods"), || {
+            sheet::extract(bytes, stem, Workbook::Ods, limits)
+        })?,
+        Format::Csv => guarded("rows", spreadsheet("csv"), || {
+            delimited::extract(bytes, stem, limits)
+        })?,
+        Format::Html => guarded("page", Error::Html, || html::extract(bytes, stem, limits))?,
     };
-    finish(document, stem)
+    finish(document, stem, limits)
 }
 
 /// The file name without its last extension: the title of last resort.
@@ -77,12 +141,26 @@ fn file_stem(path: &DocumentPath) -> &str {
 }
 
 /// Applies the rules every format shares, so each module only has to produce text.
-fn finish(mut document: ExtractedDocument, stem: &str) -> Result<ExtractedDocument> {
+fn finish(
+    mut document: ExtractedDocument,
+    stem: &str,
+    limits: &Limits,
+) -> Result<ExtractedDocument> {
     document
         .sections
         .retain(|section| !section.text.trim().is_empty());
     if document.sections.is_empty() {
         return Err(Error::Empty);
+    }
+    // The formats that can grow their text far beyond their size count as they go; this is
+    // the total over every format.
+    let chars: usize = document
+        .sections
+        .iter()
+        .map(|s| s.text.chars().count())
+        .sum();
+    if chars as u64 > limits.max_extracted_chars {
+        return Err(limits.chars_exceeded());
     }
     let title = whitespace::single_line(&document.title);
     document.title = if title.is_empty() {
@@ -114,18 +192,27 @@ mod tests {
         assert_eq!(Format::from_path(&path("notes.TXT")), Some(Format::Text));
         assert_eq!(Format::from_path(&path("notes.text")), Some(Format::Text));
         assert_eq!(Format::from_path(&path("r/report.Pdf")), Some(Format::Pdf));
-        assert_eq!(Format::from_path(&path("sheet.xlsx")), None);
+        assert_eq!(Format::from_path(&path("SOP.DOCX")), Some(Format::Docx));
+        assert_eq!(Format::from_path(&path("q3.xlsx")), Some(Format::Xlsx));
+        assert_eq!(Format::from_path(&path("q3.xlsm")), Some(Format::Xlsx));
+        assert_eq!(Format::from_path(&path("old.xls")), Some(Format::Xls));
+        assert_eq!(Format::from_path(&path("wps.ods")), Some(Format::Ods));
+        assert_eq!(Format::from_path(&path("export.csv")), Some(Format::Csv));
+        assert_eq!(Format::from_path(&path("export.tsv")), Some(Format::Csv));
+        assert_eq!(Format::from_path(&path("page.htm")), Some(Format::Html));
+        assert_eq!(Format::from_path(&path("page.html")), Some(Format::Html));
+        assert_eq!(Format::from_path(&path("legacy.doc")), None);
         assert_eq!(Format::from_path(&path("Makefile")), None);
     }
 
     #[test]
     fn unsupported_extension_is_named_in_the_error() {
-        let err = extract(&path("a/b.docx"), b"whatever").unwrap_err();
+        let err = extract(&path("a/b.dwg"), b"whatever").unwrap_err();
         assert!(
-            matches!(&err, Error::Unsupported { extension } if extension == "docx"),
+            matches!(&err, Error::Unsupported { extension } if extension == "dwg"),
             "{err:?}"
         );
-        assert_eq!(err.to_string(), "unsupported file extension \"docx\"");
+        assert_eq!(err.to_string(), "unsupported file extension \"dwg\"");
         assert!(matches!(
             extract(&path("README"), b"x"),
             Err(Error::Unsupported { .. })
@@ -164,6 +251,22 @@ mod tests {
                 text: "x".to_string(),
             }],
         };
-        assert_eq!(finish(doc, "stem").unwrap().title, "stem");
+        assert_eq!(
+            finish(doc, "stem", &Limits::default()).unwrap().title,
+            "stem"
+        );
+    }
+
+    #[test]
+    fn extracted_text_is_bounded_for_every_format() {
+        let limits = Limits {
+            max_extracted_chars: 10,
+            ..Limits::default()
+        };
+        let err = extract_with_limits(&path("a.txt"), "焊接作业安全规程第一条".as_bytes(), &limits)
+            .unwrap_err();
+        assert_eq!(err.to_string(), "limit exceeded: max_extracted_chars = 10");
+        let ok = extract_with_limits(&path("a.txt"), "焊接作业安全规程第一".as_bytes(), &limits);
+        assert!(ok.is_ok(), "{ok:?}");
     }
 }

@@ -4,19 +4,19 @@
 use lumbung_core::Section;
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
-use crate::text::decode_utf8;
+use crate::encoding::decode_text;
 use crate::whitespace::{is_cjk, normalize, single_line};
 use crate::{ExtractedDocument, Result};
 
 pub(crate) fn extract(bytes: &[u8], stem: &str) -> Result<ExtractedDocument> {
-    let source = decode_utf8(bytes)?;
+    let source = decode_text(bytes)?;
     let options = Options::ENABLE_TABLES
         | Options::ENABLE_STRIKETHROUGH
         | Options::ENABLE_TASKLISTS
         | Options::ENABLE_YAML_STYLE_METADATA_BLOCKS
         | Options::ENABLE_PLUSES_DELIMITED_METADATA_BLOCKS;
     let mut renderer = Renderer::default();
-    for event in Parser::new_ext(source, options) {
+    for event in Parser::new_ext(&source, options) {
         renderer.event(event);
     }
     renderer.flush_section();
@@ -447,11 +447,16 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_is_an_error() {
-        let err = extract(b"# T\n\n\xc3\x28", "s").unwrap_err();
-        assert!(
-            matches!(err, crate::Error::InvalidUtf8 { offset: 5 }),
-            "{err:?}"
+    fn utf16_markdown_is_decoded() {
+        let mut bytes = vec![0xff, 0xfe];
+        bytes.extend(
+            "# 叉车\n\n限速 5 km/h。\n"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
         );
+        let doc = extract(&bytes, "s").unwrap();
+        assert_eq!(doc.title, "叉车");
+        assert_eq!(doc.sections[0].heading_path, path(&["叉车"]));
+        assert_eq!(doc.sections[0].text, "限速 5 km/h。");
     }
 }

@@ -1,31 +1,38 @@
 //! PDF: one section per page that has text, numbered from 1 as a reader counts pages.
 //!
 //! `pdf-extract` panics on some malformed input, so every call into it runs under
-//! `catch_unwind` and a panic becomes an [`Error::Pdf`] for that file: one bad upload must not
-//! take down the ingest worker.
-
-use std::panic::{AssertUnwindSafe, catch_unwind};
+//! [`guarded`] and a panic becomes an [`Error::Pdf`] for that file.
 
 use lumbung_core::Section;
 use pdf_extract::{Document, Object, PlainTextOutput};
 
+use crate::guard::guarded;
+use crate::limits::CharBudget;
 use crate::whitespace::normalize;
-use crate::{Error, ExtractedDocument, Result};
+use crate::{Error, ExtractedDocument, Limits, Result};
 
-pub(crate) fn extract(bytes: &[u8], stem: &str) -> Result<ExtractedDocument> {
+pub(crate) fn extract(bytes: &[u8], stem: &str, limits: &Limits) -> Result<ExtractedDocument> {
     // Walking the page tree and reading the info dictionary can panic on broken files too.
-    let (document, title, pages) = guarded("cannot read document", || {
+    let (document, title, pages) = guarded("cannot read document", Error::Pdf, || {
         let document = load(bytes)?;
         let title = info_title(&document);
         let pages: Vec<u32> = document.get_pages().into_keys().collect();
         Ok((document, title, pages))
     })?;
+    // Checked before any page is rendered: text extraction is the slow part.
+    if pages.len() as u64 > u64::from(limits.max_pages) {
+        return Err(limits.pages_exceeded());
+    }
+    let mut budget = CharBudget::new(limits);
     let mut sections = Vec::new();
     // `extract_text_from_mem_by_pages` stops silently at the first failing page, which would
     // index half a manual without telling anyone; going page by page names the page instead.
     for page in pages {
-        let raw = guarded(&format!("page {page}"), || page_text(&document, page))?;
+        let raw = guarded(&format!("page {page}"), Error::Pdf, || {
+            page_text(&document, page)
+        })?;
         let text = normalize(&raw);
+        budget.spend(&text)?;
         if !text.is_empty() {
             sections.push(Section {
                 heading_path: Vec::new(),
@@ -78,38 +85,9 @@ fn info_title(document: &Document) -> Option<String> {
     (!title.is_empty() && !placeholder).then_some(title)
 }
 
-/// Runs `f`, turning a panic inside the PDF libraries into an error that says where it happened.
-fn guarded<T>(context: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown cause".to_string());
-        Err(Error::Pdf(format!("{context}: parser panicked: {message}")))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn panics_become_errors_naming_the_context() {
-        let err = guarded::<()>("page 7", || panic!("MediaBox")).unwrap_err();
-        assert_eq!(err.to_string(), "pdf: page 7: parser panicked: MediaBox");
-        let owned = guarded::<()>("x", || panic!("{}", String::from("boom"))).unwrap_err();
-        assert!(owned.to_string().ends_with("boom"), "{owned}");
-    }
-
-    #[test]
-    fn results_pass_through_unchanged() {
-        assert_eq!(guarded("x", || Ok(5)).unwrap(), 5);
-        assert!(matches!(
-            guarded::<()>("x", || Err(Error::Empty)),
-            Err(Error::Empty)
-        ));
-    }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
@@ -119,7 +97,7 @@ mod tests {
             b"not a pdf at all",
             b"%PDF-1.4\n1 0 obj\n<<",
         ] {
-            let err = extract(bytes, "s").unwrap_err();
+            let err = extract(bytes, "s", &Limits::default()).unwrap_err();
             assert!(matches!(err, Error::Pdf(_)), "{err:?}");
         }
     }

@@ -2,14 +2,15 @@
 
 use lumbung_core::Section;
 
+use crate::encoding::decode_text;
 use crate::whitespace::{normalize, single_line};
-use crate::{Error, ExtractedDocument, Result};
+use crate::{ExtractedDocument, Result};
 
 /// A first line longer than this is prose, not a title.
 const MAX_TITLE_CHARS: usize = 120;
 
 pub(crate) fn extract(bytes: &[u8], stem: &str) -> Result<ExtractedDocument> {
-    let text = decode_utf8(bytes)?;
+    let text = decode_text(bytes)?;
     let title = text
         .lines()
         .map(single_line)
@@ -19,24 +20,11 @@ pub(crate) fn extract(bytes: &[u8], stem: &str) -> Result<ExtractedDocument> {
     let section = Section {
         heading_path: Vec::new(),
         page: None,
-        text: normalize(text),
+        text: normalize(&text),
     };
     Ok(ExtractedDocument {
         title,
         sections: vec![section],
-    })
-}
-
-/// UTF-8 without a byte-order mark; the error names the first offending byte so an owner can
-/// find it (other encodings are detected in a later step of the project).
-pub(crate) fn decode_utf8(bytes: &[u8]) -> Result<&str> {
-    const BOM: &[u8] = b"\xef\xbb\xbf";
-    let (skipped, body) = match bytes.strip_prefix(BOM) {
-        Some(rest) => (BOM.len(), rest),
-        None => (0, bytes),
-    };
-    std::str::from_utf8(body).map_err(|err| Error::InvalidUtf8 {
-        offset: skipped + err.valid_up_to(),
     })
 }
 
@@ -89,12 +77,19 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_names_the_byte_offset() {
-        let err = extract(b"abc\xffdef", "s").unwrap_err();
-        assert!(matches!(err, Error::InvalidUtf8 { offset: 3 }), "{err:?}");
-        assert_eq!(err.to_string(), "invalid utf-8 at byte offset 3");
-        // GBK bytes for "焊接" are not UTF-8; the offset counts the BOM.
-        let err = extract(b"\xef\xbb\xbfok \xba\xb8\xbd\xd3", "s").unwrap_err();
-        assert!(matches!(err, Error::InvalidUtf8 { offset: 6 }), "{err:?}");
+    fn legacy_encodings_are_decoded_not_refused() {
+        // GBK bytes, as Notepad on a Chinese Windows saves them.
+        let (gbk, _, _) = encoding_rs::GBK
+            .encode("焊接作业安全规程\n动火作业前必须办理许可证，清理周围的易燃物品。");
+        let doc = extract(&gbk, "s").unwrap();
+        assert_eq!(doc.title, "焊接作业安全规程");
+        assert!(doc.sections[0].text.ends_with("清理周围的易燃物品。"));
+    }
+
+    #[test]
+    fn binary_bytes_are_refused() {
+        let err = extract(b"MZ\x90\x00\x03\x00", "s").unwrap_err();
+        assert!(matches!(err, crate::Error::Binary { .. }), "{err:?}");
+        assert_eq!(err.to_string(), "binary content: nul byte at offset 3");
     }
 }

@@ -1,28 +1,10 @@
 use lumbung_core::DocumentPath;
-use lumbung_extract::{Error, extract};
+use lumbung_extract::{Error, Limits, extract, extract_with_limits};
 
-use crate::crate_path;
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = crate_path("tests/fixtures").join(name);
-    std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
-}
+use crate::{fixture, noise};
 
 fn pdf_path() -> DocumentPath {
     DocumentPath::new("reports/calibration-notes.pdf").unwrap()
-}
-
-/// Deterministic pseudo-random bytes (xorshift64), so a failure can be reproduced.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.max(1);
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
 }
 
 #[test]
@@ -129,4 +111,19 @@ fn mutated_pdfs_never_panic() {
         }
         let _ = extract(&pdf_path(), &bytes);
     }
+}
+
+#[test]
+fn page_limit_is_checked_before_any_page_is_read() {
+    let limits = Limits {
+        max_pages: 1,
+        ..Limits::default()
+    };
+    let err = extract_with_limits(&pdf_path(), &fixture("two-pages.pdf"), &limits).unwrap_err();
+    assert_eq!(err.to_string(), "limit exceeded: max_pages = 1");
+    let limits = Limits {
+        max_pages: 2,
+        ..Limits::default()
+    };
+    assert!(extract_with_limits(&pdf_path(), &fixture("two-pages.pdf"), &limits).is_ok());
 }
