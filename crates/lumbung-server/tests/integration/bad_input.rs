@@ -3,8 +3,8 @@ use lumbung_server::App;
 
 use crate::harness;
 
-/// A corrupt PDF, a binary file posing as text and an unsupported type are recorded with their
-/// reason; the good file beside them is indexed and searchable.
+/// A corrupt PDF, binary bytes posing as text and an unsupported type are recorded with their
+/// reason; the good files beside them (Markdown, a spreadsheet) are indexed and searchable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_files_are_recorded_and_the_rest_of_the_folder_indexes() {
     let dir = tempfile::tempdir().unwrap();
@@ -21,6 +21,9 @@ async fn bad_files_are_recorded_and_the_rest_of_the_folder_indexes() {
     .unwrap();
     std::fs::write(kb_dir.join("binary.txt"), [0xff, 0xfe, 0x00, 0xc3, 0x28]).unwrap();
     std::fs::write(kb_dir.join("drawing.dwg"), b"AC1032").unwrap();
+    let xlsx =
+        harness::repo_root().join("crates/lumbung-extract/tests/fixtures/production-q3.xlsx");
+    std::fs::copy(xlsx, kb_dir.join("production-q3.xlsx")).unwrap();
     std::fs::write(kb_dir.join("~$compressor.docx"), b"lock").unwrap();
 
     let app = tokio::task::spawn_blocking(move || App::open(config))
@@ -31,7 +34,7 @@ async fn bad_files_are_recorded_and_the_rest_of_the_folder_indexes() {
     let report = app.sync_all().await.unwrap();
     assert_eq!(
         (report.indexed, report.failed, report.skipped),
-        (1, 2, 1),
+        (2, 2, 1),
         "{report:?}"
     );
 
@@ -41,16 +44,13 @@ async fn bad_files_are_recorded_and_the_rest_of_the_folder_indexes() {
         let record = records.iter().find(|r| r.path.as_str() == path).unwrap();
         (record.state, record.error.clone().unwrap_or_default())
     };
-    assert_eq!(records.len(), 4, "the lock file is ignored: {records:?}");
+    assert_eq!(records.len(), 5, "the lock file is ignored: {records:?}");
     let (state, error) = state_of("broken.pdf");
     assert_eq!(state, DocumentState::Failed);
     assert!(error.to_lowercase().contains("pdf"), "{error}");
     let (state, error) = state_of("binary.txt");
     assert_eq!(state, DocumentState::Failed);
-    assert!(
-        error.contains("utf-8") || error.contains("UTF-8"),
-        "{error}"
-    );
+    assert!(error.contains("binary content"), "{error}");
     let (state, error) = state_of("drawing.dwg");
     assert_eq!(state, DocumentState::Skipped);
     assert!(error.contains("dwg"), "{error}");
@@ -66,5 +66,19 @@ async fn bad_files_are_recorded_and_the_rest_of_the_folder_indexes() {
     assert_eq!(
         passages[0].chunk.citation.document_path.as_str(),
         "compressor.md"
+    );
+
+    // A spreadsheet row keeps its column headers, so a cell is found as "column: value".
+    let request = lumbung_search::SearchRequest {
+        query: "scrap rate of PPR-9090 on line L2".to_string(),
+        ..request
+    };
+    let passages = app.engine.search(&request).await.unwrap();
+    let top = &passages[0].chunk;
+    assert_eq!(top.citation.document_path.as_str(), "production-q3.xlsx");
+    assert!(
+        top.text.contains("Line: L2; Product: PPR-9090"),
+        "{}",
+        top.text
     );
 }
