@@ -12,6 +12,7 @@ use quick_xml::events::{BytesStart, Event};
 
 use crate::limits::CharBudget;
 use crate::ooxml::{Package, attr, local, resolve_entity};
+use crate::table::Table;
 use crate::whitespace::{normalize, single_line};
 use crate::{Error, ExtractedDocument, Limits, Result};
 
@@ -151,13 +152,6 @@ struct Paragraph {
     text: String,
 }
 
-#[derive(Default)]
-struct Table {
-    rows: Vec<String>,
-    cells: Vec<String>,
-    cell: String,
-}
-
 struct Renderer {
     styles: HashMap<String, ParagraphStyle>,
     budget: CharBudget,
@@ -284,16 +278,12 @@ impl Renderer {
             "p" => self.end_paragraph()?,
             "tc" => {
                 if let Some(table) = self.tables.last_mut() {
-                    let cell = single_line(&std::mem::take(&mut table.cell));
-                    table.cells.push(cell);
+                    table.end_cell();
                 }
             }
             "tr" => {
                 if let Some(table) = self.tables.last_mut() {
-                    let cells = std::mem::take(&mut table.cells);
-                    if cells.iter().any(|c| !c.is_empty()) {
-                        table.rows.push(cells.join(" | "));
-                    }
+                    table.end_row();
                 }
             }
             "tbl" => self.end_table()?,

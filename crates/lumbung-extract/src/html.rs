@@ -14,6 +14,7 @@ use scraper::{Html, Node};
 use crate::encoding::decode_with_label;
 use crate::limits::CharBudget;
 use crate::nesting::nesting_depth;
+use crate::table::Table;
 use crate::whitespace::{normalize, single_line};
 use crate::{Error, ExtractedDocument, Limits, Result};
 
@@ -128,13 +129,6 @@ fn heading_level(name: &str) -> Option<u8> {
     }
 }
 
-#[derive(Default)]
-struct Table {
-    rows: Vec<String>,
-    cells: Vec<String>,
-    cell: String,
-}
-
 struct Renderer {
     budget: CharBudget,
     sections: Vec<Section>,
@@ -235,16 +229,12 @@ impl Renderer {
             "a" => self.end_link(),
             "td" | "th" => {
                 if let Some(table) = self.tables.last_mut() {
-                    let cell = single_line(&std::mem::take(&mut table.cell));
-                    table.cells.push(cell);
+                    table.end_cell();
                 }
             }
             "tr" => {
                 if let Some(table) = self.tables.last_mut() {
-                    let cells = std::mem::take(&mut table.cells);
-                    if cells.iter().any(|c| !c.is_empty()) {
-                        table.rows.push(cells.join(" | "));
-                    }
+                    table.end_row();
                 }
             }
             "table" => self.end_table(),

@@ -25,6 +25,7 @@ mod nesting;
 mod ooxml;
 mod pdf;
 mod sheet;
+mod table;
 mod text;
 mod whitespace;
 
