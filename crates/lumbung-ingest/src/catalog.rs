@@ -40,6 +40,34 @@ pub struct DocumentRecord {
     pub recorded_at_ms: i64,
 }
 
+/// Counts over the rows of one knowledge base.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KbSummary {
+    pub indexed: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    /// Chunks served, including those of older versions kept while a new one failed.
+    pub chunks: u64,
+    /// When the newest row was written, in milliseconds since the Unix epoch.
+    pub last_change_ms: Option<i64>,
+}
+
+impl KbSummary {
+    pub fn of(records: &[DocumentRecord]) -> KbSummary {
+        let mut summary = KbSummary::default();
+        for record in records {
+            match record.state {
+                DocumentState::Indexed => summary.indexed += 1,
+                DocumentState::Failed => summary.failed += 1,
+                DocumentState::Skipped => summary.skipped += 1,
+            }
+            summary.chunks += u64::from(record.chunks);
+            summary.last_change_ms = summary.last_change_ms.max(Some(record.recorded_at_ms));
+        }
+        summary
+    }
+}
+
 pub struct Catalog {
     db: redb::Database,
 }
@@ -151,6 +179,21 @@ mod tests {
             chunks: 2,
             recorded_at_ms: 3,
         }
+    }
+
+    #[test]
+    fn summary_counts_states_chunks_and_the_newest_row() {
+        let mut failed = record("a", "y.pdf", DocumentState::Failed);
+        failed.recorded_at_ms = 9;
+        let rows = [record("a", "x.md", DocumentState::Indexed), failed];
+        let summary = KbSummary::of(&rows);
+        assert_eq!(
+            (summary.indexed, summary.failed, summary.skipped),
+            (1, 1, 0)
+        );
+        assert_eq!(summary.chunks, 4);
+        assert_eq!(summary.last_change_ms, Some(9));
+        assert_eq!(KbSummary::of(&[]).last_change_ms, None);
     }
 
     #[test]

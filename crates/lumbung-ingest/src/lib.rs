@@ -16,7 +16,7 @@ use lumbung_core::{IngestConfig, KbName};
 use lumbung_embed::{Chunker, Embedder};
 use lumbung_index::{LexicalIndex, VectorStore};
 
-pub use catalog::{Catalog, DocumentRecord, DocumentState};
+pub use catalog::{Catalog, DocumentRecord, DocumentState, KbSummary};
 pub use error::{Error, Result};
 pub use pipeline::{Outcome, Progress, SyncReport};
 

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use lumbung_core::KbName;
-use lumbung_ingest::{DocumentRecord, DocumentState};
+use lumbung_ingest::{DocumentRecord, DocumentState, KbSummary};
 use lumbung_proto::timestamp_from_unix_millis;
 use lumbung_proto::v1;
 use lumbung_proto::v1::admin_service_server::AdminService;
@@ -64,15 +64,14 @@ fn kb_status(
     records: &[DocumentRecord],
     include_documents: bool,
 ) -> v1::KnowledgeBaseStatus {
-    let count = |state| records.iter().filter(|r| r.state == state).count() as u32;
-    let last_change = records.iter().map(|r| r.recorded_at_ms).max();
+    let summary = KbSummary::of(records);
     v1::KnowledgeBaseStatus {
         name: kb.to_string(),
-        documents_indexed: count(DocumentState::Indexed),
-        documents_failed: count(DocumentState::Failed),
-        documents_skipped: count(DocumentState::Skipped),
-        chunks: records.iter().map(|r| u64::from(r.chunks)).sum(),
-        last_change: last_change.map(timestamp_from_unix_millis),
+        documents_indexed: summary.indexed,
+        documents_failed: summary.failed,
+        documents_skipped: summary.skipped,
+        chunks: summary.chunks,
+        last_change: summary.last_change_ms.map(timestamp_from_unix_millis),
         documents: records
             .iter()
             .filter(|r| include_documents || r.state == DocumentState::Failed)

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use lumbung_ingest::KbSummary;
 use lumbung_proto::v1;
 use lumbung_proto::v1::knowledge_service_server::KnowledgeService;
 use lumbung_search::{Answer, Passage, Retriever, SearchRequest};
@@ -121,15 +122,11 @@ impl KnowledgeApi {
             .collect();
         let mut page = Vec::with_capacity(page_size.min(kbs.len()));
         for kb in kbs.iter().take(page_size) {
-            let records = self.app.ingestor.catalog().list(kb)?;
-            let indexed = records
-                .iter()
-                .filter(|r| r.state == lumbung_ingest::DocumentState::Indexed)
-                .count();
+            let summary = KbSummary::of(&self.app.ingestor.catalog().list(kb)?);
             page.push(v1::KnowledgeBase {
                 name: kb.to_string(),
-                documents_indexed: indexed as u32,
-                chunks: records.iter().map(|r| u64::from(r.chunks)).sum(),
+                documents_indexed: summary.indexed,
+                chunks: summary.chunks,
             });
         }
         let next_page_token = if kbs.len() > page_size {

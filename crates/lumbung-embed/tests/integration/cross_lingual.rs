@@ -10,58 +10,46 @@ const ID_WELDING: &str = "Saat mengelas, pekerja wajib memakai topeng las, sarun
 const ID_CANTEEN: &str =
     "Kantin karyawan buka setiap hari pukul 11.30 dan menyediakan nasi serta mi.";
 
-/// Scores of `query` against a relevant and an unrelated passage.
-fn scores(query: &str, relevant: &str, unrelated: &str) -> (f32, f32) {
+/// Asserts that `query` scores the relevant passage clearly above the unrelated one.
+fn assert_prefers(query: &str, relevant: &str, unrelated: &str) {
     let embedder = embedder();
     let q = embedder.embed_query(query).unwrap();
     let p = embedder.embed_passages(&[relevant, unrelated]).unwrap();
-    (dot(&q, &p[0]), dot(&q, &p[1]))
+    let (relevant, unrelated) = (dot(&q, &p[0]), dot(&q, &p[1]));
+    assert!(
+        relevant > unrelated + 0.03,
+        "relevant {relevant} vs unrelated {unrelated}"
+    );
 }
 
 #[test]
 fn an_english_question_finds_the_chinese_answer() {
-    let (relevant, unrelated) = scores(
+    assert_prefers(
         "What protective equipment is required when welding?",
         ZH_WELDING,
         ZH_CANTEEN,
-    );
-    assert!(
-        relevant > unrelated + 0.03,
-        "relevant {relevant} vs unrelated {unrelated}"
     );
 }
 
 #[test]
 fn an_english_question_finds_the_indonesian_answer() {
-    let (relevant, unrelated) = scores(
+    assert_prefers(
         "What protective equipment is required when welding?",
         ID_WELDING,
         ID_CANTEEN,
-    );
-    assert!(
-        relevant > unrelated + 0.03,
-        "relevant {relevant} vs unrelated {unrelated}"
     );
 }
 
 #[test]
 fn an_indonesian_question_finds_the_chinese_answer() {
-    let (relevant, unrelated) = scores(
+    assert_prefers(
         "Alat pelindung diri apa yang wajib dipakai saat mengelas?",
         ZH_WELDING,
         ZH_CANTEEN,
-    );
-    assert!(
-        relevant > unrelated + 0.03,
-        "relevant {relevant} vs unrelated {unrelated}"
     );
 }
 
 #[test]
 fn a_chinese_question_finds_the_indonesian_answer() {
-    let (relevant, unrelated) = scores("焊接时需要佩戴哪些防护用品？", ID_WELDING, ID_CANTEEN);
-    assert!(
-        relevant > unrelated + 0.03,
-        "relevant {relevant} vs unrelated {unrelated}"
-    );
+    assert_prefers("焊接时需要佩戴哪些防护用品？", ID_WELDING, ID_CANTEEN);
 }
