@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use lumbung_core::{Chunk, ChunkId, Citation, DocumentPath, KbName};
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
@@ -19,7 +19,7 @@ use tantivy::{
 };
 
 use crate::analyzer::{self, ANALYZER_NAME};
-use crate::{Error, LexicalIndex, Result, ScoredChunk};
+use crate::{Error, LexicalIndex, LexicalSnapshot, Result, ScoredChunk};
 
 /// Indexing memory shared by the writer threads; tantivy flushes a segment when it is full.
 const WRITER_HEAP_BYTES: usize = 64 << 20;
@@ -87,7 +87,19 @@ pub struct TantivyLexicalIndex {
     fields: Fields,
     writer: Mutex<IndexWriter>,
     reader: IndexReader,
+    reading: Arc<Reading>,
+}
+
+/// What turns a query into tantivy terms and stored documents back into chunks.
+struct Reading {
+    fields: Fields,
     analyzer: TextAnalyzer,
+}
+
+/// One commit of the index, searched and looked up consistently.
+struct TantivySnapshot {
+    searcher: Searcher,
+    reading: Arc<Reading>,
 }
 
 impl std::fmt::Debug for TantivyLexicalIndex {
@@ -117,7 +129,7 @@ impl TantivyLexicalIndex {
             fields,
             writer: Mutex::new(writer),
             reader,
-            analyzer,
+            reading: Arc::new(Reading { fields, analyzer }),
         })
     }
 
@@ -146,7 +158,9 @@ impl TantivyLexicalIndex {
         doc.add_u64(f.ordinal, chunk.ordinal.into());
         doc
     }
+}
 
+impl Reading {
     fn load_chunk(&self, searcher: &Searcher, address: DocAddress) -> Result<Chunk> {
         let doc: TantivyDocument = searcher.doc(address)?;
         let f = &self.fields;
@@ -267,28 +281,47 @@ impl LexicalIndex for TantivyLexicalIndex {
         Ok(())
     }
 
+    fn snapshot(&self) -> Arc<dyn LexicalSnapshot> {
+        Arc::new(TantivySnapshot {
+            searcher: self.reader.searcher(),
+            reading: Arc::clone(&self.reading),
+        })
+    }
+
+    fn count_chunks(&self, kb: &KbName, path: Option<&DocumentPath>) -> Result<u64> {
+        let term = match path {
+            Some(path) => Term::from_field_text(self.fields.doc_key, &doc_key(kb, path)),
+            None => Term::from_field_text(self.fields.kb, kb.as_str()),
+        };
+        let query = TermQuery::new(term, IndexRecordOption::Basic);
+        let count = self.reader.searcher().search(&query, &Count)?;
+        Ok(count as u64)
+    }
+}
+
+impl LexicalSnapshot for TantivySnapshot {
     fn search(&self, query: &str, kbs: &[KbName], limit: usize) -> Result<Vec<ScoredChunk>> {
         if kbs.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let Some(text_query) = self.text_query(query) else {
+        let Some(text_query) = self.reading.text_query(query) else {
             return Ok(Vec::new());
         };
         let kb_terms = kbs
             .iter()
-            .map(|kb| Term::from_field_text(self.fields.kb, kb.as_str()));
+            .map(|kb| Term::from_field_text(self.reading.fields.kb, kb.as_str()));
         // Score 0 so that the filter selects documents without changing their BM25 order.
         let kb_filter = ConstScoreQuery::new(Box::new(TermSetQuery::new(kb_terms)), 0.0);
         let query = BooleanQuery::new(vec![
             (Occur::Must, Box::new(kb_filter) as Box<dyn Query>),
             (Occur::Must, Box::new(text_query)),
         ]);
-        let searcher = self.reader.searcher();
+        let searcher = &self.searcher;
         let hits = searcher.search(&query, &TopDocs::with_limit(limit))?;
         hits.into_iter()
             .map(|(score, address)| {
                 Ok(ScoredChunk {
-                    chunk: self.load_chunk(&searcher, address)?,
+                    chunk: self.reading.load_chunk(searcher, address)?,
                     score,
                 })
             })
@@ -301,24 +334,14 @@ impl LexicalIndex for TantivyLexicalIndex {
         }
         let terms = ids
             .iter()
-            .map(|id| Term::from_field_text(self.fields.chunk_id, &id.to_hex()));
-        let searcher = self.reader.searcher();
+            .map(|id| Term::from_field_text(self.reading.fields.chunk_id, &id.to_hex()));
+        let searcher = &self.searcher;
         let addresses = searcher.search(&TermSetQuery::new(terms), &DocSetCollector)?;
         let mut found = HashMap::with_capacity(addresses.len());
         for address in addresses {
-            let chunk = self.load_chunk(&searcher, address)?;
+            let chunk = self.reading.load_chunk(searcher, address)?;
             found.insert(chunk.id, chunk);
         }
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
-    }
-
-    fn count_chunks(&self, kb: &KbName, path: Option<&DocumentPath>) -> Result<u64> {
-        let term = match path {
-            Some(path) => Term::from_field_text(self.fields.doc_key, &doc_key(kb, path)),
-            None => Term::from_field_text(self.fields.kb, kb.as_str()),
-        };
-        let query = TermQuery::new(term, IndexRecordOption::Basic);
-        let count = self.reader.searcher().search(&query, &Count)?;
-        Ok(count as u64)
     }
 }

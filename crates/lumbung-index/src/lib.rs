@@ -17,6 +17,8 @@ mod error;
 mod lexical;
 mod vector;
 
+use std::sync::Arc;
+
 use lumbung_core::{Chunk, ChunkId, ContentHash, DocumentPath, KbName};
 
 pub use error::{Error, Result};
@@ -39,26 +41,61 @@ pub trait LexicalIndex: Send + Sync {
     fn delete_document(&self, kb: &KbName, path: &DocumentPath) -> Result<()>;
     /// Makes everything staged so far (by any thread) durable and visible to searches.
     fn commit(&self) -> Result<()>;
+    /// The index as of its last commit. Searches and lookups through one snapshot agree with
+    /// each other whatever is committed meanwhile, so one request never mixes two versions of
+    /// a document.
+    fn snapshot(&self) -> Arc<dyn LexicalSnapshot>;
+    /// [`LexicalSnapshot::search`] on the latest commit.
+    fn search(&self, query: &str, kbs: &[KbName], limit: usize) -> Result<Vec<ScoredChunk>> {
+        self.snapshot().search(query, kbs, limit)
+    }
+    /// [`LexicalSnapshot::get_chunks`] on the latest commit.
+    fn get_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Chunk>> {
+        self.snapshot().get_chunks(ids)
+    }
+    /// Committed chunks of a knowledge base, or of one document when `path` is given.
+    fn count_chunks(&self, kb: &KbName, path: Option<&DocumentPath>) -> Result<u64>;
+}
+
+/// One commit of a [`LexicalIndex`].
+pub trait LexicalSnapshot: Send + Sync {
     /// BM25 over chunk text, title and heading path, restricted to `kbs` inside the query.
     /// An empty `kbs`, a zero `limit` or a query without any word returns no hits.
     fn search(&self, query: &str, kbs: &[KbName], limit: usize) -> Result<Vec<ScoredChunk>>;
     /// The stored chunks for `ids`, in the order asked; unknown ids are skipped.
     fn get_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Chunk>>;
-    /// Committed chunks of a knowledge base, or of one document when `path` is given.
-    fn count_chunks(&self, kb: &KbName, path: Option<&DocumentPath>) -> Result<u64>;
 }
 
 /// A store of chunk embeddings searched by cosine similarity, partitioned by knowledge base.
 pub trait VectorStore: Send + Sync {
-    /// Upserts the new points first, then deletes the document's points whose content hash
-    /// differs, so that the old version keeps answering until the new one is in.
-    fn replace_document(
+    /// Adds the points of one version of a document, with `kb`, `path` and `hash` as payload.
+    /// Points of its other versions stay until [`VectorStore::delete_other_versions`], so the
+    /// old version keeps answering while the new one is being committed everywhere.
+    fn upsert_document(
         &self,
         kb: &KbName,
         path: &DocumentPath,
         hash: &ContentHash,
         points: &[(ChunkId, Vec<f32>)],
     ) -> Result<()>;
+    /// Removes the points of (kb, path) whose content hash is not `keep`.
+    fn delete_other_versions(
+        &self,
+        kb: &KbName,
+        path: &DocumentPath,
+        keep: &ContentHash,
+    ) -> Result<()>;
+    /// Upserts the new version, then deletes the others.
+    fn replace_document(
+        &self,
+        kb: &KbName,
+        path: &DocumentPath,
+        hash: &ContentHash,
+        points: &[(ChunkId, Vec<f32>)],
+    ) -> Result<()> {
+        self.upsert_document(kb, path, hash, points)?;
+        self.delete_other_versions(kb, path, hash)
+    }
     /// Removes every point of (kb, path).
     fn delete_document(&self, kb: &KbName, path: &DocumentPath) -> Result<()>;
     /// Makes every change so far durable on disk.
@@ -66,6 +103,9 @@ pub trait VectorStore: Send + Sync {
     /// The nearest points to `vector` by cosine similarity among `kbs`, best first.
     /// An empty `kbs` or a zero `limit` returns no hits.
     fn search(&self, vector: &[f32], kbs: &[KbName], limit: usize) -> Result<Vec<(ChunkId, f32)>>;
+    /// The stored vectors of `ids`, in the order asked; unknown ids are skipped. Lets a renamed
+    /// or copied document keep its embeddings instead of being embedded again.
+    fn get_vectors(&self, ids: &[ChunkId]) -> Result<Vec<(ChunkId, Vec<f32>)>>;
     /// Points of a knowledge base, or of one document when `path` is given.
     fn count(&self, kb: &KbName, path: Option<&DocumentPath>) -> Result<u64>;
 }

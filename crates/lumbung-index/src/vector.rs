@@ -12,7 +12,7 @@ use qdrant_edge::{
     EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match,
     NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
     PointOperations, PointStruct, QueryEnum, QueryRequest, ScoringQuery, UpdateOperation,
-    WithPayloadInterface, WithVector,
+    VectorInternal, VectorStructInternal, WithPayloadInterface, WithVector,
 };
 
 use crate::{Error, Result, VectorStore};
@@ -192,7 +192,7 @@ impl EdgeVectorStore {
 }
 
 impl VectorStore for EdgeVectorStore {
-    fn replace_document(
+    fn upsert_document(
         &self,
         kb: &KbName,
         path: &DocumentPath,
@@ -210,18 +210,27 @@ impl VectorStore for EdgeVectorStore {
                 PointStruct::new(point_id(*id), vector.clone(), payload.clone()).into()
             })
             .collect();
+        if points.is_empty() {
+            return Ok(());
+        }
+        let _writes = self.lock_writes();
+        self.shard.update(UpdateOperation::PointOperation(
+            PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
+        ))?;
+        Ok(())
+    }
+
+    fn delete_other_versions(
+        &self,
+        kb: &KbName,
+        path: &DocumentPath,
+        keep: &ContentHash,
+    ) -> Result<()> {
         let stale = Filter {
-            must_not: Some(vec![matches(HASH_KEY, hash.as_str())]),
+            must_not: Some(vec![matches(HASH_KEY, keep.as_str())]),
             ..document_filter(kb, path)
         };
-        // One critical section, so a concurrent replace of the same document cannot interleave
-        // its delete between this upsert and this delete.
         let _writes = self.lock_writes();
-        if !points.is_empty() {
-            self.shard.update(UpdateOperation::PointOperation(
-                PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
-            ))?;
-        }
         self.shard.update(UpdateOperation::PointOperation(
             PointOperations::DeletePointsByFilter(stale),
         ))?;
@@ -269,6 +278,35 @@ impl VectorStore for EdgeVectorStore {
             .query(request)?
             .into_iter()
             .map(|point| Ok((chunk_id(point.id)?, point.score)))
+            .collect()
+    }
+
+    fn get_vectors(&self, ids: &[ChunkId]) -> Result<Vec<(ChunkId, Vec<f32>)>> {
+        let point_ids: Vec<PointId> = ids.iter().map(|id| point_id(*id)).collect();
+        let records = self.shard.retrieve(
+            &point_ids,
+            Some(WithPayloadInterface::Bool(false)),
+            Some(WithVector::Bool(true)),
+        )?;
+        records
+            .into_iter()
+            .map(|record| {
+                let id = chunk_id(record.id)?;
+                let vector = match record.vector {
+                    Some(VectorStructInternal::Single(vector)) => Some(vector),
+                    Some(VectorStructInternal::Named(mut named)) => {
+                        match named.remove(DEFAULT_VECTOR_NAME) {
+                            Some(VectorInternal::Dense(vector)) => Some(vector),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                let vector = vector.ok_or_else(|| {
+                    Error::InvalidStoredData(format!("point {id} has no dense vector"))
+                })?;
+                Ok((id, vector))
+            })
             .collect()
     }
 

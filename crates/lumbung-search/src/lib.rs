@@ -10,6 +10,7 @@ mod error;
 mod fusion;
 mod sentences;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -113,16 +114,19 @@ impl SearchEngine {
         self.validate(request)?;
         let started = Instant::now();
         let candidates = self.search.candidates.max(request.top_k);
+        // BM25 and the texts of dense hits come from one commit, so that a document being
+        // replaced shows in one version or the other, never both.
+        let snapshot = self.lexical.snapshot();
 
         let lexical = async {
             if request.retriever == Retriever::Dense {
                 return Ok(Vec::new());
             }
-            let index = Arc::clone(&self.lexical);
+            let snapshot = Arc::clone(&snapshot);
             let (query, kbs) = (request.query.clone(), request.kbs.clone());
             Ok(self
                 .pool
-                .run(move || index.search(&query, &kbs, candidates))
+                .run(move || snapshot.search(&query, &kbs, candidates))
                 .await??)
         };
         let dense = async {
@@ -139,7 +143,31 @@ impl SearchEngine {
                 .await?
         };
         let (lexical, dense): (Result<Vec<_>>, Result<Vec<_>>) = tokio::join!(lexical, dense);
-        let (lexical, dense) = (lexical?, dense?);
+        let (lexical, mut dense) = (lexical?, dense?);
+
+        // Lexical hits carry their chunk already; dense-only hits are looked up in the same
+        // snapshot. A vector hit whose chunk is not there belongs to a version committed after
+        // the snapshot, or to one being replaced: it is dropped before fusion, so that it
+        // neither takes a rank nor is served without its text.
+        let mut known: HashMap<ChunkId, Chunk> = lexical
+            .iter()
+            .map(|hit| (hit.chunk.id, hit.chunk.clone()))
+            .collect();
+        let missing: Vec<ChunkId> = dense
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !known.contains_key(id))
+            .collect();
+        if !missing.is_empty() {
+            for chunk in self
+                .pool
+                .run(move || snapshot.get_chunks(&missing))
+                .await??
+            {
+                known.insert(chunk.id, chunk);
+            }
+            dense.retain(|(id, _)| known.contains_key(id));
+        }
 
         let lexical_ids: Vec<ChunkId> = lexical.iter().map(|hit| hit.chunk.id).collect();
         let dense_ids: Vec<ChunkId> = dense.iter().map(|(id, _)| *id).collect();
@@ -154,27 +182,9 @@ impl SearchEngine {
             request.top_k,
         );
 
-        // Lexical hits carry their chunk already; only dense-only hits need a lookup.
-        let mut known: std::collections::HashMap<ChunkId, Chunk> = lexical
-            .into_iter()
-            .map(|hit| (hit.chunk.id, hit.chunk))
-            .collect();
-        let missing: Vec<ChunkId> = fused
-            .iter()
-            .map(|hit| hit.id)
-            .filter(|id| !known.contains_key(id))
-            .collect();
-        if !missing.is_empty() {
-            let index = Arc::clone(&self.lexical);
-            for chunk in self.pool.run(move || index.get_chunks(&missing)).await?? {
-                known.insert(chunk.id, chunk);
-            }
-        }
         let passages: Vec<Passage> = fused
             .into_iter()
             .filter_map(|hit| {
-                // A point in the vector store whose lexical document is gone is mid-replacement;
-                // it is dropped rather than served without its text.
                 let chunk = known.remove(&hit.id)?;
                 Some(Passage {
                     chunk,
