@@ -11,10 +11,12 @@ use crate::{Error, Result, runtime};
 
 /// The embedding model, loaded once and shared by every thread that embeds.
 ///
-/// All methods take `&self`: one ONNX session is shared behind a lock that is held for one
-/// batch at a time, so a query waits for at most one passage batch, not a whole document.
+/// All methods take `&self`. Queries and passages run on two ONNX sessions of the same model,
+/// each behind its own lock: a search never waits behind an ingest batch (up to a second and
+/// a half of CPU on two cores), only behind other queries.
 pub struct Embedder {
-    model: Mutex<TextEmbedding>,
+    query_model: Mutex<TextEmbedding>,
+    passage_model: Mutex<TextEmbedding>,
     tokenizer: Tokenizer,
     dimension: usize,
     query_prefix: String,
@@ -71,15 +73,20 @@ impl Embedder {
             Pooling::Mean => fastembed::Pooling::Mean,
             Pooling::Cls => fastembed::Pooling::Cls,
         };
-        let model =
-            UserDefinedEmbeddingModel::new(onnx_file, tokenizer_files).with_pooling(pooling);
-        let options = InitOptionsUserDefined::new()
-            .with_environment(environment)
-            .with_max_length(config.max_tokens);
-        let model = TextEmbedding::try_new_from_user_defined(model, options)?;
+        let session = || -> Result<Mutex<TextEmbedding>> {
+            let model = UserDefinedEmbeddingModel::new(onnx_file.clone(), tokenizer_files.clone())
+                .with_pooling(pooling.clone());
+            let options = InitOptionsUserDefined::new()
+                .with_environment(environment.clone())
+                .with_max_length(config.max_tokens);
+            Ok(Mutex::new(TextEmbedding::try_new_from_user_defined(
+                model, options,
+            )?))
+        };
 
         let embedder = Embedder {
-            model: Mutex::new(model),
+            query_model: session()?,
+            passage_model: session()?,
             tokenizer,
             dimension: config.dimension,
             query_prefix: config.query_prefix.clone(),
@@ -114,23 +121,27 @@ impl Embedder {
 
     /// Embeds passages (chunks to be indexed): one unit-length vector per text, in order.
     pub fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        self.embed(&self.passage_prefix, texts)
+        self.embed(&self.passage_model, &self.passage_prefix, texts)
     }
 
     /// Embeds a search query: a unit-length vector comparable with passage vectors.
     pub fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
-        let mut vectors = self.embed(&self.query_prefix, &[text])?;
+        let mut vectors = self.embed(&self.query_model, &self.query_prefix, &[text])?;
         Ok(vectors.pop().unwrap_or_default())
     }
 
-    fn embed(&self, prefix: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+    fn embed(
+        &self,
+        model: &Mutex<TextEmbedding>,
+        prefix: &str,
+        texts: &[&str],
+    ) -> Result<Vec<Vec<f32>>> {
         let started = Instant::now();
         let mut vectors = Vec::with_capacity(texts.len());
         for batch in texts.chunks(self.batch_size) {
             let prefixed: Vec<String> =
                 batch.iter().map(|text| format!("{prefix}{text}")).collect();
-            let embedded = self
-                .model
+            let embedded = model
                 .lock()
                 // A panic elsewhere cannot leave the session half-updated: runs keep no state.
                 .unwrap_or_else(PoisonError::into_inner)
