@@ -64,6 +64,25 @@ pub struct IngestConfig {
     pub chunk_overlap_tokens: usize,
     /// Files larger than this are recorded as failed without being read.
     pub max_file_bytes: u64,
+    /// Pages of one PDF.
+    pub max_pages: u32,
+    /// Characters of text extracted from one file.
+    pub max_extracted_chars: u64,
+    /// Unpacked bytes of any one member of a DOCX, XLSX or ODS file (zip bombs stop here).
+    pub max_zip_entry_bytes: u64,
+    /// Non-empty rows of one worksheet or CSV file.
+    pub max_rows_per_sheet: u64,
+    /// Seconds one file's extraction may take before it is recorded as failed.
+    pub max_extract_seconds: u64,
+    /// A file is taken only once it has not changed for this many milliseconds (a copy or a
+    /// save in progress is left until it is finished).
+    pub settle_ms: u64,
+    /// Watch the folders while serving; without it only the start-up scan and the periodic
+    /// reconcile see changes.
+    pub watch: bool,
+    /// Seconds between two full scans of every folder while serving: the safety net for
+    /// changes the watcher missed (network shares, overflowing event queues).
+    pub reconcile_interval_seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,6 +166,14 @@ impl Default for IngestConfig {
             chunk_max_tokens: 200,
             chunk_overlap_tokens: 0,
             max_file_bytes: 64 << 20,
+            max_pages: 2_000,
+            max_extracted_chars: 20_000_000,
+            max_zip_entry_bytes: 256 << 20,
+            max_rows_per_sheet: 1_000_000,
+            max_extract_seconds: 120,
+            settle_ms: 1_000,
+            watch: true,
+            reconcile_interval_seconds: 300,
         }
     }
 }
@@ -232,6 +259,22 @@ impl Config {
                 "ingest.chunk_overlap_tokens",
                 "must be smaller than ingest.chunk_max_tokens",
             ));
+        }
+        for (field, value) in [
+            ("ingest.max_file_bytes", i.max_file_bytes),
+            ("ingest.max_pages", u64::from(i.max_pages)),
+            ("ingest.max_extracted_chars", i.max_extracted_chars),
+            ("ingest.max_zip_entry_bytes", i.max_zip_entry_bytes),
+            ("ingest.max_rows_per_sheet", i.max_rows_per_sheet),
+            ("ingest.max_extract_seconds", i.max_extract_seconds),
+            (
+                "ingest.reconcile_interval_seconds",
+                i.reconcile_interval_seconds,
+            ),
+        ] {
+            if value == 0 {
+                return Err(Error::invalid(field, "must be positive"));
+            }
         }
         let s = &self.search;
         if s.candidates == 0 || s.max_top_k == 0 {

@@ -46,6 +46,10 @@ pub struct KbSummary {
     pub indexed: u32,
     pub failed: u32,
     pub skipped: u32,
+    /// Documents of the current run waiting to be read; filled in by `Ingestor::status`.
+    pub queued: u32,
+    /// Documents of the current run being read, embedded or written.
+    pub indexing: u32,
     /// Chunks served, including those of older versions kept while a new one failed.
     pub chunks: u64,
     /// When the newest row was written, in milliseconds since the Unix epoch.

@@ -2,17 +2,22 @@
 //! channels so that a large folder never holds more than a few documents in memory.
 //!
 //! prepare (read, hash, extract, chunk) -> embed (batched across documents) -> write (both
-//! indexes, commit, then the catalog rows).
+//! indexes, commit, then the catalog rows). Files that are gone are removed last, so that a
+//! file renamed or moved within the knowledge base takes its vectors along instead of being
+//! embedded again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::time::Duration;
 
-use lumbung_core::{Chunk, ContentHash, DocumentPath, KbName};
+use lumbung_core::{Chunk, ChunkId, ContentHash, DocumentPath, KbName};
+use lumbung_extract::ExtractedDocument;
 
 use crate::catalog::{DocumentRecord, DocumentState};
 use crate::scan::FoundFile;
-use crate::{Ingestor, Result, now_ms};
+use crate::{Ingestor, LiveState, Result, now_ms};
 
 /// Documents in flight between two stages.
 const STAGE_CAPACITY: usize = 8;
@@ -24,6 +29,9 @@ const MAX_DOCUMENTS_PER_COMMIT: usize = 64;
 pub enum Outcome {
     Indexed {
         chunks: u32,
+        /// The vectors came from a document with the same content (a rename, a move or a
+        /// copy): nothing was embedded.
+        reused_vectors: bool,
     },
     /// Same content as recorded: nothing embedded.
     Unchanged,
@@ -55,6 +63,13 @@ pub struct SyncReport {
     pub skipped: usize,
     pub removed: usize,
     pub chunks_written: u64,
+    /// Documents indexed with the vectors of a document of the same content.
+    pub reused_vectors: usize,
+    /// Chunks that went through the embedding model.
+    pub chunks_embedded: u64,
+    /// Files left for a later run because they changed less than `ingest.settle_ms` ago, or
+    /// because the run was cancelled before reaching them.
+    pub deferred: usize,
 }
 
 impl SyncReport {
@@ -65,13 +80,24 @@ impl SyncReport {
         self.skipped += other.skipped;
         self.removed += other.removed;
         self.chunks_written += other.chunks_written;
+        self.reused_vectors += other.reused_vectors;
+        self.chunks_embedded += other.chunks_embedded;
+        self.deferred += other.deferred;
     }
 
     fn count(&mut self, outcome: &Outcome) {
         match outcome {
-            Outcome::Indexed { chunks } => {
+            Outcome::Indexed {
+                chunks,
+                reused_vectors,
+            } => {
                 self.indexed += 1;
                 self.chunks_written += u64::from(*chunks);
+                if *reused_vectors {
+                    self.reused_vectors += 1;
+                } else {
+                    self.chunks_embedded += u64::from(*chunks);
+                }
             }
             Outcome::Unchanged => self.unchanged += 1,
             Outcome::Failed(_) => self.failed += 1,
@@ -81,18 +107,20 @@ impl SyncReport {
     }
 }
 
-/// What the prepare stage hands on: a row to record as is, or chunks to embed first.
+/// What the prepare stage hands on: a row to record as is, or chunks to write, with their
+/// vectors when a document of the same content already had them.
 enum Prepared {
     /// The content hash is the recorded one: only size and mtime change.
     Unchanged(DocumentRecord),
     Record(DocumentRecord),
-    Chunks(DocumentRecord, Vec<Chunk>),
+    Chunks(DocumentRecord, Vec<Chunk>, Option<Vec<Vec<f32>>>),
 }
 
 struct Embedded {
     record: DocumentRecord,
     chunks: Vec<Chunk>,
     vectors: Vec<Vec<f32>>,
+    reused_vectors: bool,
 }
 
 enum ToWrite {
@@ -101,33 +129,63 @@ enum ToWrite {
     Embedded(Embedded),
 }
 
+/// How one run treats the folder.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct RunOptions<'a> {
+    /// Read, extract and embed every file again, even unchanged ones (after a model change).
+    pub force: bool,
+    /// Files modified less than this long ago are left for a later run.
+    pub settle_ms: u64,
+    /// Stops the run between two documents; what was committed stays, the rest is redone by
+    /// the next run.
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+/// What the catalog knows about the knowledge base before the run.
+struct Known {
+    by_path: HashMap<DocumentPath, DocumentRecord>,
+    /// Indexed documents by content, for reusing their vectors.
+    by_hash: HashMap<ContentHash, DocumentRecord>,
+}
+
 pub(crate) struct Run<'a> {
     pub ingestor: &'a Ingestor,
     pub kb: &'a KbName,
-    pub force: bool,
+    pub options: RunOptions<'a>,
     pub progress: &'a (dyn Fn(&Progress) + Sync),
 }
 
 impl Run<'_> {
     pub fn execute(&self, files: Vec<FoundFile>) -> Result<SyncReport> {
-        let known: HashMap<DocumentPath, DocumentRecord> = self
+        let by_path: HashMap<DocumentPath, DocumentRecord> = self
             .ingestor
             .catalog
             .list(self.kb)?
             .into_iter()
             .map(|record| (record.path.clone(), record))
             .collect();
-        let present: std::collections::HashSet<&DocumentPath> =
-            files.iter().map(|f| &f.path).collect();
+        let by_hash = by_path
+            .values()
+            .filter(|record| record.state == DocumentState::Indexed && record.chunks > 0)
+            .map(|record| (record.content_hash.clone(), record.clone()))
+            .collect();
+        let known = Known { by_path, by_hash };
+        let present: HashSet<&DocumentPath> = files.iter().map(|f| &f.path).collect();
         let gone: Vec<DocumentPath> = known
+            .by_path
             .keys()
             .filter(|path| !present.contains(path))
             .cloned()
             .collect();
+        let now = now_ms();
+        let settle_ms = i64::try_from(self.options.settle_ms).unwrap_or(i64::MAX);
+        let (settled, young): (Vec<FoundFile>, Vec<FoundFile>) = files
+            .into_iter()
+            .partition(|file| now.abs_diff(file.mtime_ms) >= settle_ms.unsigned_abs());
         let (to_read, unchanged): (Vec<FoundFile>, Vec<FoundFile>) =
-            files.into_iter().partition(|file| {
-                self.force
-                    || known.get(&file.path).is_none_or(|record| {
+            settled.into_iter().partition(|file| {
+                self.options.force
+                    || known.by_path.get(&file.path).is_none_or(|record| {
                         record.size_bytes != file.size_bytes || record.mtime_ms != file.mtime_ms
                     })
             });
@@ -139,22 +197,30 @@ impl Run<'_> {
 
         let mut report = SyncReport {
             unchanged: unchanged.len(),
+            deferred: young.len(),
             ..SyncReport::default()
         };
-        self.remove(&gone, &mut report)?;
-        if to_read.is_empty() {
-            return Ok(report);
+        if !to_read.is_empty() {
+            self.ingestor.set_live(
+                self.kb,
+                to_read.iter().map(|file| &file.path),
+                Some(LiveState::Queued),
+            );
+            let (prepared_tx, prepared_rx) = sync_channel::<Prepared>(STAGE_CAPACITY);
+            let (write_tx, write_rx) = sync_channel::<ToWrite>(STAGE_CAPACITY);
+            let written = std::thread::scope(|scope| {
+                let known = &known;
+                let prepared = scope.spawn(move || self.prepare_stage(to_read, known, prepared_tx));
+                scope.spawn(move || self.embed_stage(prepared_rx, write_tx));
+                // The writer runs here; when it fails, dropping its receiver stops the others.
+                let written = self.write_stage(write_rx, &mut report);
+                report.deferred += prepared.join().unwrap_or_default();
+                written
+            });
+            self.ingestor.clear_live(self.kb);
+            written?;
         }
-
-        let (prepared_tx, prepared_rx) = sync_channel::<Prepared>(STAGE_CAPACITY);
-        let (write_tx, write_rx) = sync_channel::<ToWrite>(STAGE_CAPACITY);
-        std::thread::scope(|scope| {
-            let known = &known;
-            scope.spawn(move || self.prepare_stage(to_read, known, prepared_tx));
-            scope.spawn(move || self.embed_stage(prepared_rx, write_tx));
-            // The writer runs here; when it fails, dropping its receiver stops the other stages.
-            self.write_stage(write_rx, &mut report)
-        })?;
+        self.remove(&gone, &mut report)?;
         Ok(report)
     }
 
@@ -188,21 +254,37 @@ impl Run<'_> {
         });
     }
 
+    /// Returns how many files it left undone because the run was cancelled.
     fn prepare_stage(
         &self,
         files: Vec<FoundFile>,
-        known: &HashMap<DocumentPath, DocumentRecord>,
+        known: &Known,
         out: SyncSender<Prepared>,
-    ) {
-        for file in files {
-            let prepared = self.prepare(&file, known.get(&file.path));
+    ) -> usize {
+        let total = files.len();
+        for (done, file) in files.into_iter().enumerate() {
+            if self
+                .options
+                .cancel
+                .is_some_and(|cancel| cancel.load(Ordering::Relaxed))
+            {
+                return total - done;
+            }
+            self.ingestor.set_live(
+                self.kb,
+                std::iter::once(&file.path),
+                Some(LiveState::Indexing),
+            );
+            let prepared = self.prepare(&file, known);
             if out.send(prepared).is_err() {
-                return;
+                return 0;
             }
         }
+        0
     }
 
-    fn prepare(&self, file: &FoundFile, previous: Option<&DocumentRecord>) -> Prepared {
+    fn prepare(&self, file: &FoundFile, known: &Known) -> Prepared {
+        let previous = known.by_path.get(&file.path);
         let mut record = DocumentRecord {
             kb: self.kb.clone(),
             path: file.path.clone(),
@@ -234,7 +316,7 @@ impl Run<'_> {
         };
         record.content_hash = ContentHash::of_bytes(&bytes);
         if let Some(previous) = previous
-            && !self.force
+            && !self.options.force
             && previous.content_hash == record.content_hash
             && previous.state != DocumentState::Failed
         {
@@ -254,19 +336,10 @@ impl Run<'_> {
             ));
             return Prepared::Record(record);
         }
-        // Extraction parses untrusted bytes with third-party code: a panic there must fail
-        // this document, not the run.
-        let extracted = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            lumbung_extract::extract(&file.path, &bytes)
-        }));
-        let document = match extracted {
-            Ok(Ok(document)) => document,
-            Ok(Err(err)) => {
-                record.error = Some(err.to_string());
-                return Prepared::Record(record);
-            }
-            Err(_) => {
-                record.error = Some("extraction panicked".to_string());
+        let document = match self.extract(&file.path, bytes) {
+            Ok(document) => document,
+            Err(reason) => {
+                record.error = Some(reason);
                 return Prepared::Record(record);
             }
         };
@@ -283,7 +356,67 @@ impl Run<'_> {
         }
         record.state = DocumentState::Indexed;
         record.chunks = chunks.len() as u32;
-        Prepared::Chunks(record, chunks)
+        let vectors = known
+            .by_hash
+            .get(&record.content_hash)
+            .filter(|source| !self.options.force && source.path != record.path)
+            .and_then(|source| self.reuse_vectors(source, &chunks));
+        Prepared::Chunks(record, chunks, vectors)
+    }
+
+    /// Extracts under the configured limits, on a thread of its own so that a file whose
+    /// parser loops is abandoned after `ingest.max_extract_seconds`. Parsers run third-party
+    /// code on untrusted bytes: a panic fails this document, not the run.
+    fn extract(&self, path: &DocumentPath, bytes: Vec<u8>) -> Result<ExtractedDocument, String> {
+        let limits = self.ingestor.limits;
+        let seconds = self.ingestor.config.max_extract_seconds;
+        let path_owned = path.clone();
+        let outcome = run_with_deadline(Duration::from_secs(seconds), move || {
+            lumbung_extract::extract_with_limits(&path_owned, &bytes, &limits)
+        });
+        match outcome {
+            Ok(Ok(document)) => Ok(document),
+            Ok(Err(lumbung_extract::Error::LimitExceeded { limit, value })) => Err(format!(
+                "over the limit ingest.{limit} = {value} (raise it in the configuration to \
+                 index this file)"
+            )),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(Abandoned::Panicked) => Err("extraction panicked".to_string()),
+            Err(Abandoned::TimedOut) => {
+                tracing::warn!(kb = %self.kb, path = %path, seconds, "extraction abandoned");
+                Err(format!(
+                    "extraction took longer than ingest.max_extract_seconds = {seconds}"
+                ))
+            }
+        }
+    }
+
+    /// The vectors of `source`, a document with the same content, for `chunks` of another
+    /// path: only when its stored chunks have exactly the same texts (same chunking), so that
+    /// a vector never describes other text than its chunk's.
+    fn reuse_vectors(&self, source: &DocumentRecord, chunks: &[Chunk]) -> Option<Vec<Vec<f32>>> {
+        if source.chunks as usize != chunks.len() {
+            return None;
+        }
+        let ids: Vec<ChunkId> = (0..source.chunks)
+            .map(|ordinal| ChunkId::derive(self.kb, &source.path, &source.content_hash, ordinal))
+            .collect();
+        let stored = self.ingestor.lexical.get_chunks(&ids).ok()?;
+        let same_texts = stored.len() == chunks.len()
+            && stored
+                .iter()
+                .zip(chunks)
+                .all(|(old, new)| old.text == new.text);
+        if !same_texts {
+            return None;
+        }
+        let vectors = self.ingestor.vectors.get_vectors(&ids).ok()?;
+        let in_order = vectors.len() == ids.len()
+            && vectors
+                .iter()
+                .zip(&ids)
+                .all(|((id, _), wanted)| id == wanted);
+        in_order.then(|| vectors.into_iter().map(|(_, vector)| vector).collect())
     }
 
     fn embed_stage(&self, input: Receiver<Prepared>, out: SyncSender<ToWrite>) {
@@ -313,8 +446,12 @@ impl Run<'_> {
         let texts: Vec<&str> = group
             .iter()
             .flat_map(|item| match item {
-                Prepared::Chunks(_, chunks) => chunks.iter().map(|c| c.text.as_str()).collect(),
-                Prepared::Record(_) | Prepared::Unchanged(_) => Vec::new(),
+                Prepared::Chunks(_, chunks, None) => {
+                    chunks.iter().map(|c| c.text.as_str()).collect()
+                }
+                Prepared::Chunks(_, _, Some(_)) | Prepared::Record(_) | Prepared::Unchanged(_) => {
+                    Vec::new()
+                }
             })
             .collect();
         let mut vectors = if texts.is_empty() {
@@ -330,7 +467,15 @@ impl Run<'_> {
             match item {
                 Prepared::Record(record) => out.push(ToWrite::Record(record)),
                 Prepared::Unchanged(record) => out.push(ToWrite::Unchanged(record)),
-                Prepared::Chunks(mut record, chunks) => match &mut vectors {
+                Prepared::Chunks(record, chunks, Some(reused)) => {
+                    out.push(ToWrite::Embedded(Embedded {
+                        record,
+                        chunks,
+                        vectors: reused,
+                        reused_vectors: true,
+                    }));
+                }
+                Prepared::Chunks(mut record, chunks, None) => match &mut vectors {
                     Ok(all) => {
                         let rest = all.split_off(chunks.len());
                         let mine = std::mem::replace(all, rest);
@@ -338,6 +483,7 @@ impl Run<'_> {
                             record,
                             chunks,
                             vectors: mine,
+                            reused_vectors: false,
                         }));
                     }
                     Err(reason) => {
@@ -352,7 +498,7 @@ impl Run<'_> {
     }
 
     fn write_stage(&self, input: Receiver<ToWrite>, report: &mut SyncReport) -> Result<()> {
-        let mut pending: Vec<(DocumentRecord, bool)> = Vec::new();
+        let mut pending: Vec<(DocumentRecord, Written)> = Vec::new();
         loop {
             let item = match input.try_recv() {
                 Ok(item) => Some(item),
@@ -364,16 +510,17 @@ impl Run<'_> {
                 Err(TryRecvError::Disconnected) => None,
             };
             let Some(item) = item else { break };
-            let (record, unchanged) = match item {
-                ToWrite::Unchanged(record) => (record, true),
-                ToWrite::Record(record) => (record, false),
+            let (record, written) = match item {
+                ToWrite::Unchanged(record) => (record, Written::Unchanged),
+                ToWrite::Record(record) => (record, Written::Record),
                 ToWrite::Embedded(Embedded {
                     record,
                     chunks,
                     vectors,
+                    reused_vectors,
                 }) => {
                     let points: Vec<_> = chunks.iter().map(|c| c.id).zip(vectors).collect();
-                    self.ingestor.vectors.replace_document(
+                    self.ingestor.vectors.upsert_document(
                         self.kb,
                         &record.path,
                         &record.content_hash,
@@ -382,10 +529,10 @@ impl Run<'_> {
                     self.ingestor
                         .lexical
                         .replace_document(self.kb, &record.path, &chunks)?;
-                    (record, false)
+                    (record, Written::Chunks { reused_vectors })
                 }
             };
-            pending.push((record, unchanged));
+            pending.push((record, written));
             if pending.len() >= MAX_DOCUMENTS_PER_COMMIT {
                 self.commit(&mut pending, report)?;
             }
@@ -393,10 +540,13 @@ impl Run<'_> {
         self.commit(&mut pending, report)
     }
 
-    /// Commits both indexes, then records the documents: the catalog row is written last.
+    /// Makes the new versions visible in both indexes, then drops the old versions' vectors,
+    /// then records the documents: the catalog row is written last. Until the lexical commit a
+    /// search sees only old versions, after it only new ones (a search reads one lexical
+    /// snapshot and drops vector hits that are not in it).
     fn commit(
         &self,
-        pending: &mut Vec<(DocumentRecord, bool)>,
+        pending: &mut Vec<(DocumentRecord, Written)>,
         report: &mut SyncReport,
     ) -> Result<()> {
         if pending.is_empty() {
@@ -404,6 +554,21 @@ impl Run<'_> {
         }
         self.ingestor.vectors.flush()?;
         self.ingestor.lexical.commit()?;
+        let replaced: Vec<&DocumentRecord> = pending
+            .iter()
+            .filter(|(_, written)| matches!(written, Written::Chunks { .. }))
+            .map(|(record, _)| record)
+            .collect();
+        if !replaced.is_empty() {
+            for record in replaced {
+                self.ingestor.vectors.delete_other_versions(
+                    self.kb,
+                    &record.path,
+                    &record.content_hash,
+                )?;
+            }
+            self.ingestor.vectors.flush()?;
+        }
         let recorded_at_ms = now_ms();
         let records: Vec<DocumentRecord> = pending
             .iter()
@@ -413,14 +578,24 @@ impl Run<'_> {
             })
             .collect();
         self.ingestor.catalog.apply(&records, &[])?;
-        for (record, unchanged) in pending.drain(..) {
-            let outcome = match record.state {
-                _ if unchanged => Outcome::Unchanged,
-                DocumentState::Indexed => Outcome::Indexed {
+        self.ingestor
+            .set_live(self.kb, records.iter().map(|record| &record.path), None);
+        for (record, written) in pending.drain(..) {
+            let outcome = match (record.state, written) {
+                (_, Written::Unchanged) => Outcome::Unchanged,
+                (DocumentState::Indexed, written) => Outcome::Indexed {
                     chunks: record.chunks,
+                    reused_vectors: matches!(
+                        written,
+                        Written::Chunks {
+                            reused_vectors: true
+                        }
+                    ),
                 },
-                DocumentState::Failed => Outcome::Failed(record.error.clone().unwrap_or_default()),
-                DocumentState::Skipped => {
+                (DocumentState::Failed, _) => {
+                    Outcome::Failed(record.error.clone().unwrap_or_default())
+                }
+                (DocumentState::Skipped, _) => {
                     Outcome::Skipped(record.error.clone().unwrap_or_default())
                 }
             };
@@ -430,9 +605,67 @@ impl Run<'_> {
     }
 }
 
+/// How a pending document reached the writer.
+#[derive(Clone, Copy)]
+enum Written {
+    Unchanged,
+    /// A row alone: failed or skipped.
+    Record,
+    Chunks {
+        reused_vectors: bool,
+    },
+}
+
+/// Chunks the embed stage has to run through the model for this item.
 fn chunk_count_of(item: &Prepared) -> usize {
     match item {
-        Prepared::Chunks(_, chunks) => chunks.len(),
-        Prepared::Record(_) | Prepared::Unchanged(_) => 0,
+        Prepared::Chunks(_, chunks, None) => chunks.len(),
+        Prepared::Chunks(_, _, Some(_)) | Prepared::Record(_) | Prepared::Unchanged(_) => 0,
+    }
+}
+
+/// Why [`run_with_deadline`] has no result.
+#[derive(Debug, PartialEq, Eq)]
+enum Abandoned {
+    Panicked,
+    TimedOut,
+}
+
+/// Runs `work` on a thread of its own and waits at most `timeout` for it. A thread cannot be
+/// killed: on time-out it is left to finish (or spin) on its own and its result is dropped.
+fn run_with_deadline<T: Send + 'static>(
+    timeout: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Abandoned> {
+    let (tx, rx) = sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("lumbung-extract".to_string())
+        .spawn(move || {
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(work));
+            let _ = tx.send(outcome);
+        });
+    if spawned.is_err() {
+        return Err(Abandoned::Panicked);
+    }
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => Err(Abandoned::Panicked),
+        Err(RecvTimeoutError::Timeout) => Err(Abandoned::TimedOut),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_returns_results_and_abandons_slow_or_panicking_work() {
+        assert_eq!(run_with_deadline(Duration::from_secs(5), || 7), Ok(7));
+        let slow = run_with_deadline(Duration::from_millis(50), || {
+            std::thread::sleep(Duration::from_secs(2));
+        });
+        assert_eq!(slow, Err(Abandoned::TimedOut));
+        let panicked = run_with_deadline(Duration::from_secs(5), || -> u8 { panic!("parser") });
+        assert_eq!(panicked, Err(Abandoned::Panicked));
     }
 }

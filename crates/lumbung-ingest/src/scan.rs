@@ -5,7 +5,7 @@ use std::time::UNIX_EPOCH;
 
 use lumbung_core::{DocumentPath, KbName};
 
-use crate::{Error, Result};
+use crate::{Error, Result, SETTINGS_FILE};
 
 /// A file found in a knowledge-base folder, before it is read.
 #[derive(Debug, Clone)]
@@ -78,6 +78,9 @@ pub fn files_of(kb_root: &Path) -> Result<Vec<FoundFile>> {
                 continue;
             }
             let relative = absolute.strip_prefix(kb_root).unwrap_or(&absolute);
+            if relative == Path::new(SETTINGS_FILE) {
+                continue;
+            }
             let relative: Vec<String> = relative
                 .components()
                 .map(|c| c.as_os_str().to_string_lossy().into_owned())
@@ -135,13 +138,15 @@ mod tests {
         fs_err::write(kb.join("a.md"), "a").unwrap();
         fs_err::write(kb.join("sub/b.txt"), "b").unwrap();
         fs_err::write(kb.join("sub/~$c.docx"), "c").unwrap();
+        fs_err::write(kb.join(SETTINGS_FILE), "title = \"A\"").unwrap();
+        fs_err::write(kb.join("sub").join(SETTINGS_FILE), "a document after all").unwrap();
         fs_err::create_dir_all(dir.path().join("Not A Kb")).unwrap();
         let paths: Vec<String> = files_of(&kb)
             .unwrap()
             .into_iter()
             .map(|f| f.path.to_string())
             .collect();
-        assert_eq!(paths, ["a.md", "sub/b.txt"]);
+        assert_eq!(paths, ["a.md", "sub/b.txt", "sub/kb.toml"]);
         let kbs: Vec<String> = knowledge_base_folders(dir.path())
             .unwrap()
             .iter()

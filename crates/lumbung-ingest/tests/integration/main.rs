@@ -1,0 +1,81 @@
+//! Integration tests of the ingest pipeline on real files, with the real model, a real tantivy
+//! index and a real embedded Qdrant shard in temporary folders.
+
+mod sync;
+mod watcher;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use lumbung_core::{EmbeddingConfig, IngestConfig, KbName};
+use lumbung_embed::Embedder;
+use lumbung_index::{EdgeVectorStore, LexicalIndex, TantivyLexicalIndex, VectorStore};
+use lumbung_ingest::{Catalog, Ingestor};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// One model for the whole binary: loading it takes seconds.
+pub fn embedder() -> Arc<Embedder> {
+    static EMBEDDER: OnceLock<Arc<Embedder>> = OnceLock::new();
+    Arc::clone(EMBEDDER.get_or_init(|| {
+        let defaults = EmbeddingConfig::default();
+        let config = EmbeddingConfig {
+            model_dir: repo_root().join(&defaults.model_dir),
+            onnxruntime_library: repo_root().join(&defaults.onnxruntime_library),
+            ..defaults
+        };
+        Arc::new(Embedder::load(&config).expect("run scripts/setup-runtime.sh first"))
+    }))
+}
+
+pub fn kb(name: &str) -> KbName {
+    KbName::new(name).unwrap()
+}
+
+/// A watched root and a data directory in a temporary folder, with the ingestor over them.
+pub struct Fixture {
+    pub ingestor: Arc<Ingestor>,
+    pub lexical: Arc<dyn LexicalIndex>,
+    pub vectors: Arc<dyn VectorStore>,
+    /// Last, so that the indexes are closed (and flushed) before their folder is removed.
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new(config: IngestConfig) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ingest");
+        std::fs::create_dir_all(&root).unwrap();
+        let data = dir.path().join("data");
+        let lexical: Arc<dyn LexicalIndex> =
+            Arc::new(TantivyLexicalIndex::open(&data.join("lexical")).unwrap());
+        let embedder = embedder();
+        let vectors: Arc<dyn VectorStore> =
+            Arc::new(EdgeVectorStore::open(&data.join("vectors"), embedder.dimension()).unwrap());
+        let catalog = Catalog::open(&data.join("catalog.redb")).unwrap();
+        let ingestor = Ingestor::new(
+            &root,
+            catalog,
+            Arc::clone(&lexical),
+            Arc::clone(&vectors),
+            embedder,
+            config,
+        )
+        .unwrap();
+        Fixture {
+            ingestor: Arc::new(ingestor),
+            lexical,
+            vectors,
+            dir,
+        }
+    }
+
+    /// The folder of knowledge base `name`, created.
+    pub fn kb_dir(&self, name: &str) -> PathBuf {
+        let dir = self.ingestor.root().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
