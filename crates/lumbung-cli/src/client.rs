@@ -132,14 +132,16 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<24} {:>8} {:>7} {:>8} {:>8}  last change",
-        "knowledge base", "indexed", "failed", "skipped", "chunks"
+        "{:<24} {:>8} {:>7} {:>8} {:>7} {:>8} {:>8}  last change",
+        "knowledge base", "indexed", "queued", "indexing", "failed", "skipped", "chunks"
     );
     for kb in &response.knowledge_bases {
         println!(
-            "{:<24} {:>8} {:>7} {:>8} {:>8}  {}",
+            "{:<24} {:>8} {:>7} {:>8} {:>7} {:>8} {:>8}  {}",
             kb.name,
             kb.documents_indexed,
+            kb.documents_queued,
+            kb.documents_indexing,
             kb.documents_failed,
             kb.documents_skipped,
             kb.chunks,
@@ -147,6 +149,9 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
                 .map(format_timestamp)
                 .unwrap_or_else(|| "-".into())
         );
+        if !kb.settings_error.is_empty() {
+            println!("    kb.toml ignored: {}", kb.settings_error);
+        }
         for doc in &kb.documents {
             let state = doc
                 .state()
@@ -263,8 +268,12 @@ fn kb_status_json(kb: &v1::KnowledgeBaseStatus) -> Value {
         "documents_indexed": kb.documents_indexed,
         "documents_failed": kb.documents_failed,
         "documents_skipped": kb.documents_skipped,
+        "documents_queued": kb.documents_queued,
+        "documents_indexing": kb.documents_indexing,
         "chunks": kb.chunks,
         "last_change_seconds": kb.last_change.map(|t| t.seconds),
+        "settings_error": kb.settings_error,
+        "readers": kb.readers,
         "documents": documents,
     })
 }

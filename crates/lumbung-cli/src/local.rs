@@ -15,30 +15,41 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    // Search answers from what is already indexed while the folders are synced.
-    let syncing = Arc::clone(&app);
-    tokio::spawn(async move {
-        let started = Instant::now();
-        match syncing.sync_all().await {
-            Ok(report) => tracing::info!(
-                indexed = report.indexed,
-                unchanged = report.unchanged,
-                failed = report.failed,
-                skipped = report.skipped,
-                removed = report.removed,
-                chunks = report.chunks_written,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "initial sync done"
-            ),
-            Err(err) => tracing::error!(error = %err, "initial sync failed"),
-        }
-    });
+    // Search answers from what is already indexed while the folders are synced and watched.
+    let watcher = app.watch()?;
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
     };
     lumbung_server::serve(app, listener, shutdown).await?;
+    // Stops the run in progress after its current documents; the rest is redone next start.
+    tokio::task::spawn_blocking(move || drop(watcher)).await?;
     Ok(())
+}
+
+/// Prints every difference between the catalog and the indexes; true when there is none.
+pub fn check(config: Config, kb: Option<String>) -> anyhow::Result<bool> {
+    let app = App::open(config)?;
+    let kbs = match kb {
+        Some(name) => vec![KbName::new(name)?],
+        None => app.ingestor.knowledge_bases()?,
+    };
+    let mut consistent = true;
+    for kb in kbs {
+        let problems = app.ingestor.verify(&kb)?;
+        if problems.is_empty() {
+            let summary = app.ingestor.status(&kb)?.summary;
+            println!(
+                "{kb}: consistent ({} documents indexed, {} chunks)",
+                summary.indexed, summary.chunks
+            );
+        }
+        for problem in problems {
+            println!("{problem}");
+            consistent = false;
+        }
+    }
+    Ok(consistent)
 }
 
 pub fn ingest(config: Config, kb: Option<String>, force: bool) -> anyhow::Result<()> {

@@ -27,6 +27,9 @@ enum Command {
     Serve(ServeArgs),
     /// Ingest the watched root once, with a progress bar, and exit. The service must not run.
     Ingest(IngestArgs),
+    /// Compare both indexes with the catalog, document by document, and list every chunk lost
+    /// or doubled; exits with status 1 when there is one. The service must not run.
+    Check(CheckArgs),
     /// Ranked passages with citations, from a running service.
     Search(SearchArgs),
     /// A grounded answer with citations, or an explicit "no answer", from a running service.
@@ -95,6 +98,15 @@ struct IngestArgs {
     /// Re-embed documents even when unchanged.
     #[arg(long)]
     force: bool,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Only this knowledge base.
+    #[arg(long)]
+    kb: Option<String>,
 }
 
 /// How to reach a running service.
@@ -202,6 +214,13 @@ fn main() -> anyhow::Result<()> {
         Command::Ingest(args) => {
             let config = args.config.load()?;
             local::ingest(config, args.kb, args.force)
+        }
+        Command::Check(args) => {
+            let config = args.config.load()?;
+            if !local::check(config, args.kb)? {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Search(args) => runtime.block_on(client::search(args)),
         Command::Ask(args) => runtime.block_on(client::ask(args)),

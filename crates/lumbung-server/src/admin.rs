@@ -1,7 +1,8 @@
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use lumbung_core::KbName;
-use lumbung_ingest::{DocumentRecord, DocumentState, KbSummary};
+use lumbung_ingest::{DocumentRecord, DocumentState, KbStatus, LiveState};
 use lumbung_proto::timestamp_from_unix_millis;
 use lumbung_proto::v1;
 use lumbung_proto::v1::admin_service_server::AdminService;
@@ -33,8 +34,8 @@ impl AdminApi {
         };
         let mut statuses = Vec::with_capacity(kbs.len());
         for kb in kbs {
-            let records = self.app.ingestor.catalog().list(&kb)?;
-            statuses.push(kb_status(&kb, &records, request.include_documents));
+            let status = self.app.ingestor.status(&kb)?;
+            statuses.push(kb_status(status, request.include_documents));
         }
         Ok(v1::GetIngestStatusResponse {
             knowledge_bases: statuses,
@@ -59,32 +60,70 @@ impl AdminApi {
     }
 }
 
-fn kb_status(
-    kb: &KbName,
-    records: &[DocumentRecord],
-    include_documents: bool,
-) -> v1::KnowledgeBaseStatus {
-    let summary = KbSummary::of(records);
+fn kb_status(status: KbStatus, include_documents: bool) -> v1::KnowledgeBaseStatus {
+    let KbStatus {
+        kb,
+        settings,
+        summary,
+        records,
+        in_progress,
+    } = status;
+    let live: HashMap<_, _> = in_progress.iter().cloned().collect();
+    let mut documents: Vec<v1::DocumentStatus> = records
+        .iter()
+        .filter(|r| {
+            include_documents || (r.state == DocumentState::Failed && !live.contains_key(&r.path))
+        })
+        .map(|record| document_status(record, live.get(&record.path).copied()))
+        .collect();
+    if include_documents {
+        // New documents of the run in progress have no row yet.
+        let recorded: HashSet<_> = records.iter().map(|r| &r.path).collect();
+        documents.extend(
+            in_progress
+                .iter()
+                .filter(|(path, _)| !recorded.contains(path))
+                .map(|(path, state)| v1::DocumentStatus {
+                    path: path.to_string(),
+                    state: live_state(*state).into(),
+                    ..v1::DocumentStatus::default()
+                }),
+        );
+        documents.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+    let (settings_error, readers) = match settings {
+        Ok(settings) => (String::new(), settings.readers),
+        Err(reason) => (reason, Vec::new()),
+    };
     v1::KnowledgeBaseStatus {
         name: kb.to_string(),
         documents_indexed: summary.indexed,
         documents_failed: summary.failed,
         documents_skipped: summary.skipped,
+        documents_queued: summary.queued,
+        documents_indexing: summary.indexing,
         chunks: summary.chunks,
         last_change: summary.last_change_ms.map(timestamp_from_unix_millis),
-        documents: records
-            .iter()
-            .filter(|r| include_documents || r.state == DocumentState::Failed)
-            .map(document_status)
-            .collect(),
+        documents,
+        settings_error,
+        readers,
     }
 }
 
-fn document_status(record: &DocumentRecord) -> v1::DocumentStatus {
-    let state = match record.state {
-        DocumentState::Indexed => v1::DocumentState::Indexed,
-        DocumentState::Failed => v1::DocumentState::Failed,
-        DocumentState::Skipped => v1::DocumentState::Skipped,
+fn live_state(state: LiveState) -> v1::DocumentState {
+    match state {
+        LiveState::Queued => v1::DocumentState::Queued,
+        LiveState::Indexing => v1::DocumentState::Indexing,
+    }
+}
+
+/// A catalog row, in the state of the run in progress when it is part of it.
+fn document_status(record: &DocumentRecord, live: Option<LiveState>) -> v1::DocumentStatus {
+    let state = match (live, record.state) {
+        (Some(state), _) => live_state(state),
+        (None, DocumentState::Indexed) => v1::DocumentState::Indexed,
+        (None, DocumentState::Failed) => v1::DocumentState::Failed,
+        (None, DocumentState::Skipped) => v1::DocumentState::Skipped,
     };
     v1::DocumentStatus {
         path: record.path.to_string(),

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use lumbung_core::{Config, KbName};
 use lumbung_embed::Embedder;
 use lumbung_index::{EdgeVectorStore, LexicalIndex, TantivyLexicalIndex, VectorStore};
-use lumbung_ingest::{Catalog, Ingestor, Progress, SyncReport};
+use lumbung_ingest::{Catalog, Ingestor, SyncReport, Watcher};
 use lumbung_search::{CpuPool, SearchEngine};
 
 use crate::{Error, Result};
@@ -55,10 +55,19 @@ impl App {
     /// Syncs every knowledge base with its folder on a blocking thread, logging each document.
     pub async fn sync_all(self: &Arc<Self>) -> Result<SyncReport> {
         let app = Arc::clone(self);
-        tokio::task::spawn_blocking(move || app.ingestor.sync_all(false, &log_progress))
-            .await
-            .map_err(|err| Error::Task(err.to_string()))?
-            .map_err(Error::from)
+        tokio::task::spawn_blocking(move || {
+            app.ingestor.sync_all(false, &lumbung_ingest::log_progress)
+        })
+        .await
+        .map_err(|err| Error::Task(err.to_string()))?
+        .map_err(Error::from)
+    }
+
+    /// Follows the watched root from now on: a full reconcile at once, then each changed
+    /// knowledge base once its files settle, and a full reconcile periodically. Search answers
+    /// from what is indexed meanwhile. Stops when the returned watcher is dropped.
+    pub fn watch(&self) -> Result<Watcher> {
+        Ok(Watcher::start(Arc::clone(&self.ingestor))?)
     }
 
     /// The knowledge bases a request may search: the named ones, each checked, or all.
@@ -79,20 +88,5 @@ impl App {
         kbs.sort();
         kbs.dedup();
         Ok(kbs)
-    }
-}
-
-fn log_progress(progress: &Progress) {
-    match progress {
-        Progress::Planned {
-            kb,
-            to_read,
-            to_remove,
-        } => {
-            tracing::info!(kb = %kb, to_read, to_remove, "sync planned");
-        }
-        Progress::Document { kb, path, outcome } => {
-            tracing::info!(kb = %kb, path = %path, outcome = ?outcome, "document");
-        }
     }
 }

@@ -1,6 +1,5 @@
 use std::sync::Arc;
 
-use lumbung_ingest::KbSummary;
 use lumbung_proto::v1;
 use lumbung_proto::v1::knowledge_service_server::KnowledgeService;
 use lumbung_search::{Answer, Passage, Retriever, SearchRequest};
@@ -122,11 +121,17 @@ impl KnowledgeApi {
             .collect();
         let mut page = Vec::with_capacity(page_size.min(kbs.len()));
         for kb in kbs.iter().take(page_size) {
-            let summary = KbSummary::of(&self.app.ingestor.catalog().list(kb)?);
+            let status = self.app.ingestor.status(kb)?;
+            // A broken kb.toml is reported by GetIngestStatus; here it reads as no settings.
+            let settings = status.settings.unwrap_or_default();
             page.push(v1::KnowledgeBase {
                 name: kb.to_string(),
-                documents_indexed: summary.indexed,
-                chunks: summary.chunks,
+                documents_indexed: status.summary.indexed,
+                chunks: status.summary.chunks,
+                title: settings.title.unwrap_or_default(),
+                description: settings.description.unwrap_or_default(),
+                language: settings.language.unwrap_or_default(),
+                escalation: settings.escalation.unwrap_or_default(),
             });
         }
         let next_page_token = if kbs.len() > page_size {

@@ -40,7 +40,63 @@ pub fn test_config(dir: &Path) -> Config {
     };
     config.embedding.model_dir = repo_root().join(&config.embedding.model_dir);
     config.embedding.onnxruntime_library = repo_root().join(&config.embedding.onnxruntime_library);
+    // Watched folders are synced this long after their last change.
+    config.ingest.settle_ms = 300;
     config
+}
+
+/// A server of the caller's own, on the caller's runtime.
+pub struct TestServer {
+    pub app: Arc<App>,
+    pub addr: SocketAddr,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<lumbung_server::Result<()>>,
+}
+
+impl TestServer {
+    /// Opens an engine on `config` and serves it on 127.0.0.1:0.
+    pub async fn start(config: Config) -> TestServer {
+        let app = Arc::new(
+            tokio::task::spawn_blocking(move || App::open(config))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(lumbung_server::serve(
+            Arc::clone(&app),
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        TestServer {
+            app,
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Stops serving and closes the engine, so that its folders can be removed.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        self.task.await.unwrap().unwrap();
+        let app = self.app;
+        tokio::task::spawn_blocking(move || drop(app))
+            .await
+            .unwrap();
+    }
+}
+
+pub async fn connect(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {
@@ -54,6 +110,19 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
+}
+
+/// Files of a knowledge-base folder that are documents (all but its `kb.toml`).
+pub fn documents_on_disk_in(kb_dir: &Path) -> usize {
+    std::fs::read_dir(kb_dir)
+        .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().file_name() != lumbung_ingest::SETTINGS_FILE)
+        .count()
+}
+
+/// Documents of a sample knowledge base in the shared server's ingest root.
+pub fn documents_on_disk(kb: &str) -> usize {
+    documents_on_disk_in(&shared_server().ingest_root.join(kb))
 }
 
 pub fn shared_server() -> &'static SharedServer {
@@ -107,12 +176,7 @@ fn start_shared_server() -> SharedServer {
 }
 
 pub async fn channel() -> Channel {
-    let server = shared_server();
-    Channel::from_shared(format!("http://{}", server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
+    connect(shared_server().addr).await
 }
 
 pub async fn knowledge() -> KnowledgeServiceClient<Channel> {

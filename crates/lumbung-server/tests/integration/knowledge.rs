@@ -258,6 +258,11 @@ async fn list_knowledge_bases_pages_through_all() {
         assert!(response.knowledge_bases.len() <= 2);
         for kb in &response.knowledge_bases {
             assert!(kb.documents_indexed > 0 && kb.chunks > 0, "{kb:?}");
+            // From each sample's kb.toml.
+            assert!(
+                !kb.title.is_empty() && !kb.language.is_empty() && !kb.escalation.is_empty(),
+                "{kb:?}"
+            );
         }
         names.extend(response.knowledge_bases.into_iter().map(|kb| kb.name));
         if response.next_page_token.is_empty() {
@@ -284,9 +289,7 @@ async fn status_counts_every_sample_document() {
     let [kb] = response.knowledge_bases.as_slice() else {
         panic!("{response:?}")
     };
-    let on_disk = std::fs::read_dir(harness::shared_server().ingest_root.join("it-helpdesk"))
-        .unwrap()
-        .count();
+    let on_disk = harness::documents_on_disk("it-helpdesk");
     assert_eq!(kb.documents.len(), on_disk);
     assert_eq!(kb.documents_indexed as usize, on_disk);
     assert_eq!(
@@ -324,9 +327,7 @@ async fn reindex_rewrites_a_knowledge_base_while_it_keeps_answering() {
         assert!(!search("焊接 防护", &["safety-zh"], 3).await.is_empty());
     }
     let response = reindex.await.unwrap();
-    let on_disk = std::fs::read_dir(harness::shared_server().ingest_root.join("safety-zh"))
-        .unwrap()
-        .count();
+    let on_disk = harness::documents_on_disk("safety-zh");
     assert_eq!(response.documents_indexed as usize, on_disk);
     assert_eq!(response.documents_failed, 0);
     assert!(response.chunks > 0);

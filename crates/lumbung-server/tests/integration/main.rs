@@ -6,3 +6,4 @@ mod harness;
 mod knowledge;
 mod reflection;
 mod restart;
+mod watch;

@@ -12,7 +12,7 @@ async fn restart_reembeds_nothing_and_removes_deleted_files() {
     let config = harness::test_config(dir.path());
     let kb_dir = config.ingest_root.join("it-helpdesk");
     harness::copy_dir(&harness::repo_root().join("ingest/it-helpdesk"), &kb_dir);
-    let files = std::fs::read_dir(&kb_dir).unwrap().count();
+    let files = harness::documents_on_disk_in(&kb_dir);
 
     let open = |config| async move {
         Arc::new(

@@ -1,0 +1,3 @@
+//! Integration tests of the `lumbung` binary run as a process, with the real model and indexes.
+
+mod crash;
