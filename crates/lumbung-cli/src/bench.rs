@@ -1,14 +1,19 @@
-//! `lumbung bench`: ingest the watched root into a fresh data directory, then time `Search`
-//! through a real gRPC server on 127.0.0.1:0, for each retriever, in one process so that the
-//! BM25-only and dense-only runs are the baselines of the hybrid one.
+//! `lumbung bench`: copy the watched root into a temporary folder, ingest it into a fresh data
+//! directory, then time `Search` through a real gRPC server on 127.0.0.1:0 for each retriever
+//! (in one process, so that the BM25-only and dense-only runs are the baselines of the hybrid
+//! one), the time from saving a file to finding it, and optionally a burst of many files
+//! ingested by the watcher while Search is timed.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lumbung_core::Config;
 use lumbung_proto::v1;
+use lumbung_proto::v1::admin_service_client::AdminServiceClient;
 use lumbung_proto::v1::knowledge_service_client::KnowledgeServiceClient;
 use lumbung_server::App;
+use tonic::transport::Channel;
 
 /// Questions in the users' three languages, about the sample knowledge bases.
 const QUERIES: [&str; 10] = [
@@ -24,10 +29,28 @@ const QUERIES: [&str; 10] = [
     "printer driver installation on Windows",
 ];
 
-pub async fn bench(mut config: Config, rounds: usize) -> anyhow::Result<()> {
+/// What to measure besides ingest and search latency.
+pub struct BenchOptions {
+    /// Times each query is sent per retriever.
+    pub rounds: usize,
+    /// Files saved one after another to time change-to-searchable.
+    pub edits: usize,
+    /// Files dropped at once into a new knowledge base; 0 skips the burst.
+    pub burst: usize,
+}
+
+pub async fn bench(mut config: Config, options: BenchOptions) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     config.data_dir = dir.path().join("data");
-    println!("ingest root: {}", config.ingest_root.display());
+    let root = dir.path().join("ingest");
+    copy_dir(&config.ingest_root, &root)?;
+    println!(
+        "ingest root: {} (copied to {})",
+        config.ingest_root.display(),
+        root.display()
+    );
+    config.ingest_root = root.clone();
+    let settle_ms = config.ingest.settle_ms;
 
     let started = Instant::now();
     let app = Arc::new(tokio::task::spawn_blocking(move || App::open(config)).await??);
@@ -40,7 +63,7 @@ pub async fn bench(mut config: Config, rounds: usize) -> anyhow::Result<()> {
     let report = app.sync_all().await?;
     let elapsed = started.elapsed().as_secs_f64();
     println!(
-        "ingest: {} documents, {} chunks, {} failed in {:.2} s = {:.1} documents/s, {:.1} chunks/s",
+        "ingest: {} documents, {} chunks, {} failed in {:.2} s = {:.2} documents/s, {:.1} chunks/s",
         report.indexed,
         report.chunks_written,
         report.failed,
@@ -52,11 +75,29 @@ pub async fn bench(mut config: Config, rounds: usize) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = app.watch()?;
     let server = tokio::spawn(lumbung_server::serve(app, listener, async {
         let _ = stopped.await;
     }));
-    let mut client = KnowledgeServiceClient::connect(format!("http://{addr}")).await?;
+    let channel = Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    let mut client = KnowledgeServiceClient::new(channel.clone());
+    search_latency(&mut client, options.rounds).await?;
+    change_to_searchable(&mut client, &root, options.edits, settle_ms).await?;
+    if options.burst > 0 {
+        burst(channel, &root, options.burst).await?;
+    }
+    tokio::task::spawn_blocking(move || drop(watcher)).await?;
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}
 
+async fn search_latency(
+    client: &mut KnowledgeServiceClient<Channel>,
+    rounds: usize,
+) -> anyhow::Result<()> {
     println!(
         "\nSearch over gRPC, top_k 10, {} queries x {rounds} rounds each (ms):",
         QUERIES.len()
@@ -101,8 +142,173 @@ pub async fn bench(mut config: Config, rounds: usize) -> anyhow::Result<()> {
             ms(*latencies.last().unwrap_or(&Duration::ZERO)),
         );
     }
-    let _ = stop.send(());
-    server.await??;
+    Ok(())
+}
+
+/// Saves a file with a word found nowhere else, then polls Search (BM25, every 5 ms) until a
+/// passage holds it: what a content owner waits for, settle time included.
+async fn change_to_searchable(
+    client: &mut KnowledgeServiceClient<Channel>,
+    root: &Path,
+    edits: usize,
+    settle_ms: u64,
+) -> anyhow::Result<()> {
+    if edits == 0 {
+        return Ok(());
+    }
+    let kb = "it-helpdesk";
+    let mut waits = Vec::with_capacity(edits);
+    for edit in 0..edits {
+        let marker = format!("benchmarker{edit}x{}", std::process::id());
+        let text = format!(
+            "# Badge printer
+
+The badge printer in hall {edit} needs ribbon code {marker}.
+"
+        );
+        let saved = Instant::now();
+        std::fs::write(root.join(kb).join("badge-printer.md"), text)?;
+        loop {
+            let passages = client
+                .search(v1::SearchRequest {
+                    query: marker.clone(),
+                    knowledge_bases: vec![kb.to_string()],
+                    top_k: 1,
+                    retriever: v1::Retriever::Bm25.into(),
+                })
+                .await?
+                .into_inner()
+                .passages;
+            if passages.iter().any(|p| p.text.contains(&marker)) {
+                break;
+            }
+            anyhow::ensure!(
+                saved.elapsed() < Duration::from_secs(120),
+                "edit {edit} not searchable after two minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        waits.push(saved.elapsed());
+    }
+    waits.sort();
+    println!(
+        "
+change to searchable, one edited file, {edits} edits (ms, ingest.settle_ms = {settle_ms} \
+         included): p50 {:.0}, min {:.0}, max {:.0}",
+        ms(percentile(&waits, 0.5)),
+        ms(waits[0]),
+        ms(*waits.last().unwrap_or(&Duration::ZERO)),
+    );
+    Ok(())
+}
+
+/// Drops `files` small documents at once into a new knowledge base and lets the watcher ingest
+/// them while Search is timed on the other knowledge bases; reports throughput, search latency
+/// meanwhile and the peak memory of the process.
+async fn burst(channel: Channel, root: &Path, files: usize) -> anyhow::Result<()> {
+    let kb = "bench-burst";
+    let folder = root.join(kb);
+    let staging = root.join(".bench-burst-staging");
+    std::fs::create_dir_all(&staging)?;
+    for i in 0..files {
+        std::fs::write(
+            staging.join(format!("note-{i:05}.md")),
+            format!(
+                "# Maintenance note {i}
+
+Machine M-{i} on line {} needs grease type G-{} \
+                 every {} operating hours; record it on card MN-{i:05}.
+",
+                i % 9,
+                i % 5,
+                100 + i % 400
+            ),
+        )?;
+    }
+    let hwm_before = peak_rss_kib();
+    // One rename: the whole folder appears at once, as when an archive is unpacked elsewhere.
+    let started = Instant::now();
+    std::fs::rename(&staging, &folder)?;
+    let mut admin = AdminServiceClient::new(channel.clone());
+    let mut search = KnowledgeServiceClient::new(channel);
+    let mut latencies = Vec::new();
+    let status = loop {
+        let status = admin
+            .get_ingest_status(v1::GetIngestStatusRequest {
+                knowledge_base: kb.to_string(),
+                include_documents: false,
+            })
+            .await;
+        if let Ok(status) = status
+            && let Some(status) = status.into_inner().knowledge_bases.into_iter().next()
+            && (status.documents_indexed + status.documents_failed) as usize >= files
+        {
+            break status;
+        }
+        for query in QUERIES {
+            let sent = Instant::now();
+            search
+                .search(v1::SearchRequest {
+                    query: query.to_string(),
+                    knowledge_bases: Vec::new(),
+                    top_k: 10,
+                    retriever: v1::Retriever::Hybrid.into(),
+                })
+                .await?;
+            latencies.push(sent.elapsed());
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(3600),
+            "burst not ingested within an hour"
+        );
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    println!(
+        "
+burst of {files} files into a new knowledge base, ingested by the watcher: {} indexed, \
+         {} failed, {} chunks in {elapsed:.1} s = {:.1} files/s, {:.1} chunks/s",
+        status.documents_indexed,
+        status.documents_failed,
+        status.chunks,
+        f64::from(status.documents_indexed) / elapsed,
+        status.chunks as f64 / elapsed,
+    );
+    println!(
+        "hybrid Search meanwhile, {} calls (ms): p50 {:.1}, p99 {:.1}, max {:.1}",
+        latencies.len(),
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99)),
+        ms(*latencies.last().unwrap_or(&Duration::ZERO)),
+    );
+    if let (Some(before), Some(after)) = (hwm_before, peak_rss_kib()) {
+        println!(
+            "peak resident memory: {:.0} MiB before the burst, {:.0} MiB after",
+            before as f64 / 1024.0,
+            after as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
+
+/// The process's peak resident set size (VmHWM), on Linux.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
     Ok(())
 }
 
@@ -111,7 +317,7 @@ fn ms(duration: Duration) -> f64 {
 }
 
 /// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

@@ -38,8 +38,9 @@ enum Command {
     Status(StatusArgs),
     /// Re-extract, re-embed and re-index one knowledge base on a running service.
     Reindex(ReindexArgs),
-    /// Time ingest of the watched root into a temporary data directory, then `Search` latency
-    /// per retriever through a real gRPC server.
+    /// Time ingest of a copy of the watched root into a temporary data directory, `Search`
+    /// latency per retriever through a real gRPC server, change-to-searchable of an edited
+    /// file, and optionally a burst of files ingested by the watcher.
     Bench(BenchArgs),
 }
 
@@ -50,6 +51,13 @@ struct BenchArgs {
     /// Times each query is sent per retriever.
     #[arg(long, default_value_t = 20)]
     rounds: usize,
+    /// Files saved one after another to time change-to-searchable.
+    #[arg(long, default_value_t = 10)]
+    edits: usize,
+    /// Also drop this many small files at once into a new knowledge base and time their
+    /// ingest by the watcher, with Search latency meanwhile and peak memory.
+    #[arg(long, default_value_t = 0)]
+    burst: usize,
 }
 
 /// Where the configuration comes from: defaults < file < LUMBUNG__* environment < flags.
@@ -229,7 +237,12 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => {
             init_tracing();
             let config = args.config.load()?;
-            runtime.block_on(bench::bench(config, args.rounds))
+            let options = bench::BenchOptions {
+                rounds: args.rounds,
+                edits: args.edits,
+                burst: args.burst,
+            };
+            runtime.block_on(bench::bench(config, options))
         }
     }
 }
