@@ -6,4 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/setup-runtime.sh
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+if [ ! -f ../shared/eval/scifact/corpus.jsonl ]; then
+  echo "note: ../shared/eval is absent; the retrieval-quality check (lumbung-cli" \
+    "scifact_slice_keeps_its_ndcg) will say it was skipped" >&2
+fi
 cargo test --locked --workspace

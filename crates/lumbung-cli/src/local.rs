@@ -52,14 +52,17 @@ pub fn check(config: Config, kb: Option<String>) -> anyhow::Result<bool> {
     Ok(consistent)
 }
 
-pub fn ingest(config: Config, kb: Option<String>, force: bool) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let app = App::open(config)?;
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} {wide_msg}")?
+/// A progress bar for ingest runs: one line per knowledge base, failures printed above it.
+pub fn ingest_bar() -> anyhow::Result<ProgressBar> {
+    Ok(ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} {eta} {wide_msg}")?
             .progress_chars("=> "),
-    );
-    let progress = |event: &Progress| match event {
+    ))
+}
+
+/// Moves `bar` along with the documents of a run.
+pub fn show_progress(bar: &ProgressBar, event: &Progress) {
+    match event {
         Progress::Planned {
             kb,
             to_read,
@@ -77,7 +80,14 @@ pub fn ingest(config: Config, kb: Option<String>, force: bool) -> anyhow::Result
                 _ => bar.set_message(path.to_string()),
             }
         }
-    };
+    }
+}
+
+pub fn ingest(config: Config, kb: Option<String>, force: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let app = App::open(config)?;
+    let bar = ingest_bar()?;
+    let progress = |event: &Progress| show_progress(&bar, event);
     let report = match kb {
         Some(name) => app
             .ingestor

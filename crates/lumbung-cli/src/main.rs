@@ -2,6 +2,7 @@
 
 mod bench;
 mod client;
+mod eval;
 mod local;
 
 use std::net::SocketAddr;
@@ -30,6 +31,10 @@ enum Command {
     /// Compare both indexes with the catalog, document by document, and list every chunk lost
     /// or doubled; exits with status 1 when there is one. The service must not run.
     Check(CheckArgs),
+    /// Retrieval quality on a collection in the BEIR layout (corpus.jsonl, queries.jsonl,
+    /// qrels.tsv): ingests the corpus into a temporary knowledge base, runs every query per
+    /// retriever and prints nDCG@10, Recall@100, MRR@10 and latency.
+    Eval(EvalArgs),
     /// Ranked passages with citations, from a running service.
     Search(SearchArgs),
     /// A grounded answer with citations, or an explicit "no answer", from a running service.
@@ -115,6 +120,23 @@ struct CheckArgs {
     /// Only this knowledge base.
     #[arg(long)]
     kb: Option<String>,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// The collection's folder.
+    dir: PathBuf,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Only the first N queries (with a relevant document).
+    #[arg(long, default_value_t = usize::MAX)]
+    max_queries: usize,
+    /// At most N documents: those relevant to the kept queries, then the first others.
+    #[arg(long, default_value_t = usize::MAX)]
+    max_documents: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// How to reach a running service.
@@ -229,6 +251,16 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
             Ok(())
+        }
+        Command::Eval(args) => {
+            let config = args.config.load()?;
+            let options = eval::EvalOptions {
+                dir: args.dir,
+                max_queries: args.max_queries,
+                max_documents: args.max_documents,
+                json: args.json,
+            };
+            runtime.block_on(eval::eval(config, options))
         }
         Command::Search(args) => runtime.block_on(client::search(args)),
         Command::Ask(args) => runtime.block_on(client::ask(args)),

@@ -11,6 +11,9 @@ pub enum Error {
     /// The CPU pool's task panicked or was cancelled.
     #[error("search task failed: {0}")]
     Task(String),
+    /// An evaluation collection that cannot be read; the message names the file and line.
+    #[error("evaluation collection: {0}")]
+    Collection(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -7,6 +7,7 @@
 mod answer;
 mod blocking;
 mod error;
+pub mod eval;
 mod fusion;
 mod sentences;
 

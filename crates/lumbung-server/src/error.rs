@@ -47,7 +47,8 @@ impl From<Error> for Status {
                 lumbung_search::Error::InvalidArgument { .. } => Code::InvalidArgument,
                 lumbung_search::Error::Index(_)
                 | lumbung_search::Error::Embed(_)
-                | lumbung_search::Error::Task(_) => Code::Internal,
+                | lumbung_search::Error::Task(_)
+                | lumbung_search::Error::Collection(_) => Code::Internal,
             },
             Error::Ingest(ingest) => match ingest {
                 lumbung_ingest::Error::UnknownKb(_) => Code::NotFound,

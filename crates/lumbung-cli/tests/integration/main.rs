@@ -1,3 +1,4 @@
 //! Integration tests of the `lumbung` binary run as a process, with the real model and indexes.
 
 mod crash;
+mod eval;

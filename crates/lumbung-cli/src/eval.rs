@@ -1,0 +1,214 @@
+//! `lumbung eval DIR`: retrieval quality on a collection in the BEIR layout. The corpus is
+//! written as text files into a temporary knowledge base and ingested by the normal pipeline;
+//! every query goes through `SearchEngine::search`, the call the gRPC `Search` handler makes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lumbung_core::{Config, KbName};
+use lumbung_search::eval::{self, Collection};
+use lumbung_search::{Retriever, SearchRequest};
+use lumbung_server::App;
+use serde_json::json;
+
+use crate::local::{ingest_bar, show_progress};
+
+const KB: &str = "eval";
+/// Passages asked per query: enough distinct documents for Recall@100 when documents have
+/// several chunks.
+const PASSAGES_PER_QUERY: usize = 300;
+
+pub struct EvalOptions {
+    pub dir: PathBuf,
+    pub max_queries: usize,
+    pub max_documents: usize,
+    pub json: bool,
+}
+
+/// The scores of one retriever over the collection's queries.
+struct RetrieverScores {
+    name: &'static str,
+    ndcg_at_10: f64,
+    recall_at_100: f64,
+    mrr_at_10: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+pub async fn eval(mut config: Config, options: EvalOptions) -> anyhow::Result<()> {
+    let collection =
+        Collection::load(&options.dir)?.subset(options.max_queries, options.max_documents);
+    anyhow::ensure!(
+        !collection.queries.is_empty(),
+        "{} has no query with a relevant document",
+        options.dir.display()
+    );
+    let work = tempfile::tempdir()?;
+    let folder = work.path().join("ingest").join(KB);
+    let document_of = write_corpus(&collection, &folder)?;
+    config.ingest_root = work.path().join("ingest");
+    config.data_dir = work.path().join("data");
+    // Enough candidates per retriever for Recall@100 over documents.
+    config.search.candidates = config.search.candidates.max(PASSAGES_PER_QUERY);
+    config.search.max_top_k = config.search.max_top_k.max(PASSAGES_PER_QUERY);
+    let settings = json!({
+        "rrf_k": config.search.rrf_k,
+        "bm25_weight": config.search.bm25_weight,
+        "dense_weight": config.search.dense_weight,
+        "candidates": config.search.candidates,
+        "chunk_max_tokens": config.ingest.chunk_max_tokens,
+    });
+
+    let app = Arc::new(tokio::task::spawn_blocking(move || App::open(config)).await??);
+    let started = Instant::now();
+    let ingestor = Arc::clone(&app.ingestor);
+    let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let bar = ingest_bar()?;
+        let report = ingestor.sync_kb(&KbName::new(KB)?, false, &|event| {
+            show_progress(&bar, event)
+        })?;
+        bar.finish_and_clear();
+        Ok(report)
+    })
+    .await??;
+    let ingest_seconds = started.elapsed().as_secs_f64();
+    if !options.json {
+        println!(
+            "{}: {} documents ({} chunks, {} failed) ingested in {ingest_seconds:.1} s; {} queries",
+            options.dir.display(),
+            report.indexed,
+            report.chunks_written,
+            report.failed,
+            collection.queries.len()
+        );
+    }
+
+    let mut rows = Vec::new();
+    for (name, retriever) in [
+        ("bm25", Retriever::Bm25),
+        ("dense", Retriever::Dense),
+        ("hybrid", Retriever::Hybrid),
+    ] {
+        rows.push(score(&app, &collection, &document_of, name, retriever).await?);
+    }
+
+    if options.json {
+        let retrievers: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "retriever": r.name,
+                    "ndcg_at_10": r.ndcg_at_10,
+                    "recall_at_100": r.recall_at_100,
+                    "mrr_at_10": r.mrr_at_10,
+                    "latency_p50_ms": ms(r.p50),
+                    "latency_p99_ms": ms(r.p99),
+                })
+            })
+            .collect();
+        let body = json!({
+            "collection": options.dir.display().to_string(),
+            "documents": collection.corpus.len(),
+            "chunks": report.chunks_written,
+            "queries": collection.queries.len(),
+            "ingest_seconds": ingest_seconds,
+            "settings": settings,
+            "retrievers": retrievers,
+        });
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    } else {
+        println!(
+            "{:<8} {:>8} {:>10} {:>7} {:>8} {:>8}",
+            "retriever", "nDCG@10", "Recall@100", "MRR@10", "p50 ms", "p99 ms"
+        );
+        for r in &rows {
+            println!(
+                "{:<8} {:>8.4} {:>10.4} {:>7.4} {:>8.2} {:>8.2}",
+                r.name,
+                r.ndcg_at_10,
+                r.recall_at_100,
+                r.mrr_at_10,
+                ms(r.p50),
+                ms(r.p99)
+            );
+        }
+        println!("(hybrid+rerank: no reranker yet)");
+    }
+    Ok(())
+}
+
+/// Writes each corpus document as `<id>.txt` (title on the first line, as BEIR joins title
+/// and text) and returns the document id of each file name.
+fn write_corpus(collection: &Collection, folder: &Path) -> anyhow::Result<HashMap<String, String>> {
+    std::fs::create_dir_all(folder)?;
+    let mut document_of = HashMap::with_capacity(collection.corpus.len());
+    for (n, document) in collection.corpus.iter().enumerate() {
+        let plain = !document.id.is_empty()
+            && document.id.len() <= 100
+            && document
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let file = if plain {
+            format!("{}.txt", document.id)
+        } else {
+            format!("doc-{n:07}.txt")
+        };
+        let text = if document.title.trim().is_empty() {
+            document.text.clone()
+        } else {
+            format!("{}\n\n{}", document.title.trim(), document.text)
+        };
+        std::fs::write(folder.join(&file), text)?;
+        document_of.insert(file, document.id.clone());
+    }
+    Ok(document_of)
+}
+
+async fn score(
+    app: &App,
+    collection: &Collection,
+    document_of: &HashMap<String, String>,
+    name: &'static str,
+    retriever: Retriever,
+) -> anyhow::Result<RetrieverScores> {
+    let kbs = vec![KbName::new(KB)?];
+    let (mut ndcg, mut recall, mut mrr) = (0.0, 0.0, 0.0);
+    let mut latencies = Vec::with_capacity(collection.queries.len());
+    for query in &collection.queries {
+        let request = SearchRequest {
+            query: query.text.clone(),
+            kbs: kbs.clone(),
+            top_k: PASSAGES_PER_QUERY,
+            retriever,
+        };
+        let started = Instant::now();
+        let passages = app.engine.search(&request).await?;
+        latencies.push(started.elapsed());
+        let ranked = eval::documents_by_best_passage(passages.iter().filter_map(|p| {
+            document_of
+                .get(p.chunk.citation.document_path.as_str())
+                .map(String::as_str)
+        }));
+        let relevant = &collection.qrels[&query.id];
+        ndcg += eval::ndcg_at(&ranked, relevant, 10);
+        recall += eval::recall_at(&ranked, relevant, 100);
+        mrr += eval::mrr_at(&ranked, relevant, 10);
+    }
+    latencies.sort();
+    let n = collection.queries.len() as f64;
+    Ok(RetrieverScores {
+        name,
+        ndcg_at_10: ndcg / n,
+        recall_at_100: recall / n,
+        mrr_at_10: mrr / n,
+        p50: crate::bench::percentile(&latencies, 0.5),
+        p99: crate::bench::percentile(&latencies, 0.99),
+    })
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,270 @@
+//! Retrieval quality on labelled collections in the BEIR layout (`corpus.jsonl`,
+//! `queries.jsonl`, `qrels.tsv`): reading them and scoring ranked document lists with nDCG@10,
+//! Recall@100 and MRR@10, as BEIR and pytrec_eval define them.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CorpusDocument {
+    #[serde(rename = "_id")]
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Query {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub text: String,
+}
+
+/// A collection: its documents, its queries that have at least one judged-relevant document,
+/// and the judgements (query id -> document id -> graded relevance, positive only).
+#[derive(Debug, Clone, Default)]
+pub struct Collection {
+    pub corpus: Vec<CorpusDocument>,
+    pub queries: Vec<Query>,
+    pub qrels: HashMap<String, HashMap<String, u32>>,
+}
+
+impl Collection {
+    /// Reads `corpus.jsonl`, `queries.jsonl` and `qrels.tsv` from `dir`. Queries without a
+    /// relevant document (for example unanswerable ones) are left out, as in BEIR.
+    pub fn load(dir: &Path) -> Result<Collection> {
+        let corpus: Vec<CorpusDocument> = read_jsonl(&dir.join("corpus.jsonl"))?;
+        let qrels = read_qrels(&dir.join("qrels.tsv"))?;
+        let queries: Vec<Query> = read_jsonl::<Query>(&dir.join("queries.jsonl"))?
+            .into_iter()
+            .filter(|q| qrels.contains_key(&q.id))
+            .collect();
+        Ok(Collection {
+            corpus,
+            queries,
+            qrels,
+        })
+    }
+
+    /// The first `max_queries` queries, and a corpus of at most `max_documents`: every document
+    /// judged relevant to a kept query, then the others in file order. Deterministic, so that a
+    /// regression check compares like with like.
+    pub fn subset(mut self, max_queries: usize, max_documents: usize) -> Collection {
+        self.queries.truncate(max_queries);
+        let kept: HashSet<&str> = self.queries.iter().map(|q| q.id.as_str()).collect();
+        self.qrels.retain(|id, _| kept.contains(id.as_str()));
+        let relevant: HashSet<&str> = self
+            .qrels
+            .values()
+            .flat_map(|docs| docs.keys().map(String::as_str))
+            .collect();
+        let room = max_documents.saturating_sub(relevant.len());
+        let mut others = 0;
+        let corpus = self
+            .corpus
+            .iter()
+            .filter(|doc| {
+                if relevant.contains(doc.id.as_str()) {
+                    return true;
+                }
+                others += 1;
+                others <= room
+            })
+            .cloned()
+            .collect();
+        Collection {
+            corpus,
+            queries: self.queries,
+            qrels: self.qrels,
+        }
+    }
+}
+
+fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
+    let text = read(path)?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| {
+            serde_json::from_str(line)
+                .map_err(|err| Error::Collection(format!("{}:{}: {err}", path.display(), n + 1)))
+        })
+        .collect()
+}
+
+fn read_qrels(path: &Path) -> Result<HashMap<String, HashMap<String, u32>>> {
+    let text = read(path)?;
+    let mut qrels: HashMap<String, HashMap<String, u32>> = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if n == 0 && fields.first() == Some(&"query-id") || line.trim().is_empty() {
+            continue;
+        }
+        let [query, document, score] = fields.as_slice() else {
+            return Err(Error::Collection(format!(
+                "{}:{}: expected three tab-separated fields",
+                path.display(),
+                n + 1
+            )));
+        };
+        let score: u32 = score.trim().parse().map_err(|_| {
+            Error::Collection(format!(
+                "{}:{}: score {score:?} is not a number",
+                path.display(),
+                n + 1
+            ))
+        })?;
+        if score > 0 {
+            qrels
+                .entry(query.to_string())
+                .or_default()
+                .insert(document.to_string(), score);
+        }
+    }
+    Ok(qrels)
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|err| Error::Collection(format!("{}: {err}", path.display())))
+}
+
+/// nDCG at `k` with graded gains (`rel`, linear as in pytrec_eval) over `ranked` document ids.
+pub fn ndcg_at(ranked: &[String], relevant: &HashMap<String, u32>, k: usize) -> f64 {
+    let discount = |rank: usize| 1.0 / ((rank + 2) as f64).log2();
+    let dcg: f64 = ranked
+        .iter()
+        .take(k)
+        .enumerate()
+        .map(|(rank, id)| f64::from(*relevant.get(id).unwrap_or(&0)) * discount(rank))
+        .sum();
+    let mut ideal: Vec<u32> = relevant.values().copied().collect();
+    ideal.sort_unstable_by(|a, b| b.cmp(a));
+    let idcg: f64 = ideal
+        .iter()
+        .take(k)
+        .enumerate()
+        .map(|(rank, gain)| f64::from(*gain) * discount(rank))
+        .sum();
+    if idcg == 0.0 { 0.0 } else { dcg / idcg }
+}
+
+/// The share of relevant documents found in the first `k`.
+pub fn recall_at(ranked: &[String], relevant: &HashMap<String, u32>, k: usize) -> f64 {
+    if relevant.is_empty() {
+        return 0.0;
+    }
+    let found = ranked
+        .iter()
+        .take(k)
+        .filter(|id| relevant.contains_key(*id))
+        .count();
+    found as f64 / relevant.len() as f64
+}
+
+/// The reciprocal rank of the first relevant document within the first `k`, else 0.
+pub fn mrr_at(ranked: &[String], relevant: &HashMap<String, u32>, k: usize) -> f64 {
+    ranked
+        .iter()
+        .take(k)
+        .position(|id| relevant.contains_key(id))
+        .map_or(0.0, |rank| 1.0 / (rank + 1) as f64)
+}
+
+/// Document ids in order of their best passage: passages of one document after its first
+/// count no more (max pooling, as BEIR does for passage-level retrieval of documents).
+pub fn documents_by_best_passage<'a>(
+    passage_documents: impl Iterator<Item = &'a str>,
+) -> Vec<String> {
+    let mut seen = HashSet::new();
+    passage_documents
+        .filter(|id| seen.insert(*id))
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn rel(list: &[(&str, u32)]) -> HashMap<String, u32> {
+        list.iter().map(|(id, g)| (id.to_string(), *g)).collect()
+    }
+
+    #[test]
+    fn ndcg_matches_hand_computed_values() {
+        let relevant = rel(&[("a", 1), ("b", 1)]);
+        assert_eq!(ndcg_at(&ids(&["a", "b", "c"]), &relevant, 10), 1.0);
+        // Relevant at ranks 2 and 3: (1/log2(3) + 1/log2(4)) / (1 + 1/log2(3)).
+        let expected = (1.0 / 3f64.log2() + 0.5) / (1.0 + 1.0 / 3f64.log2());
+        let got = ndcg_at(&ids(&["c", "a", "b"]), &relevant, 10);
+        assert!((got - expected).abs() < 1e-12, "{got} vs {expected}");
+        assert_eq!(ndcg_at(&ids(&["c", "d"]), &relevant, 10), 0.0);
+        // Outside the cut-off counts nothing.
+        assert_eq!(ndcg_at(&ids(&["c", "a"]), &relevant, 1), 0.0);
+        // Graded: the better document first is ideal.
+        let graded = rel(&[("a", 2), ("b", 1)]);
+        assert_eq!(ndcg_at(&ids(&["a", "b"]), &graded, 10), 1.0);
+        assert!(ndcg_at(&ids(&["b", "a"]), &graded, 10) < 1.0);
+    }
+
+    #[test]
+    fn recall_and_mrr() {
+        let relevant = rel(&[("a", 1), ("b", 1)]);
+        assert_eq!(recall_at(&ids(&["x", "a"]), &relevant, 100), 0.5);
+        assert_eq!(recall_at(&ids(&["x", "a"]), &relevant, 1), 0.0);
+        assert_eq!(mrr_at(&ids(&["x", "y", "b"]), &relevant, 10), 1.0 / 3.0);
+        assert_eq!(mrr_at(&ids(&["x", "y", "b"]), &relevant, 2), 0.0);
+    }
+
+    #[test]
+    fn documents_rank_by_their_best_passage() {
+        let ranked = documents_by_best_passage(["d2", "d1", "d2", "d3", "d1"].into_iter());
+        assert_eq!(ranked, ids(&["d2", "d1", "d3"]));
+    }
+
+    #[test]
+    fn collections_load_and_subset_keeps_relevant_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("corpus.jsonl"),
+            "{\"_id\":\"d1\",\"title\":\"T1\",\"text\":\"one\"}\n\
+             {\"_id\":\"d2\",\"text\":\"two\"}\n\
+             {\"_id\":\"d3\",\"title\":\"\",\"text\":\"three\"}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("queries.jsonl"),
+            "{\"_id\":\"q1\",\"text\":\"first\"}\n{\"_id\":\"q2\",\"text\":\"second\"}\n\
+             {\"_id\":\"q3\",\"text\":\"unjudged\"}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("qrels.tsv"),
+            "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\nq2\td1\t0\n",
+        )
+        .unwrap();
+        let collection = Collection::load(dir.path()).unwrap();
+        assert_eq!(collection.corpus.len(), 3);
+        assert_eq!(collection.queries.len(), 2, "q3 has no relevant document");
+        assert_eq!(collection.qrels["q2"], rel(&[("d2", 1)]));
+
+        let subset = collection.subset(1, 2);
+        assert_eq!(subset.queries.len(), 1);
+        let kept: Vec<&str> = subset.corpus.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(kept, ["d1", "d3"], "the relevant d3, then the first other");
+
+        std::fs::write(dir.path().join("qrels.tsv"), "q1\td3\n").unwrap();
+        let err = Collection::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("qrels.tsv:1"), "{err}");
+    }
+}
