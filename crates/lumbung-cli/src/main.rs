@@ -88,6 +88,7 @@ impl ConfigArgs {
         if let Some(root) = &self.ingest_root {
             config.ingest_root = root.clone();
         }
+        config.validate()?;
         Ok(config)
     }
 }

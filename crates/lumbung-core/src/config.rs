@@ -90,12 +90,23 @@ pub struct IngestConfig {
 pub struct SearchConfig {
     /// Candidates each retriever contributes before fusion.
     pub candidates: usize,
+    /// How the BM25 and dense lists are combined.
+    pub fusion: Fusion,
     /// The `k` of reciprocal rank fusion: larger flattens the rank curve.
     pub rrf_k: f32,
     pub bm25_weight: f32,
     pub dense_weight: f32,
     /// Largest `top_k` a request may ask for.
     pub max_top_k: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fusion {
+    /// Weighted reciprocal rank fusion with `rrf_k`: uses ranks only.
+    Rrf,
+    /// Weighted sum of each list's min-max normalised scores: keeps score gaps.
+    Normalized,
 }
 
 /// How `Ask` picks supporting sentences and when it says there is no answer.
@@ -182,6 +193,7 @@ impl Default for SearchConfig {
     fn default() -> Self {
         SearchConfig {
             candidates: 50,
+            fusion: Fusion::Rrf,
             rrf_k: 60.0,
             bm25_weight: 1.0,
             dense_weight: 1.0,
@@ -237,6 +249,10 @@ impl Config {
 
     /// Checks bounds that serde cannot express.
     pub fn validate(&self) -> Result<()> {
+        if self.data_dir.starts_with(&self.ingest_root) {
+            // The watcher would see every index write, and the data folder as a knowledge base.
+            return Err(Error::invalid("data_dir", "must not be inside ingest_root"));
+        }
         let e = &self.embedding;
         if e.dimension == 0 {
             return Err(Error::invalid("embedding.dimension", "must be positive"));
@@ -377,6 +393,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("rrf_kk"), "{err}");
+    }
+
+    #[test]
+    fn the_data_directory_cannot_live_in_the_watched_root() {
+        let env = [(
+            "LUMBUNG__DATA_DIR".to_string(),
+            "ingest/lumbung-data".to_string(),
+        )];
+        let err = Config::load_with_env(None, env).unwrap_err().to_string();
+        assert!(err.contains("data_dir"), "{err}");
     }
 
     #[test]

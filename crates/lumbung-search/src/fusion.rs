@@ -25,6 +25,42 @@ pub fn reciprocal_rank_fusion(
     k: f32,
     limit: usize,
 ) -> Vec<FusedHit> {
+    fuse(lists, limit, |_, weight, rank, _| {
+        weight / (k + rank as f32)
+    })
+}
+
+/// Weighted sum of min-max normalised scores: within each list the best hit scores `weight`,
+/// the worst 0, and a hit absent from a list gets nothing from it. Unlike RRF it keeps how far
+/// apart the scores are, so a list whose hits are all weak pulls less.
+pub fn normalized_score_fusion(lists: &[(&[ChunkId], &[f32], f32)], limit: usize) -> Vec<FusedHit> {
+    let ranges: Vec<(f32, f32)> = lists
+        .iter()
+        .map(|(_, scores, _)| {
+            scores
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
+                    (lo.min(*s), hi.max(*s))
+                })
+        })
+        .collect();
+    fuse(lists, limit, |list, weight, _, score| {
+        let (lo, hi) = ranges[list];
+        if hi > lo {
+            weight * (score - lo) / (hi - lo)
+        } else {
+            weight
+        }
+    })
+}
+
+/// Sums `contribution(list index, weight, rank, score)` over the lists for each id; the best
+/// ones first.
+fn fuse(
+    lists: &[(&[ChunkId], &[f32], f32)],
+    limit: usize,
+    contribution: impl Fn(usize, f32, u32, f32) -> f32,
+) -> Vec<FusedHit> {
     let mut fused: HashMap<ChunkId, FusedHit> = HashMap::new();
     for (list_index, (ids, scores, weight)) in lists.iter().enumerate() {
         for (position, (id, score)) in ids.iter().zip(scores.iter()).enumerate() {
@@ -34,9 +70,10 @@ pub fn reciprocal_rank_fusion(
                 fused_score: 0.0,
                 scores: vec![None; lists.len()],
             });
+            let gain = contribution(list_index, *weight, rank, *score);
             // A list holding the same id twice counts it once, at its best rank.
             if hit.scores[list_index].is_none() {
-                hit.fused_score += weight / (k + rank as f32);
+                hit.fused_score += gain;
                 hit.scores[list_index] = Some(RankedScore {
                     score: *score,
                     rank,
@@ -104,6 +141,29 @@ mod tests {
             reciprocal_rank_fusion(&[(&lexical, &[1.0], 0.5), (&dense, &[1.0], 1.0)], 60.0, 1);
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].id.as_u128(), 2);
+    }
+
+    #[test]
+    fn normalised_fusion_keeps_score_gaps() {
+        let lexical = ids(&[1, 2, 3]);
+        let dense = ids(&[2, 1]);
+        // BM25 barely separates 1 from 2, dense strongly prefers 2.
+        let hits = normalized_score_fusion(
+            &[
+                (&lexical, &[10.0, 9.9, 1.0], 1.0),
+                (&dense, &[0.9, 0.1], 1.0),
+            ],
+            10,
+        );
+        let order: Vec<u128> = hits.iter().map(|hit| hit.id.as_u128()).collect();
+        assert_eq!(order, [2, 1, 3]);
+        // 2: (9.9 - 1) / 9 + 1 from dense; 3: the worst of its only list.
+        assert!((hits[0].fused_score - (8.9 / 9.0 + 1.0)).abs() < 1e-5);
+        assert_eq!(hits[2].fused_score, 0.0);
+        // A list of one hit, or of equal scores, gives each its full weight; an empty list
+        // before it changes nothing.
+        let single = normalized_score_fusion(&[(&[], &[], 1.0), (&ids(&[7]), &[3.0], 0.5)], 10);
+        assert_eq!(single[0].fused_score, 0.5);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use lumbung_core::{AskConfig, Chunk, ChunkId, KbName, SearchConfig};
+use lumbung_core::{AskConfig, Chunk, ChunkId, Fusion, KbName, SearchConfig};
 use lumbung_embed::Embedder;
 use lumbung_index::{LexicalIndex, VectorStore};
 
@@ -174,14 +174,22 @@ impl SearchEngine {
         let dense_ids: Vec<ChunkId> = dense.iter().map(|(id, _)| *id).collect();
         let lexical_scores: Vec<f32> = lexical.iter().map(|hit| hit.score).collect();
         let dense_scores: Vec<f32> = dense.iter().map(|(_, score)| *score).collect();
-        let fused = fusion::reciprocal_rank_fusion(
-            &[
-                (&lexical_ids, &lexical_scores, self.search.bm25_weight),
-                (&dense_ids, &dense_scores, self.search.dense_weight),
-            ],
-            self.search.rrf_k,
-            request.top_k,
-        );
+        let lists = [
+            (
+                lexical_ids.as_slice(),
+                lexical_scores.as_slice(),
+                self.search.bm25_weight,
+            ),
+            (
+                dense_ids.as_slice(),
+                dense_scores.as_slice(),
+                self.search.dense_weight,
+            ),
+        ];
+        let fused = match self.search.fusion {
+            Fusion::Rrf => fusion::reciprocal_rank_fusion(&lists, self.search.rrf_k, request.top_k),
+            Fusion::Normalized => fusion::normalized_score_fusion(&lists, request.top_k),
+        };
 
         let passages: Vec<Passage> = fused
             .into_iter()
