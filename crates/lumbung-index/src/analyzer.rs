@@ -1,30 +1,55 @@
-//! The "lumbung" analyzer: one tokenization for Chinese, Japanese, Korean, Indonesian and English
-//! text in the same field, used both when indexing and when analysing queries.
+//! The "lumbung" analyzer: one tokenization for Chinese, Indonesian and English text (and other
+//! languages) in the same field, used both when indexing and when analysing queries.
 //!
-//! Latin and other alphabetic or numeric words are split on everything that is not a letter or
-//! digit, lower-cased and folded to ASCII (`café` -> `cafe`). CJK runs have no spaces between
-//! words, so without a dictionary segmenter they are emitted as overlapping character bigrams
-//! (`连接失败` -> `连接 接失 失败`), and as a single unigram when the run is one character long:
-//! any two-character query word then matches wherever it occurs. The module stands alone so a
-//! dictionary segmenter (jieba) can replace the bigrams without touching the index code.
+//! - Latin and other alphabetic or numeric words are split on everything that is not a letter or
+//!   digit, lower-cased, folded to ASCII (`café` -> `cafe`) and reduced to their English stem
+//!   (`failures` -> `failur`).
+//! - Identifiers, that is words joined by one connector such as `-`, `.`, `/` or `_` with a
+//!   digit among them, are also emitted whole: `PPR-9087` gives `ppr`, `9087` and `ppr-9087`,
+//!   so the exact identifier ranks first while its parts still match.
+//! - Han runs have no spaces between words: they are segmented by jieba in search mode (words and
+//!   the shorter words inside them, with its HMM for words missing from the dictionary) and also
+//!   emitted as overlapping character bigrams, which keep recall where the segmenter cuts a query
+//!   and a passage differently.
+//! - Kana, Hangul and Bopomofo runs are emitted as character bigrams; a run of one character is
+//!   a unigram.
+//!
+//! Each choice was measured with `lumbung eval` on ../shared/eval; see docs/evaluation.md.
+use std::sync::LazyLock;
 
+use jieba_rs::Jieba;
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, TextAnalyzer, Token, TokenStream, Tokenizer,
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, Stemmer, TextAnalyzer, Token,
+    TokenStream, Tokenizer,
 };
 
 /// Name under which the analyzer is registered in the index's tokenizer manager.
 pub const ANALYZER_NAME: &str = "lumbung";
 
+/// Changes whenever the terms produced for some text change: an index written by another version
+/// is analysed again when it is opened (see `TantivyLexicalIndex::open`).
+pub const ANALYZER_VERSION: &str = "2: han jieba+bigrams, identifiers with digits, english stems";
+
+/// Segments Han text; loading its dictionary takes a few hundred milliseconds, once.
+static JIEBA: LazyLock<Jieba> = LazyLock::new(Jieba::new);
+
+/// Characters that join words into one identifier when they sit between two of them.
+fn is_connector(c: char) -> bool {
+    matches!(c, '-' | '_' | '.' | '/' | ':' | '+' | '@' | '#')
+}
+
 /// Tokens longer than this (in bytes) are dropped: they are base64 blobs, hashes or URLs that
 /// nobody searches for and that would only bloat the term dictionary.
 const MAX_TOKEN_BYTES: usize = 100;
 
-/// The full analyzer: [`MixedScriptTokenizer`], lower-casing, ASCII folding, long-token removal.
+/// The full analyzer: [`MixedScriptTokenizer`], long-token removal, lower-casing, ASCII
+/// folding and English stemming.
 pub fn analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(MixedScriptTokenizer)
         .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
+        .filter(Stemmer::new(Language::English))
         .build()
 }
 
@@ -83,13 +108,17 @@ impl TokenStream for MixedScriptTokenStream {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CharClass {
     Word,
-    Cjk,
+    Han,
+    /// Kana, Hangul and Bopomofo: written without spaces, but not segmented by jieba.
+    OtherCjk,
     Separator,
 }
 
 fn classify(c: char) -> CharClass {
-    if is_cjk(c) {
-        CharClass::Cjk
+    if is_han(c) {
+        CharClass::Han
+    } else if is_other_cjk(c) {
+        CharClass::OtherCjk
     } else if c.is_alphanumeric() {
         CharClass::Word
     } else {
@@ -97,56 +126,97 @@ fn classify(c: char) -> CharClass {
     }
 }
 
-/// Scripts written without spaces between words: Han, kana, Hangul and Bopomofo.
-fn is_cjk(c: char) -> bool {
+fn is_han(c: char) -> bool {
     matches!(c as u32,
-        0x1100..=0x11FF            // Hangul Jamo
-        | 0x3005 | 0x3007          // 々 〇
-        | 0x3040..=0x30FF          // Hiragana, Katakana
-        | 0x3100..=0x312F          // Bopomofo
-        | 0x3130..=0x318F          // Hangul Compatibility Jamo
-        | 0x31F0..=0x31FF          // Katakana Phonetic Extensions
+        0x3005 | 0x3007            // 々 〇
         | 0x3400..=0x4DBF          // CJK Extension A
         | 0x4E00..=0x9FFF          // CJK Unified Ideographs
-        | 0xA960..=0xA97F          // Hangul Jamo Extended-A
-        | 0xAC00..=0xD7FF          // Hangul Syllables, Jamo Extended-B
         | 0xF900..=0xFAFF          // CJK Compatibility Ideographs
-        | 0xFF66..=0xFF9D          // Halfwidth Katakana
         | 0x20000..=0x323AF        // CJK Extensions B to H, Compatibility Supplement
     )
 }
 
+fn is_other_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x1100..=0x11FF            // Hangul Jamo
+        | 0x3040..=0x30FF          // Hiragana, Katakana
+        | 0x3100..=0x312F          // Bopomofo
+        | 0x3130..=0x318F          // Hangul Compatibility Jamo
+        | 0x31F0..=0x31FF          // Katakana Phonetic Extensions
+        | 0xA960..=0xA97F          // Hangul Jamo Extended-A
+        | 0xAC00..=0xD7FF          // Hangul Syllables, Jamo Extended-B
+        | 0xFF66..=0xFF9D          // Halfwidth Katakana
+    )
+}
+
 fn split(text: &str) -> Vec<Token> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let classes: Vec<CharClass> = chars.iter().map(|&(_, c)| classify(c)).collect();
+    // Byte offset where the char at `index` starts, or the end of the text.
+    let offset = |index: usize| chars.get(index).map_or(text.len(), |&(offset, _)| offset);
     let mut tokens = Vec::new();
-    let mut chars = text.char_indices().peekable();
-    while let Some(&(start, c)) = chars.peek() {
-        let class = classify(c);
-        // (byte offset, char) of the current run of one class.
-        let mut run = Vec::new();
-        while let Some(&(offset, c)) = chars.peek() {
-            if classify(c) != class {
-                break;
-            }
-            run.push((offset, c));
-            chars.next();
+    let mut start = 0;
+    while start < chars.len() {
+        let class = classes[start];
+        let mut end = start + 1;
+        while end < chars.len() && classes[end] == class {
+            end += 1;
         }
-        let end = run
-            .last()
-            .map_or(start, |&(offset, c)| offset + c.len_utf8());
         match class {
             CharClass::Separator => {}
-            CharClass::Word => push(&mut tokens, text, start, end),
-            CharClass::Cjk if run.len() == 1 => push(&mut tokens, text, start, end),
-            CharClass::Cjk => {
-                for pair in run.windows(2) {
-                    let (from, _) = pair[0];
-                    let (last, c) = pair[1];
-                    push(&mut tokens, text, from, last + c.len_utf8());
+            CharClass::Word => {
+                push(&mut tokens, text, offset(start), offset(end));
+                // Words joined by single connectors, with a digit among them, form an identifier
+                // (a part number, a standard, an address, a version), emitted whole as well.
+                // Hyphenated words without digits are not: on SciFact their whole forms cost
+                // BM25 0.01 nDCG@10, counting one concept three times.
+                let mut parts = 1;
+                while end + 1 < chars.len()
+                    && is_connector(chars[end].1)
+                    && classes[end + 1] == CharClass::Word
+                {
+                    let part_start = end + 1;
+                    end = part_start + 1;
+                    while end < chars.len() && classes[end] == CharClass::Word {
+                        end += 1;
+                    }
+                    push(&mut tokens, text, offset(part_start), offset(end));
+                    parts += 1;
+                }
+                if parts > 1 && chars[start..end].iter().any(|(_, c)| c.is_ascii_digit()) {
+                    push(&mut tokens, text, offset(start), offset(end));
                 }
             }
+            CharClass::Han if end - start > 1 => {
+                let (from, to) = (offset(start), offset(end));
+                for word in JIEBA.cut_for_search(&text[from..to], true) {
+                    push(
+                        &mut tokens,
+                        text,
+                        from + word.byte_start,
+                        from + word.byte_end,
+                    );
+                }
+                push_bigrams(&mut tokens, text, &chars[start..end], to);
+            }
+            CharClass::OtherCjk if end - start > 1 => {
+                push_bigrams(&mut tokens, text, &chars[start..end], offset(end));
+            }
+            CharClass::Han | CharClass::OtherCjk => {
+                push(&mut tokens, text, offset(start), offset(end));
+            }
         }
+        start = end;
     }
     tokens
+}
+
+/// Overlapping character pairs of `run`, a run of at least two chars ending at byte `run_end`.
+fn push_bigrams(tokens: &mut Vec<Token>, text: &str, run: &[(usize, char)], run_end: usize) {
+    for (index, &(from, _)) in run.iter().enumerate().take(run.len() - 1) {
+        let to = run.get(index + 2).map_or(run_end, |&(offset, _)| offset);
+        push(tokens, text, from, to);
+    }
 }
 
 fn push(tokens: &mut Vec<Token>, text: &str, from: usize, to: usize) {
@@ -172,14 +242,62 @@ mod tests {
         assert_eq!(
             analyze("VPN 连接失败 error-code ERR_42 café"),
             [
-                "vpn", "连接", "接失", "失败", "error", "code", "err", "42", "cafe"
+                "vpn", "连接", "失败", "连接", "接失", "失败", "error", "code", "err", "42",
+                "err_42", "cafe"
             ]
         );
     }
 
     #[test]
+    fn identifiers_are_kept_whole_and_in_parts() {
+        assert_eq!(
+            analyze("PPR-9087, ISO-45001 and 10.0.0.1."),
+            [
+                "ppr",
+                "9087",
+                "ppr-9087",
+                "iso",
+                "45001",
+                "iso-45001",
+                "and",
+                "10",
+                "0",
+                "0",
+                "1",
+                "10.0.0.1"
+            ]
+        );
+        // A connector must sit between two words: trailing or doubled ones split. Words
+        // without a digit are not an identifier.
+        assert_eq!(
+            analyze("a-- b- c well-known"),
+            ["a", "b", "c", "well", "known"]
+        );
+    }
+
+    #[test]
+    fn english_words_are_stemmed() {
+        assert_eq!(
+            analyze("Printers failing; failures printed"),
+            ["printer", "fail", "failur", "print"]
+        );
+    }
+
+    #[test]
+    fn han_runs_get_dictionary_words_and_bigrams() {
+        // Search mode also gives the words inside a long one (中华, 人民, 共和国 ...).
+        let tokens = analyze("中华人民共和国");
+        for word in ["中华", "人民", "共和国", "中华人民共和国", "华人", "民共"] {
+            assert!(tokens.iter().any(|t| t == word), "{word} in {tokens:?}");
+        }
+    }
+
+    #[test]
     fn cjk_runs_touching_latin_are_split_from_it() {
-        assert_eq!(analyze("打开VPN客户端"), ["打开", "vpn", "客户", "户端"]);
+        assert_eq!(
+            analyze("打开VPN客户端"),
+            ["打开", "打开", "vpn", "客户", "客户端", "客户", "户端"]
+        );
     }
 
     #[test]
@@ -191,7 +309,7 @@ mod tests {
     fn indonesian_and_accents_fold_to_ascii() {
         assert_eq!(
             analyze("Koneksi GAGAL, coba lagi! Naïve Ångström"),
-            ["koneksi", "gagal", "coba", "lagi", "naive", "angstrom"]
+            ["koneksi", "gagal", "coba", "lagi", "naiv", "angstrom"]
         );
     }
 
@@ -210,17 +328,26 @@ mod tests {
     #[test]
     fn overlong_tokens_are_dropped() {
         let blob = "a".repeat(MAX_TOKEN_BYTES + 1);
-        assert_eq!(analyze(&format!("key {blob} value")), ["key", "value"]);
+        assert_eq!(analyze(&format!("key {blob} value")), ["key", "valu"]);
     }
 
     #[test]
     fn offsets_and_positions_point_into_the_source() {
-        let text = "Wi-Fi 网络";
+        let text = "Wi-Fi6 网络";
         let tokens = split(text);
         let spans: Vec<_> = tokens
             .iter()
             .map(|t| (&text[t.offset_from..t.offset_to], t.position))
             .collect();
-        assert_eq!(spans, [("Wi", 0), ("Fi", 1), ("网络", 2)]);
+        assert_eq!(
+            spans,
+            [
+                ("Wi", 0),
+                ("Fi6", 1),
+                ("Wi-Fi6", 2),
+                ("网络", 3),
+                ("网络", 4)
+            ]
+        );
     }
 }

@@ -32,6 +32,9 @@ const HEADING_BOOST: f32 = 0.5;
 /// A pasted log or e-mail must not turn into a query with thousands of clauses.
 const MAX_QUERY_TERMS: usize = 256;
 
+/// File in the index folder naming the analyzer version its terms were produced by.
+const ANALYZER_STAMP_FILE: &str = "lumbung-analyzer";
+
 #[derive(Debug, Clone, Copy)]
 struct Fields {
     chunk_id: Field,
@@ -111,6 +114,8 @@ impl std::fmt::Debug for TantivyLexicalIndex {
 
 impl TantivyLexicalIndex {
     /// Opens the index in `dir`, creating the folder and an empty index when there is none.
+    /// An index whose terms came from another version of the analyzer is analysed again from its
+    /// stored chunks first, so that queries and documents are always cut the same way.
     ///
     /// Fails if the index there has another schema, or if another writer holds it.
     pub fn open(dir: &Path) -> Result<Self> {
@@ -125,12 +130,54 @@ impl TantivyLexicalIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        Ok(TantivyLexicalIndex {
+        let index = TantivyLexicalIndex {
             fields,
             writer: Mutex::new(writer),
             reader,
             reading: Arc::new(Reading { fields, analyzer }),
-        })
+        };
+        index.reanalyze_if_stale(&dir.join(ANALYZER_STAMP_FILE))?;
+        Ok(index)
+    }
+
+    /// Rewrites every chunk with the current analyzer unless `stamp` names it; all in one
+    /// commit, so a crash in between leaves the old index and the old stamp.
+    fn reanalyze_if_stale(&self, stamp: &Path) -> Result<()> {
+        let current = analyzer::ANALYZER_VERSION;
+        let written = match fs_err::read_to_string(stamp) {
+            Ok(version) => Some(version),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => return Err(err.into()),
+        };
+        if written.as_deref() == Some(current) {
+            return Ok(());
+        }
+        let searcher = self.reader.searcher();
+        let total = searcher.num_docs();
+        if total > 0 {
+            tracing::info!(
+                chunks = total,
+                from = written.as_deref().unwrap_or("unknown"),
+                to = %current,
+                "lexical index written by another analyzer: analysing it again"
+            );
+            let mut writer = self.writer()?;
+            // Removes the committed segments only; the searcher above still reads them.
+            writer.delete_all_documents()?;
+            for (segment_ord, segment) in searcher.segment_readers().iter().enumerate() {
+                for doc_id in segment.doc_ids_alive() {
+                    let address = DocAddress::new(segment_ord as u32, doc_id);
+                    let chunk = self.reading.load_chunk(&searcher, address)?;
+                    writer.add_document(self.to_document(&chunk))?;
+                }
+            }
+            writer.commit()?;
+            self.reader.reload()?;
+        }
+        let staged = stamp.with_extension("staged");
+        fs_err::write(&staged, current)?;
+        fs_err::rename(&staged, stamp)?;
+        Ok(())
     }
 
     fn writer(&self) -> Result<MutexGuard<'_, IndexWriter>> {

@@ -275,6 +275,32 @@ fn committed_data_survives_reopening_and_uncommitted_does_not() {
 }
 
 #[test]
+fn an_index_from_another_analyzer_version_is_analysed_again_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let stamp = dir.path().join("lumbung-analyzer");
+    let doc = Doc::new("plant", "forms.md", "v1");
+    let chunks = doc.chunks(&["Form PPR-9087 goes to the shift leader.", "Unrelated."]);
+    {
+        let index = open(&dir);
+        index.replace_document(&doc.kb, &doc.path, &chunks).unwrap();
+        index.commit().unwrap();
+    }
+    let current = lumbung_index::analyzer::ANALYZER_VERSION;
+    assert_eq!(std::fs::read_to_string(&stamp).unwrap(), current);
+
+    std::fs::write(&stamp, "0 (an older analyzer)").unwrap();
+    let index = open(&dir);
+    assert_eq!(std::fs::read_to_string(&stamp).unwrap(), current);
+    // Every chunk is there once, with all its fields, and searchable.
+    assert_eq!(index.count_chunks(&doc.kb, None).unwrap(), 2);
+    assert_eq!(index.get_chunks(&[doc.id(0), doc.id(1)]).unwrap(), chunks);
+    let hits = index
+        .search("ppr-9087", std::slice::from_ref(&doc.kb), 10)
+        .unwrap();
+    assert_eq!(ids_of(&hits), [doc.id(0)]);
+}
+
+#[test]
 fn chinese_indonesian_and_accented_queries_find_their_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let index = open(&dir);
