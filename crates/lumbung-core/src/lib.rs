@@ -11,7 +11,8 @@ mod ids;
 
 pub use chunk::{Chunk, Citation, Section};
 pub use config::{
-    AskConfig, Config, EmbeddingConfig, Fusion, IngestConfig, Pooling, SearchConfig, ServerConfig,
+    AskConfig, Config, EmbeddingConfig, Fusion, IngestConfig, Pooling, RerankConfig, SearchConfig,
+    ServerConfig,
 };
 pub use error::{Error, Result};
 pub use ids::{ChunkId, ContentHash, DocumentPath, KbName};

@@ -48,18 +48,7 @@ impl Embedder {
         let onnx_path = model_dir.join(&config.onnx_file);
         let onnx_file = read("onnx model", &onnx_path)?;
         let tokenizer_path = model_dir.join("tokenizer.json");
-        let tokenizer_files = TokenizerFiles {
-            tokenizer_file: read("tokenizer", &tokenizer_path)?,
-            config_file: read("model config", &model_dir.join("config.json"))?,
-            special_tokens_map_file: read(
-                "special tokens map",
-                &model_dir.join("special_tokens_map.json"),
-            )?,
-            tokenizer_config_file: read(
-                "tokenizer config",
-                &model_dir.join("tokenizer_config.json"),
-            )?,
-        };
+        let tokenizer_files = tokenizer_files(&model_dir)?;
         // fastembed's copy of the tokenizer pads and truncates; chunk sizing needs a plain one.
         let tokenizer = Tokenizer::from_bytes(&tokenizer_files.tokenizer_file).map_err(|err| {
             Error::Tokenizer {
@@ -163,7 +152,20 @@ impl Embedder {
     }
 }
 
-fn runtime_library(config: &EmbeddingConfig) -> Result<PathBuf> {
+/// The four tokenizer files fastembed reads from a model folder.
+pub(crate) fn tokenizer_files(model_dir: &Path) -> Result<TokenizerFiles> {
+    Ok(TokenizerFiles {
+        tokenizer_file: read("tokenizer", &model_dir.join("tokenizer.json"))?,
+        config_file: read("model config", &model_dir.join("config.json"))?,
+        special_tokens_map_file: read(
+            "special tokens map",
+            &model_dir.join("special_tokens_map.json"),
+        )?,
+        tokenizer_config_file: read("tokenizer config", &model_dir.join("tokenizer_config.json"))?,
+    })
+}
+
+pub(crate) fn runtime_library(config: &EmbeddingConfig) -> Result<PathBuf> {
     if !config.onnxruntime_library.as_os_str().is_empty() {
         return absolute(&config.onnxruntime_library);
     }
@@ -175,14 +177,14 @@ fn runtime_library(config: &EmbeddingConfig) -> Result<PathBuf> {
 
 /// Resolves a relative path against the current directory, as the configuration documents.
 /// (ort itself would look next to the executable first.)
-fn absolute(path: &Path) -> Result<PathBuf> {
+pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })
 }
 
-fn require_file(what: &'static str, path: &Path) -> Result<()> {
+pub(crate) fn require_file(what: &'static str, path: &Path) -> Result<()> {
     if path.is_file() {
         Ok(())
     } else {
@@ -193,7 +195,7 @@ fn require_file(what: &'static str, path: &Path) -> Result<()> {
     }
 }
 
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read(what: &'static str, path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => Error::MissingFile {
             what,

@@ -4,6 +4,7 @@
 //! fastembed's user-defined model API: ONNX Runtime is loaded from a local shared library and the
 //! model from local files, never downloaded. It adds the model's query and passage prefixes,
 //! batches, and returns L2-normalised vectors, so cosine similarity is a dot product.
+//! [`Reranker`] runs an optional cross-encoder on the same runtime.
 //! [`Chunker`] splits a document's extracted sections into chunks measured in the same model's
 //! tokens, with the character offsets that citations need.
 //!
@@ -14,8 +15,10 @@
 mod chunker;
 mod embedder;
 mod error;
+mod reranker;
 mod runtime;
 
 pub use chunker::{Chunker, SECTION_SEPARATOR, document_text};
 pub use embedder::Embedder;
 pub use error::{Error, Result};
+pub use reranker::Reranker;

@@ -8,6 +8,9 @@ pub enum Error {
     Index(#[from] lumbung_index::Error),
     #[error("embedding: {0}")]
     Embed(#[from] lumbung_embed::Error),
+    /// The request needs a part this server was not configured with.
+    #[error("{0}")]
+    Unavailable(String),
     /// The CPU pool's task panicked or was cancelled.
     #[error("search task failed: {0}")]
     Task(String),

@@ -30,15 +30,22 @@ pub fn reciprocal_rank_fusion(
     })
 }
 
-/// Weighted sum of min-max normalised scores: within each list the best hit scores `weight`,
-/// the worst 0, and a hit absent from a list gets nothing from it. Unlike RRF it keeps how far
-/// apart the scores are, so a list whose hits are all weak pulls less.
-pub fn normalized_score_fusion(lists: &[(&[ChunkId], &[f32], f32)], limit: usize) -> Vec<FusedHit> {
+/// Weighted sum of min-max normalised scores: within each list the best hit scores `weight` and
+/// the `depth`-th hit 0, and a hit absent from a list, or below its `depth`-th, gets nothing
+/// from it. Unlike RRF it keeps how far apart the scores are, so a list whose hits are all
+/// alike pulls less. Scaling over a fixed depth keeps the fused order of the top hits the same
+/// however many hits are fetched.
+pub fn normalized_score_fusion(
+    lists: &[(&[ChunkId], &[f32], f32)],
+    depth: usize,
+    limit: usize,
+) -> Vec<FusedHit> {
     let ranges: Vec<(f32, f32)> = lists
         .iter()
         .map(|(_, scores, _)| {
             scores
                 .iter()
+                .take(depth.max(1))
                 .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
                     (lo.min(*s), hi.max(*s))
                 })
@@ -47,7 +54,7 @@ pub fn normalized_score_fusion(lists: &[(&[ChunkId], &[f32], f32)], limit: usize
     fuse(lists, limit, |list, weight, _, score| {
         let (lo, hi) = ranges[list];
         if hi > lo {
-            weight * (score - lo) / (hi - lo)
+            weight * ((score - lo) / (hi - lo)).max(0.0)
         } else {
             weight
         }
@@ -82,9 +89,12 @@ fn fuse(
         }
     }
     let mut hits: Vec<FusedHit> = fused.into_values().collect();
+    // Equal fused scores (the tail of normalised fusion scores 0) keep the lists' own order.
+    let best_rank = |hit: &FusedHit| hit.scores.iter().flatten().map(|s| s.rank).min();
     hits.sort_by(|a, b| {
         b.fused_score
             .total_cmp(&a.fused_score)
+            .then(best_rank(a).cmp(&best_rank(b)))
             .then(a.id.cmp(&b.id))
     });
     hits.truncate(limit);
@@ -154,6 +164,7 @@ mod tests {
                 (&dense, &[0.9, 0.1], 1.0),
             ],
             10,
+            10,
         );
         let order: Vec<u128> = hits.iter().map(|hit| hit.id.as_u128()).collect();
         assert_eq!(order, [2, 1, 3]);
@@ -162,8 +173,18 @@ mod tests {
         assert_eq!(hits[2].fused_score, 0.0);
         // A list of one hit, or of equal scores, gives each its full weight; an empty list
         // before it changes nothing.
-        let single = normalized_score_fusion(&[(&[], &[], 1.0), (&ids(&[7]), &[3.0], 0.5)], 10);
+        let single = normalized_score_fusion(&[(&[], &[], 1.0), (&ids(&[7]), &[3.0], 0.5)], 10, 10);
         assert_eq!(single[0].fused_score, 0.5);
+        // Hits below the depth get nothing from their list, and the top ones keep their
+        // scores however long the list is.
+        let descending = ids(&[3, 2, 1]);
+        let deep = normalized_score_fusion(&[(&descending, &[10.0, 9.0, 1.0], 1.0)], 2, 10);
+        let scores: Vec<(u128, f32)> = deep
+            .iter()
+            .map(|hit| (hit.id.as_u128(), hit.fused_score))
+            .collect();
+        // The tail ties at 0 and keeps its order in the list.
+        assert_eq!(scores, [(3, 1.0), (2, 0.0), (1, 0.0)]);
     }
 
     #[test]

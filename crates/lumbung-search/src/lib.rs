@@ -1,5 +1,5 @@
 //! Hybrid retrieval and grounded answers: BM25 and dense retrieval run concurrently, fused by
-//! reciprocal rank; `ask` picks the sentences that support an answer or says there is none.
+//! reciprocal rank (or normalised scores), optionally reordered by a cross-encoder; `ask` picks the sentences that support an answer or says there is none.
 //!
 //! This crate must not depend on the transport (tonic, protobuf) nor on ingest: it reads the
 //! indexes through the traits of `lumbung-index`.
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lumbung_core::{AskConfig, Chunk, ChunkId, Fusion, KbName, SearchConfig};
-use lumbung_embed::Embedder;
+use lumbung_embed::{Embedder, Reranker};
 use lumbung_index::{LexicalIndex, VectorStore};
 
 pub use answer::{Answer, SupportingSentence};
@@ -34,6 +34,8 @@ pub struct Passage {
     pub fused_score: f32,
     pub bm25: Option<RankedScore>,
     pub dense: Option<RankedScore>,
+    /// The cross-encoder's score, for passages it reordered.
+    pub rerank: Option<f32>,
 }
 
 /// Which retrievers rank the passages.
@@ -43,6 +45,8 @@ pub enum Retriever {
     Hybrid,
     Bm25,
     Dense,
+    /// Hybrid, then the best candidates reordered by the cross-encoder.
+    HybridRerank,
 }
 
 /// A validated search: the knowledge bases are the ones the caller may read.
@@ -61,6 +65,8 @@ pub struct SearchEngine {
     pool: CpuPool,
     search: SearchConfig,
     ask: AskConfig,
+    /// The cross-encoder and how many fused passages it reorders.
+    reranker: Option<(Arc<Reranker>, usize)>,
 }
 
 impl SearchEngine {
@@ -79,7 +85,14 @@ impl SearchEngine {
             pool,
             search,
             ask,
+            reranker: None,
         }
+    }
+
+    /// Serves [`Retriever::HybridRerank`]: `reranker` reorders the best `candidates` passages.
+    pub fn with_reranker(mut self, reranker: Arc<Reranker>, candidates: usize) -> Self {
+        self.reranker = Some((reranker, candidates.max(1)));
+        self
     }
 
     /// Checks a request's fields against the configured bounds.
@@ -106,15 +119,28 @@ impl SearchEngine {
                 "no knowledge base to search",
             ));
         }
+        if request.retriever == Retriever::HybridRerank && self.reranker.is_none() {
+            return Err(Error::Unavailable(
+                "retriever hybrid_rerank: this server has no reranker (rerank.enabled = false)"
+                    .to_string(),
+            ));
+        }
         Ok(())
     }
 
-    /// BM25 and dense retrieval, run concurrently and fused by reciprocal rank (or either
-    /// alone, as `request.retriever` says).
+    /// BM25 and dense retrieval, run concurrently and fused (or either alone, or fused and
+    /// reranked, as `request.retriever` says).
     pub async fn search(&self, request: &SearchRequest) -> Result<Vec<Passage>> {
         self.validate(request)?;
         let started = Instant::now();
-        let candidates = self.search.candidates.max(request.top_k);
+        let rerank = match (&self.reranker, request.retriever) {
+            (Some((reranker, candidates)), Retriever::HybridRerank) => {
+                Some((Arc::clone(reranker), *candidates))
+            }
+            _ => None,
+        };
+        let fused_limit = request.top_k.max(rerank.as_ref().map_or(0, |(_, n)| *n));
+        let candidates = self.search.candidates.max(fused_limit);
         // BM25 and the texts of dense hits come from one commit, so that a document being
         // replaced shows in one version or the other, never both.
         let snapshot = self.lexical.snapshot();
@@ -187,11 +213,13 @@ impl SearchEngine {
             ),
         ];
         let fused = match self.search.fusion {
-            Fusion::Rrf => fusion::reciprocal_rank_fusion(&lists, self.search.rrf_k, request.top_k),
-            Fusion::Normalized => fusion::normalized_score_fusion(&lists, request.top_k),
+            Fusion::Rrf => fusion::reciprocal_rank_fusion(&lists, self.search.rrf_k, fused_limit),
+            Fusion::Normalized => {
+                fusion::normalized_score_fusion(&lists, self.search.candidates, fused_limit)
+            }
         };
 
-        let passages: Vec<Passage> = fused
+        let mut passages: Vec<Passage> = fused
             .into_iter()
             .filter_map(|hit| {
                 let chunk = known.remove(&hit.id)?;
@@ -200,9 +228,18 @@ impl SearchEngine {
                     fused_score: hit.fused_score,
                     bm25: hit.scores[0],
                     dense: hit.scores[1],
+                    rerank: None,
                 })
             })
             .collect();
+        if let Some((reranker, candidates)) = rerank {
+            let query = request.query.clone();
+            passages = self
+                .pool
+                .run(move || rerank_passages(&reranker, &query, passages, candidates))
+                .await??;
+        }
+        passages.truncate(request.top_k);
         tracing::debug!(
             kbs = request.kbs.len(),
             passages = passages.len(),
@@ -210,6 +247,11 @@ impl SearchEngine {
             "search"
         );
         Ok(passages)
+    }
+
+    /// Whether [`Retriever::HybridRerank`] is served.
+    pub fn can_rerank(&self) -> bool {
+        self.reranker.is_some()
     }
 
     /// The sentences that best support an answer to `question`, or an explicit no-answer.
@@ -240,4 +282,29 @@ impl SearchEngine {
             })
             .await?
     }
+}
+
+/// Orders the first `candidates` passages by the cross-encoder's score (ties keep their fused
+/// order); the rest follow unchanged.
+fn rerank_passages(
+    reranker: &Reranker,
+    query: &str,
+    mut passages: Vec<Passage>,
+    candidates: usize,
+) -> Result<Vec<Passage>> {
+    let head = candidates.min(passages.len());
+    let texts: Vec<&str> = passages[..head]
+        .iter()
+        .map(|p| p.chunk.text.as_str())
+        .collect();
+    let scores = reranker.score(query, &texts)?;
+    for (passage, score) in passages.iter_mut().zip(scores) {
+        passage.rerank = Some(score);
+    }
+    passages[..head].sort_by(|a, b| {
+        b.rerank
+            .unwrap_or(f32::NEG_INFINITY)
+            .total_cmp(&a.rerank.unwrap_or(f32::NEG_INFINITY))
+    });
+    Ok(passages)
 }

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use lumbung_core::{Config, KbName};
-use lumbung_embed::Embedder;
+use lumbung_embed::{Embedder, Reranker};
 use lumbung_index::{EdgeVectorStore, LexicalIndex, TantivyLexicalIndex, VectorStore};
 use lumbung_ingest::{Catalog, Ingestor, SyncReport, Watcher};
 use lumbung_search::{CpuPool, SearchEngine};
@@ -16,7 +16,8 @@ pub struct App {
 }
 
 impl App {
-    /// Opens (or creates) everything under `config.data_dir` and loads the embedding model.
+    /// Opens (or creates) everything under `config.data_dir` and loads the embedding model (and
+    /// the reranker when `rerank.enabled`).
     /// Blocking: call it before starting the runtime's work, or from a blocking thread.
     pub fn open(config: Config) -> Result<App> {
         fs_err::create_dir_all(&config.data_dir)?;
@@ -37,7 +38,7 @@ impl App {
             Arc::clone(&embedder),
             config.ingest.clone(),
         )?);
-        let engine = SearchEngine::new(
+        let mut engine = SearchEngine::new(
             lexical,
             vectors,
             embedder,
@@ -45,6 +46,10 @@ impl App {
             config.search.clone(),
             config.ask.clone(),
         );
+        if config.rerank.enabled {
+            let reranker = Reranker::load(&config.rerank, &config.embedding)?;
+            engine = engine.with_reranker(Arc::new(reranker), config.rerank.candidates);
+        }
         Ok(App {
             config,
             engine,

@@ -45,6 +45,7 @@ impl From<Error> for Status {
             Error::KbNotFound(_) => Code::NotFound,
             Error::Search(search) => match search {
                 lumbung_search::Error::InvalidArgument { .. } => Code::InvalidArgument,
+                lumbung_search::Error::Unavailable(_) => Code::FailedPrecondition,
                 lumbung_search::Error::Index(_)
                 | lumbung_search::Error::Embed(_)
                 | lumbung_search::Error::Task(_)

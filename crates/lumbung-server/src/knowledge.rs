@@ -37,6 +37,7 @@ impl KnowledgeApi {
             Ok(v1::Retriever::Unspecified | v1::Retriever::Hybrid) => Retriever::Hybrid,
             Ok(v1::Retriever::Bm25) => Retriever::Bm25,
             Ok(v1::Retriever::Dense) => Retriever::Dense,
+            Ok(v1::Retriever::HybridRerank) => Retriever::HybridRerank,
             Err(_) => {
                 let reason = format!("unknown value {}", request.retriever);
                 return Err(Error::invalid("retriever", reason));
@@ -168,6 +169,7 @@ pub fn passage_to_proto(passage: &Passage) -> v1::Passage {
             bm25_rank: passage.bm25.map(|s| s.rank),
             dense: passage.dense.map(|s| s.score),
             dense_rank: passage.dense.map(|s| s.rank),
+            rerank: passage.rerank,
         }),
     }
 }

@@ -3,4 +3,5 @@
 
 mod cross_lingual;
 mod embedder;
+mod reranker;
 mod support;

@@ -135,7 +135,10 @@ pub fn shared_server() -> &'static SharedServer {
 fn start_shared_server() -> SharedServer {
     {
         let dir = tempfile::tempdir().unwrap();
-        let config = test_config(dir.path());
+        let mut config = test_config(dir.path());
+        // The shared server also serves hybrid_rerank; servers of test_config alone do not.
+        config.rerank.enabled = true;
+        config.rerank.model_dir = repo_root().join(&config.rerank.model_dir);
         for kb in SAMPLE_KBS {
             copy_dir(
                 &repo_root().join("ingest").join(kb),

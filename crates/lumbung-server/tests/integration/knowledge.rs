@@ -390,3 +390,62 @@ async fn each_retriever_alone_ranks_by_its_own_scores() {
         status.message()
     );
 }
+
+#[tokio::test]
+async fn hybrid_rerank_orders_the_candidates_by_the_cross_encoder() {
+    let mut client = harness::knowledge().await;
+    let request = v1::SearchRequest {
+        query: "How many characters must a new password have?".to_string(),
+        knowledge_bases: vec![],
+        top_k: 5,
+        retriever: v1::Retriever::HybridRerank.into(),
+    };
+    let passages = client.search(request).await.unwrap().into_inner().passages;
+    assert_eq!(passages.len(), 5);
+    assert_eq!(
+        cited_path(&passages[0]),
+        ("it-helpdesk", "password-reset.md")
+    );
+    let scores: Vec<f32> = passages
+        .iter()
+        .map(|p| {
+            p.scores
+                .unwrap()
+                .rerank
+                .expect("every top passage was reranked")
+        })
+        .collect();
+    assert!(
+        scores.windows(2).all(|pair| pair[0] >= pair[1]),
+        "{scores:?}"
+    );
+    // The cross-encoder separates the answer from the rest, not merely reorders near-ties.
+    assert!(scores[0] > scores[4] + 1.0, "{scores:?}");
+}
+
+#[tokio::test]
+async fn hybrid_rerank_without_a_reranker_is_a_failed_precondition() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = harness::test_config(dir.path());
+    assert!(!config.rerank.enabled);
+    let kb = config.ingest_root.join("notes");
+    std::fs::create_dir_all(&kb).unwrap();
+    std::fs::write(kb.join("vpn.md"), "Restart the VPN client.").unwrap();
+    let server = harness::TestServer::start(config).await;
+    server.app.sync_all().await.unwrap();
+    let mut client = v1::knowledge_service_client::KnowledgeServiceClient::new(
+        harness::connect(server.addr).await,
+    );
+    let status = client
+        .search(v1::SearchRequest {
+            query: "vpn".to_string(),
+            knowledge_bases: vec!["notes".to_string()],
+            top_k: 5,
+            retriever: v1::Retriever::HybridRerank.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("rerank"), "{}", status.message());
+    server.stop().await;
+}
