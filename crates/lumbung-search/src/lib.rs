@@ -249,11 +249,6 @@ impl SearchEngine {
         Ok(passages)
     }
 
-    /// Whether [`Retriever::HybridRerank`] is served.
-    pub fn can_rerank(&self) -> bool {
-        self.reranker.is_some()
-    }
-
     /// The sentences that best support an answer to `question`, or an explicit no-answer.
     pub async fn ask(
         &self,
