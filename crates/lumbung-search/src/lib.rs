@@ -1,5 +1,6 @@
 //! Hybrid retrieval and grounded answers: BM25 and dense retrieval run concurrently, fused by
-//! reciprocal rank (or normalised scores), optionally reordered by a cross-encoder; `ask` picks the sentences that support an answer or says there is none.
+//! reciprocal rank (or normalised scores), optionally reordered by a cross-encoder; `ask` picks
+//! the sentences that support an answer or says there is none.
 //!
 //! This crate must not depend on the transport (tonic, protobuf) nor on ingest: it reads the
 //! indexes through the traits of `lumbung-index`.
