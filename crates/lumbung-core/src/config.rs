@@ -97,6 +97,20 @@ pub struct SearchConfig {
     pub rrf_k: f32,
     pub bm25_weight: f32,
     pub dense_weight: f32,
+    /// How much a passage's BM25 score counts by how much of the question it matches: its
+    /// BM25 weight is multiplied by (share of the query's term weight it holds) to this power,
+    /// so that a match on a number or a name alone (all BM25 can find across languages) does
+    /// not outvote a strong dense match. 0 turns the rule off.
+    pub bm25_coverage_exponent: f32,
+    /// The dense score of a passage mixes its own vector's similarity with its best sentence's:
+    /// this is the sentence's share, from 0 (passage alone) to 1 (best sentence alone).
+    pub sentence_weight: f32,
+    /// How much of the query's average similarity to passages of a passage's language is taken
+    /// off that passage's dense score (0 turns it off, 1 takes it all off). Multilingual models
+    /// rate any passage in the question's own language higher than one in another language;
+    /// measured against that language's average, a Chinese answer to an English question can
+    /// outrank an unrelated English passage.
+    pub language_centering: f32,
     /// Largest `top_k` a request may ask for.
     pub max_top_k: usize,
 }
@@ -127,6 +141,12 @@ pub struct RerankConfig {
 }
 
 /// How `Ask` picks supporting sentences and when it says there is no answer.
+///
+/// Each sentence of the best passages is scored by a weighted sum of signals, each from 0 to
+/// 1: its embedding's similarity to the question (scaled among the candidates), the share of
+/// the question's term weight found in it, in it and its headings, and in its neighbours, its
+/// passage's fused score relative to the best, and whether it holds a number when the question
+/// asks for one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AskConfig {
@@ -136,8 +156,14 @@ pub struct AskConfig {
     /// "no answer". A threshold on the model's similarity scale, not a probability: it depends
     /// on the embedding model and is set by measurement.
     pub min_similarity: f32,
-    /// Sentences within this margin of the best one are kept as further support.
+    /// Sentences whose score is within this margin of the best one are kept as further support.
     pub support_margin: f32,
+    pub similarity_weight: f32,
+    pub overlap_weight: f32,
+    pub heading_overlap_weight: f32,
+    pub neighbour_overlap_weight: f32,
+    pub passage_weight: f32,
+    pub number_weight: f32,
 }
 
 impl Default for RerankConfig {
@@ -156,7 +182,15 @@ impl Default for AskConfig {
         AskConfig {
             passages: 5,
             min_similarity: 0.80,
-            support_margin: 0.04,
+            // Fitted by scripts/fit_ask_weights.py on IDK-MRC train and eval/samples; see
+            // docs/evaluation.md.
+            support_margin: 1.5,
+            similarity_weight: 1.0,
+            overlap_weight: 1.0,
+            heading_overlap_weight: 1.0,
+            neighbour_overlap_weight: 0.1,
+            passage_weight: 1.0,
+            number_weight: 2.0,
         }
     }
 }
@@ -229,6 +263,9 @@ impl Default for SearchConfig {
             rrf_k: 60.0,
             bm25_weight: 0.5,
             dense_weight: 1.0,
+            bm25_coverage_exponent: 1.0,
+            sentence_weight: 0.5,
+            language_centering: 0.5,
             max_top_k: 100,
         }
     }
@@ -338,18 +375,43 @@ impl Config {
                 "candidates and max_top_k must be positive",
             ));
         }
-        if !(s.rrf_k >= 0.0 && s.bm25_weight >= 0.0 && s.dense_weight >= 0.0) {
+        for (field, value) in [
+            ("search.rrf_k", s.rrf_k),
+            ("search.bm25_weight", s.bm25_weight),
+            ("search.dense_weight", s.dense_weight),
+            ("search.bm25_coverage_exponent", s.bm25_coverage_exponent),
+            ("search.sentence_weight", s.sentence_weight),
+            ("search.language_centering", s.language_centering),
+        ] {
+            if value.is_nan() || value < 0.0 {
+                return Err(Error::invalid(field, "must be non-negative"));
+            }
+        }
+        if s.sentence_weight > 1.0 {
             return Err(Error::invalid(
-                "search.rrf_k",
-                "rrf_k and weights must be non-negative",
+                "search.sentence_weight",
+                "must be at most 1",
             ));
         }
         let a = &self.ask;
-        if a.passages == 0 || !(-1.0..=1.0).contains(&a.min_similarity) || a.support_margin < 0.0 {
-            return Err(Error::invalid(
-                "ask",
-                "passages must be positive, min_similarity in [-1, 1], support_margin non-negative",
-            ));
+        if a.passages == 0 {
+            return Err(Error::invalid("ask.passages", "must be positive"));
+        }
+        if !(-1.0..=1.0).contains(&a.min_similarity) {
+            return Err(Error::invalid("ask.min_similarity", "must be in [-1, 1]"));
+        }
+        for (field, value) in [
+            ("ask.support_margin", a.support_margin),
+            ("ask.similarity_weight", a.similarity_weight),
+            ("ask.overlap_weight", a.overlap_weight),
+            ("ask.heading_overlap_weight", a.heading_overlap_weight),
+            ("ask.neighbour_overlap_weight", a.neighbour_overlap_weight),
+            ("ask.passage_weight", a.passage_weight),
+            ("ask.number_weight", a.number_weight),
+        ] {
+            if value.is_nan() || value < 0.0 {
+                return Err(Error::invalid(field, "must be non-negative"));
+            }
         }
         Ok(())
     }

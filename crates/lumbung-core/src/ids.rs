@@ -87,6 +87,16 @@ impl DocumentPath {
         let (stem, ext) = file_name.rsplit_once('.')?;
         (!stem.is_empty()).then(|| ext.to_ascii_lowercase())
     }
+
+    /// The file name without its extension (`guides/vpn-access.md` -> `vpn-access`); a name
+    /// that starts with its only dot (`.profile`) is its own stem.
+    pub fn file_stem(&self) -> &str {
+        let name = self.0.rsplit('/').next().unwrap_or(&self.0);
+        match name.rsplit_once('.') {
+            Some((stem, _)) if !stem.is_empty() => stem,
+            _ => name,
+        }
+    }
 }
 
 impl TryFrom<String> for DocumentPath {
@@ -218,6 +228,15 @@ mod tests {
             Some("pdf")
         );
         assert_eq!(DocumentPath::new("a/.hidden").unwrap().extension(), None);
+    }
+
+    #[test]
+    fn file_stem_is_the_last_component_without_extension() {
+        let stem = |p: &str| DocumentPath::new(p).unwrap().file_stem().to_string();
+        assert_eq!(stem("dir/sub/printer-setup.md"), "printer-setup");
+        assert_eq!(stem("archive.tar.txt"), "archive.tar");
+        assert_eq!(stem(".hidden"), ".hidden");
+        assert_eq!(stem("README"), "README");
     }
 
     #[test]

@@ -8,11 +8,15 @@ mod chunk;
 mod config;
 mod error;
 mod ids;
+mod language;
+mod sentences;
 
-pub use chunk::{Chunk, Citation, Section};
+pub use chunk::{CONTEXT_SEPARATOR, Chunk, Citation, QuantizedVector, Section, Sentence};
 pub use config::{
     AskConfig, Config, EmbeddingConfig, Fusion, IngestConfig, Pooling, RerankConfig, SearchConfig,
     ServerConfig,
 };
 pub use error::{Error, Result};
 pub use ids::{ChunkId, ContentHash, DocumentPath, KbName};
+pub use language::Language;
+pub use sentences::split_sentences;

@@ -1,5 +1,7 @@
-//! Sentence splitting for supporting sentences: Latin and CJK sentence ends, line breaks, and
-//! table rows (one line each), without a language model.
+//! Sentences: the units `Ask` quotes. Split by Latin and CJK sentence ends and line breaks, so
+//! that a list item or a table row (one line each) is one unit, without a language model. A
+//! line that ends with a colon introduces what follows ("Fix:", "以下防护用品："), so it stays
+//! with the next line.
 
 use std::ops::Range;
 
@@ -14,8 +16,11 @@ pub fn split_sentences(text: &str) -> Vec<Range<usize>> {
     while let Some((index, c)) = chars.next() {
         let next = chars.peek().map(|&(_, next)| next);
         let end = match c {
+            '\n' if text[start..index].trim_end().ends_with([':', '：']) => None,
             '\n' => Some(index),
             '。' | '！' | '？' | '；' => Some(index + c.len_utf8()),
+            // The number of a list item ("2. Open ...") starts its sentence, it does not end one.
+            '.' if is_list_number(&text[start..index]) => None,
             // A full stop ends a sentence only before whitespace or the end: "v1.2", "10.0.0.1"
             // and "e.g.x" stay whole.
             '.' | '!' | '?' => match next {
@@ -32,6 +37,12 @@ pub fn split_sentences(text: &str) -> Vec<Range<usize>> {
     }
     push_trimmed(text, start..text.len(), &mut sentences);
     sentences
+}
+
+/// Whether the last line of `before` is only a number: the list number of an item.
+fn is_list_number(before: &str) -> bool {
+    let before = before.rsplit('\n').next().unwrap_or(before).trim();
+    !before.is_empty() && before.len() <= 3 && before.chars().all(|c| c.is_ascii_digit())
 }
 
 fn push_trimmed(text: &str, range: Range<usize>, out: &mut Vec<Range<usize>>) {
@@ -85,6 +96,26 @@ mod tests {
                 "焊接作业前必须佩戴焊接面罩。",
                 "穿阻燃工作服！",
                 "是否需要皮手套？"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_ending_with_a_colon_stays_with_the_next() {
+        let text = "The certificate has expired. Fix:\n\n1. Connect by cable for 30 minutes.\n2. Or call 4357.";
+        assert_eq!(
+            split(text),
+            [
+                "The certificate has expired.",
+                "Fix:\n\n1. Connect by cable for 30 minutes.",
+                "2. Or call 4357."
+            ]
+        );
+        assert_eq!(
+            split("必须佩戴以下防护用品：\n焊接面罩：遮光号不低于 9 号；\n阻燃工作服。"),
+            [
+                "必须佩戴以下防护用品：\n焊接面罩：遮光号不低于 9 号；",
+                "阻燃工作服。"
             ]
         );
     }
