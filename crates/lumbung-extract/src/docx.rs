@@ -3,7 +3,7 @@
 //! A paragraph is a heading when its style is one of Word's heading styles (or Title, the top
 //! level) or carries an outline level; style ids are localised ("berschrift1", "1"), so the
 //! level comes from `styles.xml` where the style's name or outline level says it. Tables become
-//! one line per row, cells joined by ` | `, header row included, as in Markdown.
+//! one line per row, each naming its columns after a header row (see `table.rs`).
 
 use std::collections::HashMap;
 
@@ -337,14 +337,15 @@ impl Renderer {
         let Some(table) = self.tables.pop() else {
             return Ok(());
         };
-        let rows = table.rows.join("\n");
+        let lines = table.lines();
+        let rows = lines.join("\n");
         if rows.is_empty() {
             return Ok(());
         }
         // A table inside a cell stays in that cell, its rows on one line.
         if let Some(outer) = self.tables.last_mut() {
             outer.cell.push(' ');
-            outer.cell.push_str(&table.rows.join("; "));
+            outer.cell.push_str(&lines.join(" / "));
             return Ok(());
         }
         self.spend(&rows)?;

@@ -321,17 +321,18 @@ impl Renderer {
         let Some(table) = self.tables.pop() else {
             return;
         };
-        if table.rows.is_empty() {
+        if table.is_empty() {
             return;
         }
+        let lines = table.lines();
         // A table inside a cell stays in that cell, its rows on one line.
         if let Some(outer) = self.tables.last_mut() {
             outer.cell.push(' ');
-            outer.cell.push_str(&table.rows.join("; "));
+            outer.cell.push_str(&lines.join(" / "));
             return;
         }
         self.body.push_str("\n\n");
-        self.body.push_str(&table.rows.join("\n"));
+        self.body.push_str(&lines.join("\n"));
         self.body.push_str("\n\n");
     }
 

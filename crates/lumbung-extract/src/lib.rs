@@ -105,7 +105,7 @@ pub fn extract_with_limits(
     let format = Format::from_path(path).ok_or_else(|| Error::Unsupported {
         extension: path.extension().unwrap_or_default(),
     })?;
-    let stem = file_stem(path);
+    let stem = path.file_stem();
     let spreadsheet = |format: &'static str| move |reason| Error::Spreadsheet { format, reason };
     let document = match format {
         Format::Markdown => md::extract(bytes, stem)?,
@@ -130,15 +130,6 @@ pub fn extract_with_limits(
         Format::Html => guarded("page", Error::Html, || html::extract(bytes, stem, limits))?,
     };
     finish(document, stem, limits)
-}
-
-/// The file name without its last extension: the title of last resort.
-fn file_stem(path: &DocumentPath) -> &str {
-    let name = path.as_str().rsplit('/').next().unwrap_or(path.as_str());
-    match name.rsplit_once('.') {
-        Some((stem, _)) if !stem.is_empty() => stem,
-        _ => name,
-    }
 }
 
 /// Applies the rules every format shares, so each module only has to produce text.
@@ -218,16 +209,6 @@ mod tests {
             extract(&path("README"), b"x"),
             Err(Error::Unsupported { .. })
         ));
-    }
-
-    #[test]
-    fn stem_is_the_last_component_without_extension() {
-        assert_eq!(
-            file_stem(&path("dir/sub/printer-setup.md")),
-            "printer-setup"
-        );
-        assert_eq!(file_stem(&path("archive.tar.txt")), "archive.tar");
-        assert_eq!(file_stem(&path(".hidden")), ".hidden");
     }
 
     #[test]

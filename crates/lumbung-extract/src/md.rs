@@ -5,6 +5,7 @@ use lumbung_core::Section;
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 use crate::encoding::decode_text;
+use crate::table::Table;
 use crate::whitespace::{is_cjk, normalize, single_line};
 use crate::{ExtractedDocument, Result};
 
@@ -37,8 +38,8 @@ struct Renderer {
     body: String,
     /// Set while inside a heading: its text goes to the path, not the body.
     heading: Option<String>,
-    /// Set while inside a table: the current row's finished cells and the cell being written.
-    table: Option<(Vec<String>, String)>,
+    /// Set while inside a table.
+    table: Option<Table>,
     /// Next number of each open list; `None` for bullet lists.
     lists: Vec<Option<u64>>,
     /// Open links: destination and the text written so far.
@@ -105,7 +106,7 @@ impl Renderer {
             | Tag::FootnoteDefinition(_) => self.line_break(),
             Tag::Table(_) => {
                 self.block_break();
-                self.table = Some((Vec::new(), String::new()));
+                self.table = Some(Table::default());
             }
             Tag::Link { dest_url, .. } => self.links.push((dest_url.to_string(), String::new())),
             Tag::MetadataBlock(_) => self.in_metadata = true,
@@ -140,19 +141,27 @@ impl Renderer {
             }
             TagEnd::DefinitionListTitle | TagEnd::DefinitionListDefinition => self.line_break(),
             TagEnd::TableCell => {
-                if let Some((cells, cell)) = &mut self.table {
-                    cells.push(single_line(&std::mem::take(cell)));
+                if let Some(table) = &mut self.table {
+                    table.end_cell();
                 }
             }
-            TagEnd::TableHead | TagEnd::TableRow => {
-                if let Some((cells, _)) = &mut self.table {
-                    let row = std::mem::take(cells).join(" | ");
-                    self.body.push_str(&row);
-                    self.body.push('\n');
+            TagEnd::TableHead => {
+                if let Some(table) = &mut self.table {
+                    table.end_header_row();
+                }
+            }
+            TagEnd::TableRow => {
+                if let Some(table) = &mut self.table {
+                    table.end_row();
                 }
             }
             TagEnd::Table => {
-                self.table = None;
+                if let Some(table) = self.table.take() {
+                    for line in table.lines() {
+                        self.body.push_str(&line);
+                        self.body.push('\n');
+                    }
+                }
                 self.block_break();
             }
             TagEnd::Link => self.end_link(),
@@ -211,7 +220,7 @@ impl Renderer {
         }
         let sink = match (&mut self.heading, &mut self.table) {
             (Some(heading), _) => heading,
-            (None, Some((_, cell))) => cell,
+            (None, Some(table)) => &mut table.cell,
             (None, None) => &mut self.body,
         };
         if pending_break {
@@ -236,7 +245,7 @@ impl Renderer {
         self.pending_break = false;
         match (&mut self.heading, &mut self.table) {
             (Some(heading), _) => heading.push(' '),
-            (None, Some((_, cell))) => cell.push(' '),
+            (None, Some(table)) => table.cell.push(' '),
             // Ends the current line, so an item's end and the next item's start give one break.
             (None, None) if !self.body.is_empty() && !self.body.ends_with('\n') => {
                 self.body.push('\n')
@@ -397,12 +406,13 @@ mod tests {
     }
 
     #[test]
-    fn tables_render_as_rows_with_the_header_kept() {
+    fn table_rows_name_their_columns() {
         let doc = md("| Line | Product | OEE |\n|:-----|---------|----:|\n\
             | L1 | **PPR-9087** | 78.4% |\n| L2 | PPR-9090 | 81.0% |\n\nAfter.\n");
         assert_eq!(
             doc.sections[0].text,
-            "Line | Product | OEE\nL1 | PPR-9087 | 78.4%\nL2 | PPR-9090 | 81.0%\n\nAfter."
+            "Line: L1; Product: PPR-9087; OEE: 78.4%\nLine: L2; Product: PPR-9090; OEE: 81.0%\n\n\
+             After."
         );
     }
 

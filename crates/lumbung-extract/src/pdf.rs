@@ -8,7 +8,7 @@ use pdf_extract::{Document, Object, PlainTextOutput};
 
 use crate::guard::guarded;
 use crate::limits::CharBudget;
-use crate::whitespace::normalize;
+use crate::whitespace::{normalize, unwrap_hard_wraps};
 use crate::{Error, ExtractedDocument, Limits, Result};
 
 pub(crate) fn extract(bytes: &[u8], stem: &str, limits: &Limits) -> Result<ExtractedDocument> {
@@ -31,7 +31,8 @@ pub(crate) fn extract(bytes: &[u8], stem: &str, limits: &Limits) -> Result<Extra
         let raw = guarded(&format!("page {page}"), Error::Pdf, || {
             page_text(&document, page)
         })?;
-        let text = normalize(&raw);
+        // A PDF places every line on its own: wrapped paragraphs are joined again.
+        let text = normalize(&unwrap_hard_wraps(&raw));
         budget.spend(&text)?;
         if !text.is_empty() {
             sections.push(Section {

@@ -1,9 +1,10 @@
-//! Plain text: one section without headings, since a text file has no structure to trust.
+//! Plain text: one section without headings, since a text file has no structure to trust. Lines
+//! wrapped by an editor are joined again (see `unwrap_hard_wraps`).
 
 use lumbung_core::Section;
 
 use crate::encoding::decode_text;
-use crate::whitespace::{normalize, single_line};
+use crate::whitespace::{normalize, single_line, unwrap_hard_wraps};
 use crate::{ExtractedDocument, Result};
 
 /// A first line longer than this is prose, not a title.
@@ -20,7 +21,7 @@ pub(crate) fn extract(bytes: &[u8], stem: &str) -> Result<ExtractedDocument> {
     let section = Section {
         heading_path: Vec::new(),
         page: None,
-        text: normalize(&text),
+        text: normalize(&unwrap_hard_wraps(&text)),
     };
     Ok(ExtractedDocument {
         title,

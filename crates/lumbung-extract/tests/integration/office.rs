@@ -40,9 +40,8 @@ fn docx_headings_paragraphs_lists_and_tables() {
             (
                 vec!["Welding Safety", "Before welding", "Shielding gas"],
                 "Use the flow rates below for MIG welding of mild steel.\n\n\
-                 Gas | Flow (l/min) | Wire\n\
-                 Argon 82% / CO2 18% | 15 | 0.8 mm\n\
-                 CO2 | 12 | 1.0 mm\n\n\
+                 Gas: Argon 82% / CO2 18%; Flow (l/min): 15; Wire: 0.8 mm\n\
+                 Gas: CO2; Flow (l/min): 12; Wire: 1.0 mm\n\n\
                  Close the cylinder valve after the shift."
             ),
             (
@@ -116,7 +115,7 @@ fn docx_localised_styles_text_boxes_tracked_changes_and_nested_tables() {
             (
                 // "Step" is based on heading 2; the tracked change's old style is ignored.
                 vec!["叉车操作规程", "Before driving", "Loading"],
-                "Load | Max height\nPallet (1.2 t) | Indoor | 3 m; Yard | 2 m"
+                "Load: Pallet (1.2 t); Max height: Indoor | 3 m / Yard | 2 m"
             ),
             (
                 vec!["叉车操作规程", "After driving"],

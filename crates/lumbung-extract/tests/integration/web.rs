@@ -30,9 +30,8 @@ fn html_page_content_without_navigation_scripts_or_styles() {
             ),
             (
                 vec!["VPN access", "Windows", "Error codes"],
-                "Code | Meaning | Fix\n\
-                 ERR-VPN-809 | Service stopped | Restart the PanGPS service\n\
-                 ERR-VPN-812 | Certificate expired | Call the helpdesk on ext. 4357"
+                "Code: ERR-VPN-809; Meaning: Service stopped; Fix: Restart the PanGPS service\n\
+                 Code: ERR-VPN-812; Meaning: Certificate expired; Fix: Call the helpdesk on ext. 4357"
             ),
             (
                 vec!["VPN access", "macOS"],
