@@ -1,6 +1,9 @@
 use std::sync::Arc;
 
-use lumbung_core::{Chunk, ChunkId, Citation, ContentHash, DocumentPath, KbName, Section};
+use lumbung_core::{
+    Chunk, ChunkId, Citation, ContentHash, DocumentPath, KbName, Language, Section, Sentence,
+    split_sentences,
+};
 use text_splitter::{ChunkConfig, MarkdownSplitter, TextSplitter};
 use tokenizers::Tokenizer;
 
@@ -80,7 +83,8 @@ impl Chunker {
     /// `citation.char_range` holds character offsets into [`document_text`] of the sections, and
     /// slicing that text by them gives the chunk text exactly. Ordinals run from 0 across the
     /// document and ids are [`ChunkId::derive`]d from them, so the same input gives the same ids.
-    /// Markdown documents (by extension) are split at Markdown structure first.
+    /// Markdown documents (by extension) are split at Markdown structure first. Each chunk
+    /// carries its detected language and its sentences, not yet embedded.
     pub fn split(
         &self,
         kb: &KbName,
@@ -124,6 +128,14 @@ impl Chunker {
                         char_range: to_u32(start)..to_u32(end),
                     },
                     text: text.to_string(),
+                    language: Language::detect(text),
+                    sentences: split_sentences(text)
+                        .into_iter()
+                        .map(|range| Sentence {
+                            range: to_u32(range.start)..to_u32(range.end),
+                            embedding: None,
+                        })
+                        .collect(),
                 });
             }
             section_start += section.text.chars().count();
@@ -291,6 +303,35 @@ mod tests {
             rejoined, text,
             "without overlap the chunks cover the text exactly"
         );
+    }
+
+    #[test]
+    fn chunks_carry_their_language_and_sentences() {
+        let chunker = Chunker::new(tokenizer(), 200, 0).unwrap();
+        let sections = [
+            section(
+                &["Welding"],
+                None,
+                "Wear a shaded helmet. Keep the area ventilated.",
+            ),
+            section(&["焊接"], None, "焊接前检查接地。佩戴防护面罩。"),
+        ];
+        let chunks = split(&chunker, &doc("guides/welding.txt"), &sections);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0].language, Language::En);
+        assert_eq!(chunks[1].language, Language::Zh);
+        let sentences: Vec<Vec<&str>> = chunks
+            .iter()
+            .map(|c| c.sentences.iter().map(|s| c.sentence_text(s)).collect())
+            .collect();
+        assert_eq!(
+            sentences,
+            [
+                vec!["Wear a shaded helmet.", "Keep the area ventilated."],
+                vec!["焊接前检查接地。", "佩戴防护面罩。"]
+            ]
+        );
+        assert!(chunks[0].sentences.iter().all(|s| s.embedding.is_none()));
     }
 
     #[test]

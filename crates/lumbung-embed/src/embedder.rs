@@ -126,16 +126,24 @@ impl Embedder {
         texts: &[&str],
     ) -> Result<Vec<Vec<f32>>> {
         let started = Instant::now();
-        let mut vectors = Vec::with_capacity(texts.len());
-        for batch in texts.chunks(self.batch_size) {
-            let prefixed: Vec<String> =
-                batch.iter().map(|text| format!("{prefix}{text}")).collect();
+        // A batch is padded to its longest text, so texts of similar length go together: a
+        // chunk's short sentences are not padded to the length of a whole chunk.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&index| texts[index].len());
+        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for batch in order.chunks(self.batch_size) {
+            let prefixed: Vec<String> = batch
+                .iter()
+                .map(|&index| format!("{prefix}{}", texts[index]))
+                .collect();
             let embedded = model
                 .lock()
                 // A panic elsewhere cannot leave the session half-updated: runs keep no state.
                 .unwrap_or_else(PoisonError::into_inner)
                 .embed(&prefixed, Some(prefixed.len()))?;
-            vectors.extend(embedded);
+            for (&index, vector) in batch.iter().zip(embedded) {
+                vectors[index] = vector;
+            }
         }
         if let Some(vector) = vectors.iter().find(|v| v.len() != self.dimension) {
             return Err(Error::Dimension {

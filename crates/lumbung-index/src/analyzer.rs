@@ -13,11 +13,17 @@
 //!   and a passage differently.
 //! - Kana, Hangul and Bopomofo runs are emitted as character bigrams; a run of one character is
 //!   a unigram.
+//! - English, Indonesian and Chinese function words ("the", "yang", "的", "什么") are dropped:
+//!   in a collection of several languages they are rare, so BM25 would weigh them as if they
+//!   named the topic, and a question would match any passage in its own language through them.
+//!   A word written in capitals (`IT`, `A` for shift A) is kept: it is a name, not a function
+//!   word.
 //!
 //! Each choice was measured with `lumbung eval` on ../shared/eval; see docs/evaluation.md.
 use std::sync::LazyLock;
 
 use jieba_rs::Jieba;
+use lumbung_core::Language as Lang;
 use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, Stemmer, TextAnalyzer, Token,
     TokenStream, Tokenizer,
@@ -28,7 +34,8 @@ pub const ANALYZER_NAME: &str = "lumbung";
 
 /// Changes whenever the terms produced for some text change: an index written by another version
 /// is analysed again when it is opened (see `TantivyLexicalIndex::open`).
-pub const ANALYZER_VERSION: &str = "2: han jieba+bigrams, identifiers with digits, english stems";
+pub const ANALYZER_VERSION: &str =
+    "4: han jieba+bigrams, identifiers with digits, english stems, no function words";
 
 /// Segments Han text; loading its dictionary takes a few hundred milliseconds, once.
 static JIEBA: LazyLock<Jieba> = LazyLock::new(Jieba::new);
@@ -165,7 +172,13 @@ fn split(text: &str) -> Vec<Token> {
         match class {
             CharClass::Separator => {}
             CharClass::Word => {
-                push(&mut tokens, text, offset(start), offset(end));
+                let word = &text[offset(start)..offset(end)];
+                let joined = end + 1 < chars.len()
+                    && is_connector(chars[end].1)
+                    && classes[end + 1] == CharClass::Word;
+                if joined || !is_function_word(word) {
+                    push(&mut tokens, text, offset(start), offset(end));
+                }
                 // Words joined by single connectors, with a digit among them, form an identifier
                 // (a part number, a standard, an address, a version), emitted whole as well.
                 // Hyphenated words without digits are not: on SciFact their whole forms cost
@@ -190,6 +203,9 @@ fn split(text: &str) -> Vec<Token> {
             CharClass::Han if end - start > 1 => {
                 let (from, to) = (offset(start), offset(end));
                 for word in JIEBA.cut_for_search(&text[from..to], true) {
+                    if is_function_word(word.word) {
+                        continue;
+                    }
                     push(
                         &mut tokens,
                         text,
@@ -203,12 +219,23 @@ fn split(text: &str) -> Vec<Token> {
                 push_bigrams(&mut tokens, text, &chars[start..end], offset(end));
             }
             CharClass::Han | CharClass::OtherCjk => {
-                push(&mut tokens, text, offset(start), offset(end));
+                if !is_function_word(&text[offset(start)..offset(end)]) {
+                    push(&mut tokens, text, offset(start), offset(end));
+                }
             }
         }
         start = end;
     }
     tokens
+}
+
+/// A function word of one of the three languages, unless written in capitals (a name such as
+/// `IT` or shift `A`).
+fn is_function_word(word: &str) -> bool {
+    if word.chars().all(is_han) {
+        return Lang::is_function_word(word);
+    }
+    word.chars().any(char::is_lowercase) && Lang::is_function_word(&word.to_lowercase())
 }
 
 /// Overlapping character pairs of `run`, a run of at least two chars ending at byte `run_end`.
@@ -259,7 +286,6 @@ mod tests {
                 "iso",
                 "45001",
                 "iso-45001",
-                "and",
                 "10",
                 "0",
                 "0",
@@ -270,8 +296,8 @@ mod tests {
         // A connector must sit between two words: trailing or doubled ones split. Words
         // without a digit are not an identifier.
         assert_eq!(
-            analyze("a-- b- c well-known"),
-            ["a", "b", "c", "well", "known"]
+            analyze("x-- b- c well-known"),
+            ["x", "b", "c", "well", "known"]
         );
     }
 
@@ -317,6 +343,21 @@ mod tests {
     fn kana_and_hangul_are_bigrammed() {
         assert_eq!(analyze("パスワード"), ["パス", "スワ", "ワー", "ード"]);
         assert_eq!(analyze("비밀번호"), ["비밀", "밀번", "번호"]);
+    }
+
+    #[test]
+    fn function_words_are_dropped_unless_written_as_names() {
+        assert_eq!(
+            analyze("What is the OEE of shift A? Berapa lama yang harus"),
+            ["oee", "shift", "a", "lama"]
+        );
+        assert_eq!(analyze("Call the IT helpdesk"), ["call", "it", "helpdesk"]);
+        assert_eq!(
+            analyze("焊接的要求是什么"),
+            [
+                "焊接", "要求", "焊接", "接的", "的要", "要求", "求是", "是什", "什么"
+            ]
+        );
     }
 
     #[test]

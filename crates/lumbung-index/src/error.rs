@@ -17,6 +17,10 @@ pub enum Error {
     /// non-finite vector component, a zero dimension).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The index on disk was written in another format (by another version of lumbung) and
+    /// has to be rebuilt from the source files.
+    #[error("index in an incompatible format: {0}")]
+    IncompatibleFormat(String),
     /// What the index holds on disk cannot be turned back into domain values.
     #[error("invalid stored data: {0}")]
     InvalidStoredData(String),

@@ -1,33 +1,30 @@
-//! The lexical index on tantivy: one tantivy document per chunk.
+//! The lexical index on tantivy: one tantivy document per chunk. It is also where chunks are
+//! stored: their text, citation, language and embedded sentences come back from one snapshot
+//! together with the BM25 hits.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use lumbung_core::{Chunk, ChunkId, Citation, DocumentPath, KbName};
+use lumbung_core::{Chunk, ChunkId, Citation, DocumentPath, KbName, Language};
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery, TermSetQuery,
-};
+use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{
     FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{
-    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
+    DocAddress, DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher,
+    TantivyDocument, Term,
 };
 
 use crate::analyzer::{self, ANALYZER_NAME};
+use crate::sentence_codec;
 use crate::{Error, LexicalIndex, LexicalSnapshot, Result, ScoredChunk};
 
 /// Indexing memory shared by the writer threads; tantivy flushes a segment when it is full.
 const WRITER_HEAP_BYTES: usize = 64 << 20;
-
-/// Title and headings repeat across every chunk of a document, so a match there says less about
-/// a chunk than a match in its own text: they count, but less.
-const TITLE_BOOST: f32 = 0.3;
-const HEADING_BOOST: f32 = 0.5;
 
 /// A pasted log or e-mail must not turn into a query with thousands of clauses.
 const MAX_QUERY_TERMS: usize = 256;
@@ -44,6 +41,12 @@ struct Fields {
     title: Field,
     heading_path: Field,
     text: Field,
+    /// What BM25 searches: the chunk's context (title and headings) and its text, as
+    /// `Chunk::indexed_text` gives them. Not stored: `text` is what is returned.
+    search_text: Field,
+    language: Field,
+    /// The chunk's sentences with their embeddings, in `sentence_codec`'s format.
+    sentences: Field,
     page: Field,
     char_start: Field,
     char_end: Field,
@@ -51,13 +54,12 @@ struct Fields {
 }
 
 fn schema() -> (Schema, Fields) {
-    let analyzed = TextOptions::default()
-        .set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer(ANALYZER_NAME)
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        )
-        .set_stored();
+    // Frequencies for BM25; no positions, since no query uses phrases.
+    let analyzed = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(ANALYZER_NAME)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
     let mut builder = Schema::builder();
     let fields = Fields {
         chunk_id: builder.add_text_field("chunk_id", STRING | STORED),
@@ -65,10 +67,13 @@ fn schema() -> (Schema, Fields) {
         doc_key: builder.add_text_field("doc_key", STRING),
         kb: builder.add_text_field("kb", STRING | STORED),
         path: builder.add_text_field("path", STRING | STORED),
-        title: builder.add_text_field("title", analyzed.clone()),
+        title: builder.add_text_field("title", STORED),
         // One value per heading, outermost first: stored values keep their order.
-        heading_path: builder.add_text_field("heading_path", analyzed.clone()),
-        text: builder.add_text_field("text", analyzed),
+        heading_path: builder.add_text_field("heading_path", STORED),
+        text: builder.add_text_field("text", STORED),
+        search_text: builder.add_text_field("search_text", analyzed),
+        language: builder.add_text_field("language", STRING | STORED),
+        sentences: builder.add_bytes_field("sentences", STORED),
         page: builder.add_u64_field("page", STORED),
         char_start: builder.add_u64_field("char_start", STORED),
         char_end: builder.add_u64_field("char_end", STORED),
@@ -117,12 +122,21 @@ impl TantivyLexicalIndex {
     /// An index whose terms came from another version of the analyzer is analysed again from its
     /// stored chunks first, so that queries and documents are always cut the same way.
     ///
-    /// Fails if the index there has another schema, or if another writer holds it.
+    /// Fails with [`Error::IncompatibleFormat`] if the index there has another schema (it was
+    /// written by another version of lumbung), or if another writer holds it.
     pub fn open(dir: &Path) -> Result<Self> {
         fs_err::create_dir_all(dir)?;
         let (schema, fields) = schema();
         let directory = MmapDirectory::open(dir).map_err(tantivy::TantivyError::from)?;
-        let index = Index::builder().schema(schema).open_or_create(directory)?;
+        let index = Index::builder()
+            .schema(schema)
+            .open_or_create(directory)
+            .map_err(|err| match err {
+                tantivy::TantivyError::SchemaError(reason) => {
+                    Error::IncompatibleFormat(format!("{}: {reason}", dir.display()))
+                }
+                other => other.into(),
+            })?;
         let analyzer = analyzer::analyzer();
         index.tokenizers().register(ANALYZER_NAME, analyzer.clone());
         let writer = index.writer(WRITER_HEAP_BYTES)?;
@@ -197,6 +211,9 @@ impl TantivyLexicalIndex {
             doc.add_text(f.heading_path, heading);
         }
         doc.add_text(f.text, &chunk.text);
+        doc.add_text(f.search_text, chunk.indexed_text());
+        doc.add_text(f.language, chunk.language.code());
+        doc.add_bytes(f.sentences, &sentence_codec::encode(&chunk.sentences));
         if let Some(page) = citation.page {
             doc.add_u64(f.page, page.into());
         }
@@ -245,44 +262,75 @@ impl Reading {
                 char_range: required(f.char_start, "char_start")?
                     ..required(f.char_end, "char_end")?,
             },
+            language: Language::from_code(&text(f.language, "language")?),
+            sentences: sentence_codec::decode(
+                doc.get_first(f.sentences)
+                    .and_then(|value| value.as_bytes())
+                    .ok_or_else(|| Error::InvalidStoredData("chunk without sentences".into()))?,
+            )?,
             text: text(f.text, "text")?,
         })
     }
 
-    /// The query matching any analysed term of `query` in text, title or headings, scored by
-    /// BM25; `None` when the query has no searchable term.
-    fn text_query(&self, query: &str) -> Option<BooleanQuery> {
+    /// The distinct analysed terms of `query` in the searched field, at most
+    /// [`MAX_QUERY_TERMS`].
+    fn query_terms(&self, query: &str) -> Vec<Term> {
         let mut seen = HashSet::new();
-        let terms: Vec<String> = analyzer::token_texts(&mut self.analyzer.clone(), query)
+        analyzer::token_texts(&mut self.analyzer.clone(), query)
             .into_iter()
             .filter(|term| seen.insert(term.clone()))
             .take(MAX_QUERY_TERMS)
-            .collect();
-        if terms.is_empty() {
-            return None;
-        }
-        let f = &self.fields;
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(terms.len() * 3);
-        for term in &terms {
-            for (field, boost) in [
-                (f.text, 1.0),
-                (f.title, TITLE_BOOST),
-                (f.heading_path, HEADING_BOOST),
-            ] {
-                let query = TermQuery::new(
-                    Term::from_field_text(field, term),
-                    IndexRecordOption::WithFreqs,
-                );
-                let query: Box<dyn Query> = if boost == 1.0 {
-                    Box::new(query)
-                } else {
-                    Box::new(BoostQuery::new(Box::new(query), boost))
-                };
-                clauses.push((Occur::Should, query));
+            .map(|term| Term::from_field_text(self.fields.search_text, &term))
+            .collect()
+    }
+}
+
+/// For each hit, the share of the query's term weight (the sum of the terms' IDF) that the
+/// chunk holds: 1 when it holds every term, close to 0 when it shares only a common word or a
+/// number with the question.
+fn coverage(searcher: &Searcher, terms: &[Term], hits: &[DocAddress]) -> Result<Vec<f32>> {
+    let weights = idf(searcher, terms)?;
+    let all: f32 = weights.iter().sum();
+    let mut found = vec![0f32; hits.len()];
+    if all <= 0.0 {
+        return Ok(found);
+    }
+    // Per segment, each term's postings are walked once, forwards, over the sorted hits.
+    let mut by_segment: HashMap<u32, Vec<(DocId, usize)>> = HashMap::new();
+    for (index, address) in hits.iter().enumerate() {
+        by_segment
+            .entry(address.segment_ord)
+            .or_default()
+            .push((address.doc_id, index));
+    }
+    for (segment_ord, mut docs) in by_segment {
+        docs.sort_unstable();
+        let segment = searcher.segment_reader(segment_ord);
+        let inverted = segment.inverted_index(terms[0].field())?;
+        for (term, weight) in terms.iter().zip(&weights) {
+            let Some(mut postings) = inverted.read_postings(term, IndexRecordOption::Basic)? else {
+                continue;
+            };
+            for &(doc, index) in &docs {
+                if postings.doc() <= doc && postings.seek(doc) == doc {
+                    found[index] += weight;
+                }
             }
         }
-        Some(BooleanQuery::new(clauses))
     }
+    Ok(found.into_iter().map(|weight| weight / all).collect())
+}
+
+/// BM25's inverse document frequency of each term (Lucene's form, never negative).
+fn idf(searcher: &Searcher, terms: &[Term]) -> Result<Vec<f32>> {
+    let total = searcher.num_docs() as f32;
+    terms
+        .iter()
+        .map(|term| {
+            let df = searcher.doc_freq(term)? as f32;
+            Ok((1.0 + (total - df + 0.5) / (df + 0.5)).ln())
+        })
+        .collect()
 }
 
 impl LexicalIndex for TantivyLexicalIndex {
@@ -351,9 +399,19 @@ impl LexicalSnapshot for TantivySnapshot {
         if kbs.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let Some(text_query) = self.reading.text_query(query) else {
+        let terms = self.reading.query_terms(query);
+        if terms.is_empty() {
             return Ok(Vec::new());
-        };
+        }
+        let text_query = BooleanQuery::new(
+            terms
+                .iter()
+                .map(|term| {
+                    let query = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
+                    (Occur::Should, Box::new(query) as Box<dyn Query>)
+                })
+                .collect(),
+        );
         let kb_terms = kbs
             .iter()
             .map(|kb| Term::from_field_text(self.reading.fields.kb, kb.as_str()));
@@ -365,14 +423,28 @@ impl LexicalSnapshot for TantivySnapshot {
         ]);
         let searcher = &self.searcher;
         let hits = searcher.search(&query, &TopDocs::with_limit(limit))?;
+        let addresses: Vec<DocAddress> = hits.iter().map(|(_, address)| *address).collect();
+        let coverage = coverage(searcher, &terms, &addresses)?;
         hits.into_iter()
-            .map(|(score, address)| {
+            .zip(coverage)
+            .map(|((score, address), coverage)| {
                 Ok(ScoredChunk {
                     chunk: self.reading.load_chunk(searcher, address)?,
                     score,
+                    coverage,
                 })
             })
             .collect()
+    }
+
+    fn term_weights(&self, text: &str) -> Result<Vec<(String, f32)>> {
+        let terms = self.reading.query_terms(text);
+        let weights = idf(&self.searcher, &terms)?;
+        Ok(terms
+            .iter()
+            .zip(weights)
+            .filter_map(|(term, weight)| Some((term.value().as_str()?.to_string(), weight)))
+            .collect())
     }
 
     fn get_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Chunk>> {

@@ -15,11 +15,12 @@
 pub mod analyzer;
 mod error;
 mod lexical;
+mod sentence_codec;
 mod vector;
 
 use std::sync::Arc;
 
-use lumbung_core::{Chunk, ChunkId, ContentHash, DocumentPath, KbName};
+use lumbung_core::{Chunk, ChunkId, ContentHash, DocumentPath, KbName, Language};
 
 pub use error::{Error, Result};
 pub use lexical::TantivyLexicalIndex;
@@ -30,6 +31,9 @@ pub use vector::EdgeVectorStore;
 pub struct ScoredChunk {
     pub chunk: Chunk,
     pub score: f32,
+    /// The share of the query's term weight (IDF) that the chunk holds, from 0 to 1: how much
+    /// of the question the match is about, which the score alone does not say.
+    pub coverage: f32,
 }
 
 /// A BM25 index of chunks, partitioned by knowledge base.
@@ -59,11 +63,25 @@ pub trait LexicalIndex: Send + Sync {
 
 /// One commit of a [`LexicalIndex`].
 pub trait LexicalSnapshot: Send + Sync {
-    /// BM25 over chunk text, title and heading path, restricted to `kbs` inside the query.
-    /// An empty `kbs`, a zero `limit` or a query without any word returns no hits.
+    /// BM25 over each chunk's [`Chunk::indexed_text`] (its title, headings and text), restricted
+    /// to `kbs` inside the query. An empty `kbs`, a zero `limit` or a query without any word
+    /// returns no hits.
     fn search(&self, query: &str, kbs: &[KbName], limit: usize) -> Result<Vec<ScoredChunk>>;
     /// The stored chunks for `ids`, in the order asked; unknown ids are skipped.
     fn get_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Chunk>>;
+    /// The distinct terms the analyzer makes of `text`, each with its inverse document
+    /// frequency in this snapshot: how much finding it says about a match.
+    fn term_weights(&self, text: &str) -> Result<Vec<(String, f32)>>;
+}
+
+/// One chunk's embedding, as the vector store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorPoint {
+    pub id: ChunkId,
+    /// The chunk's language, so that similarities can be compared with the average passage of
+    /// that language (see [`VectorStore::language_centroids`]).
+    pub language: Language,
+    pub vector: Vec<f32>,
 }
 
 /// A store of chunk embeddings searched by cosine similarity, partitioned by knowledge base.
@@ -76,7 +94,7 @@ pub trait VectorStore: Send + Sync {
         kb: &KbName,
         path: &DocumentPath,
         hash: &ContentHash,
-        points: &[(ChunkId, Vec<f32>)],
+        points: &[VectorPoint],
     ) -> Result<()>;
     /// Removes the points of (kb, path) whose content hash is not `keep`.
     fn delete_other_versions(
@@ -91,7 +109,7 @@ pub trait VectorStore: Send + Sync {
         kb: &KbName,
         path: &DocumentPath,
         hash: &ContentHash,
-        points: &[(ChunkId, Vec<f32>)],
+        points: &[VectorPoint],
     ) -> Result<()> {
         self.upsert_document(kb, path, hash, points)?;
         self.delete_other_versions(kb, path, hash)
@@ -103,9 +121,21 @@ pub trait VectorStore: Send + Sync {
     /// The nearest points to `vector` by cosine similarity among `kbs`, best first.
     /// An empty `kbs` or a zero `limit` returns no hits.
     fn search(&self, vector: &[f32], kbs: &[KbName], limit: usize) -> Result<Vec<(ChunkId, f32)>>;
+    /// [`VectorStore::search`] among the points of one language only.
+    fn search_language(
+        &self,
+        vector: &[f32],
+        kbs: &[KbName],
+        language: Language,
+        limit: usize,
+    ) -> Result<Vec<(ChunkId, f32)>>;
     /// The stored vectors of `ids`, in the order asked; unknown ids are skipped. Lets a renamed
     /// or copied document keep its embeddings instead of being embedded again.
     fn get_vectors(&self, ids: &[ChunkId]) -> Result<Vec<(ChunkId, Vec<f32>)>>;
     /// Points of a knowledge base, or of one document when `path` is given.
     fn count(&self, kb: &KbName, path: Option<&DocumentPath>) -> Result<u64>;
+    /// For each language among the stored points, the mean of up to `sample` of its vectors
+    /// taken at random: a query's dot product with it is the query's average similarity to
+    /// passages of that language.
+    fn language_centroids(&self, sample: usize) -> Result<Vec<(Language, Vec<f32>)>>;
 }

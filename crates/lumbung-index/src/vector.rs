@@ -4,22 +4,23 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use lumbung_core::{ChunkId, ContentHash, DocumentPath, KbName};
+use lumbung_core::{ChunkId, ContentHash, DocumentPath, KbName, Language};
 use qdrant_edge::external::serde_json::json;
 use qdrant_edge::external::uuid::Uuid;
 use qdrant_edge::{
     Condition, CountRequest, CreateIndex, DEFAULT_VECTOR_NAME, Distance, EdgeConfig, EdgeShard,
     EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match,
     NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
-    PointOperations, PointStruct, QueryEnum, QueryRequest, ScoringQuery, UpdateOperation,
+    PointOperations, PointStruct, QueryEnum, QueryRequest, Sample, ScoringQuery, UpdateOperation,
     VectorInternal, VectorStructInternal, WithPayloadInterface, WithVector,
 };
 
-use crate::{Error, Result, VectorStore};
+use crate::{Error, Result, VectorPoint, VectorStore};
 
 const KB_KEY: &str = "kb";
 const PATH_KEY: &str = "path";
 const HASH_KEY: &str = "content_hash";
+const LANGUAGE_KEY: &str = "language";
 
 fn key(name: &str) -> JsonPath {
     // Only called with the plain identifiers above, which always parse.
@@ -56,7 +57,8 @@ fn chunk_id(id: PointId) -> Result<ChunkId> {
 }
 
 /// Dense vectors in an embedded Qdrant shard on local disk, one point per chunk with the
-/// payload `kb`, `path` and `content_hash` (keyword-indexed on `kb` and `path`).
+/// payload `kb`, `path`, `content_hash` and `language` (keyword-indexed on `kb`, `path` and
+/// `language`).
 ///
 /// Writes are serialised by a mutex; searches and counts run concurrently with them and with
 /// each other. Changes are visible to searches at once but durable only after
@@ -164,7 +166,7 @@ impl EdgeVectorStore {
     /// are left alone.
     fn ensure_payload_indexes(&self) -> Result<()> {
         let _writes = self.lock_writes();
-        for name in [KB_KEY, PATH_KEY] {
+        for name in [KB_KEY, PATH_KEY, LANGUAGE_KEY] {
             self.shard.update(UpdateOperation::FieldIndexOperation(
                 FieldIndexOperations::CreateIndex(CreateIndex {
                     field_name: key(name),
@@ -173,6 +175,48 @@ impl EdgeVectorStore {
             ))?;
         }
         Ok(())
+    }
+
+    fn nearest(
+        &self,
+        vector: &[f32],
+        kbs: &[KbName],
+        language: Option<Language>,
+        limit: usize,
+    ) -> Result<Vec<(ChunkId, f32)>> {
+        if kbs.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.check_vector(vector)?;
+        let kbs: Vec<String> = kbs.iter().map(|kb| kb.as_str().to_string()).collect();
+        let mut must = vec![Condition::Field(FieldCondition::new_match(
+            key(KB_KEY),
+            Match::from(kbs),
+        ))];
+        if let Some(language) = language {
+            must.push(matches(LANGUAGE_KEY, language.code()));
+        }
+        let request = QueryRequest {
+            prefetches: Vec::new(),
+            query: Some(ScoringQuery::Vector(QueryEnum::Nearest(
+                NamedQuery::default_dense(vector.to_vec()),
+            ))),
+            filter: Some(Filter {
+                must: Some(must),
+                ..Filter::new()
+            }),
+            score_threshold: None,
+            limit,
+            offset: 0,
+            params: None,
+            with_vector: WithVector::Bool(false),
+            with_payload: WithPayloadInterface::Bool(false),
+        };
+        self.shard
+            .query(request)?
+            .into_iter()
+            .map(|point| Ok((chunk_id(point.id)?, point.score)))
+            .collect()
     }
 
     fn check_vector(&self, vector: &[f32]) -> Result<()> {
@@ -197,17 +241,21 @@ impl VectorStore for EdgeVectorStore {
         kb: &KbName,
         path: &DocumentPath,
         hash: &ContentHash,
-        points: &[(ChunkId, Vec<f32>)],
+        points: &[VectorPoint],
     ) -> Result<()> {
-        for (_, vector) in points {
-            self.check_vector(vector)?;
+        for point in points {
+            self.check_vector(&point.vector)?;
         }
-        let payload =
-            json!({ KB_KEY: kb.as_str(), PATH_KEY: path.as_str(), HASH_KEY: hash.as_str() });
         let points: Vec<_> = points
             .iter()
-            .map(|(id, vector)| {
-                PointStruct::new(point_id(*id), vector.clone(), payload.clone()).into()
+            .map(|point| {
+                let payload = json!({
+                    KB_KEY: kb.as_str(),
+                    PATH_KEY: path.as_str(),
+                    HASH_KEY: hash.as_str(),
+                    LANGUAGE_KEY: point.language.code(),
+                });
+                PointStruct::new(point_id(point.id), point.vector.clone(), payload).into()
             })
             .collect();
         if points.is_empty() {
@@ -254,31 +302,17 @@ impl VectorStore for EdgeVectorStore {
     }
 
     fn search(&self, vector: &[f32], kbs: &[KbName], limit: usize) -> Result<Vec<(ChunkId, f32)>> {
-        if kbs.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
-        self.check_vector(vector)?;
-        let kbs: Vec<String> = kbs.iter().map(|kb| kb.as_str().to_string()).collect();
-        let request = QueryRequest {
-            prefetches: Vec::new(),
-            query: Some(ScoringQuery::Vector(QueryEnum::Nearest(
-                NamedQuery::default_dense(vector.to_vec()),
-            ))),
-            filter: Some(Filter::new_must(Condition::Field(
-                FieldCondition::new_match(key(KB_KEY), Match::from(kbs)),
-            ))),
-            score_threshold: None,
-            limit,
-            offset: 0,
-            params: None,
-            with_vector: WithVector::Bool(false),
-            with_payload: WithPayloadInterface::Bool(false),
-        };
-        self.shard
-            .query(request)?
-            .into_iter()
-            .map(|point| Ok((chunk_id(point.id)?, point.score)))
-            .collect()
+        self.nearest(vector, kbs, None, limit)
+    }
+
+    fn search_language(
+        &self,
+        vector: &[f32],
+        kbs: &[KbName],
+        language: Language,
+        limit: usize,
+    ) -> Result<Vec<(ChunkId, f32)>> {
+        self.nearest(vector, kbs, Some(language), limit)
     }
 
     fn get_vectors(&self, ids: &[ChunkId]) -> Result<Vec<(ChunkId, Vec<f32>)>> {
@@ -308,6 +342,52 @@ impl VectorStore for EdgeVectorStore {
                 Ok((id, vector))
             })
             .collect()
+    }
+
+    fn language_centroids(&self, sample: usize) -> Result<Vec<(Language, Vec<f32>)>> {
+        let mut centroids = Vec::new();
+        if sample == 0 {
+            return Ok(centroids);
+        }
+        for language in [Language::Zh, Language::Id, Language::En, Language::Unknown] {
+            let request = QueryRequest {
+                prefetches: Vec::new(),
+                query: Some(ScoringQuery::Sample(Sample::Random)),
+                filter: Some(Filter::new_must(matches(LANGUAGE_KEY, language.code()))),
+                score_threshold: None,
+                limit: sample,
+                offset: 0,
+                params: None,
+                with_vector: WithVector::Bool(true),
+                with_payload: WithPayloadInterface::Bool(false),
+            };
+            let mut sum = vec![0f64; self.dimension];
+            let mut count = 0usize;
+            for point in self.shard.query(request)? {
+                let vector = match point.vector {
+                    Some(VectorStructInternal::Single(vector)) => vector,
+                    Some(VectorStructInternal::Named(mut named)) => {
+                        match named.remove(DEFAULT_VECTOR_NAME) {
+                            Some(VectorInternal::Dense(vector)) => vector,
+                            _ => continue,
+                        }
+                    }
+                    _ => continue,
+                };
+                for (total, x) in sum.iter_mut().zip(&vector) {
+                    *total += f64::from(*x);
+                }
+                count += 1;
+            }
+            if count > 0 {
+                let mean = sum
+                    .iter()
+                    .map(|total| (total / count as f64) as f32)
+                    .collect();
+                centroids.push((language, mean));
+            }
+        }
+        Ok(centroids)
     }
 
     fn count(&self, kb: &KbName, path: Option<&DocumentPath>) -> Result<u64> {

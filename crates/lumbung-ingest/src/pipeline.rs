@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::time::Duration;
 
-use lumbung_core::{Chunk, ChunkId, ContentHash, DocumentPath, KbName};
+use lumbung_core::{Chunk, ChunkId, ContentHash, DocumentPath, KbName, QuantizedVector};
 use lumbung_extract::ExtractedDocument;
+use lumbung_index::VectorPoint;
 
 use crate::catalog::{DocumentRecord, DocumentState};
 use crate::scan::FoundFile;
@@ -343,7 +344,7 @@ impl Run<'_> {
                 return Prepared::Record(record);
             }
         };
-        let chunks = self.ingestor.chunker.split(
+        let mut chunks = self.ingestor.chunker.split(
             self.kb,
             &file.path,
             &record.content_hash,
@@ -360,7 +361,7 @@ impl Run<'_> {
             .by_hash
             .get(&record.content_hash)
             .filter(|source| !self.options.force && source.path != record.path)
-            .and_then(|source| self.reuse_vectors(source, &chunks));
+            .and_then(|source| self.reuse_embeddings(source, &mut chunks));
         Prepared::Chunks(record, chunks, vectors)
     }
 
@@ -391,10 +392,15 @@ impl Run<'_> {
         }
     }
 
-    /// The vectors of `source`, a document with the same content, for `chunks` of another
-    /// path: only when its stored chunks have exactly the same texts (same chunking), so that
-    /// a vector never describes other text than its chunk's.
-    fn reuse_vectors(&self, source: &DocumentRecord, chunks: &[Chunk]) -> Option<Vec<Vec<f32>>> {
+    /// The chunk vectors of `source`, a document with the same content, for `chunks` of another
+    /// path, whose sentences take the source's sentence embeddings: only when the stored chunks
+    /// have exactly the same texts and contexts (same chunking, same headings), so that an
+    /// embedding never describes other text than its chunk's.
+    fn reuse_embeddings(
+        &self,
+        source: &DocumentRecord,
+        chunks: &mut [Chunk],
+    ) -> Option<Vec<Vec<f32>>> {
         if source.chunks as usize != chunks.len() {
             return None;
         }
@@ -402,12 +408,17 @@ impl Run<'_> {
             .map(|ordinal| ChunkId::derive(self.kb, &source.path, &source.content_hash, ordinal))
             .collect();
         let stored = self.ingestor.lexical.get_chunks(&ids).ok()?;
-        let same_texts = stored.len() == chunks.len()
-            && stored
-                .iter()
-                .zip(chunks)
-                .all(|(old, new)| old.text == new.text);
-        if !same_texts {
+        let same = stored.len() == chunks.len()
+            && stored.iter().zip(chunks.iter()).all(|(old, new)| {
+                old.indexed_text() == new.indexed_text()
+                    && old.sentences.len() == new.sentences.len()
+                    && old
+                        .sentences
+                        .iter()
+                        .zip(&new.sentences)
+                        .all(|(a, b)| a.range == b.range && a.embedding.is_some())
+            });
+        if !same {
             return None;
         }
         let vectors = self.ingestor.vectors.get_vectors(&ids).ok()?;
@@ -416,7 +427,13 @@ impl Run<'_> {
                 .iter()
                 .zip(&ids)
                 .all(|((id, _), wanted)| id == wanted);
-        in_order.then(|| vectors.into_iter().map(|(_, vector)| vector).collect())
+        if !in_order {
+            return None;
+        }
+        for (chunk, old) in chunks.iter_mut().zip(stored) {
+            chunk.sentences = old.sentences;
+        }
+        Some(vectors.into_iter().map(|(_, vector)| vector).collect())
     }
 
     fn embed_stage(&self, input: Receiver<Prepared>, out: SyncSender<ToWrite>) {
@@ -424,11 +441,11 @@ impl Run<'_> {
         while let Ok(first) = input.recv() {
             // Small documents are embedded together: one model call per batch, not per file.
             let mut group = vec![first];
-            let mut chunk_count = chunk_count_of(&group[0]);
-            while chunk_count < batch_size {
+            let mut text_count = texts_to_embed(&group[0]);
+            while text_count < batch_size {
                 match input.try_recv() {
                     Ok(next) => {
-                        chunk_count += chunk_count_of(&next);
+                        text_count += texts_to_embed(&next);
                         group.push(next);
                     }
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
@@ -442,26 +459,37 @@ impl Run<'_> {
         }
     }
 
+    /// Embeds the chunks of a group of documents in one model run: each chunk's indexed text
+    /// (context and text) and each of its sentences.
     fn embed_group(&self, group: Vec<Prepared>) -> Vec<ToWrite> {
-        let texts: Vec<&str> = group
-            .iter()
-            .flat_map(|item| match item {
-                Prepared::Chunks(_, chunks, None) => {
-                    chunks.iter().map(|c| c.text.as_str()).collect()
-                }
+        fn to_embed(item: &Prepared) -> &[Chunk] {
+            match item {
+                Prepared::Chunks(_, chunks, None) => chunks,
                 Prepared::Chunks(_, _, Some(_)) | Prepared::Record(_) | Prepared::Unchanged(_) => {
-                    Vec::new()
+                    &[]
                 }
-            })
-            .collect();
-        let mut vectors = if texts.is_empty() {
+            }
+        }
+        let mut texts: Vec<String> = Vec::new();
+        for chunk in group.iter().flat_map(to_embed) {
+            texts.push(chunk.indexed_text());
+            texts.extend(
+                chunk
+                    .sentences
+                    .iter()
+                    .map(|sentence| chunk.sentence_embedding_text(sentence)),
+            );
+        }
+        let vectors = if texts.is_empty() {
             Ok(Vec::new())
         } else {
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
             self.ingestor
                 .embedder
                 .embed_passages(&texts)
                 .map_err(|err| err.to_string())
         };
+        let mut vectors = vectors.map(Vec::into_iter);
         let mut out = Vec::with_capacity(group.len());
         for item in group {
             match item {
@@ -475,10 +503,17 @@ impl Run<'_> {
                         reused_vectors: true,
                     }));
                 }
-                Prepared::Chunks(mut record, chunks, None) => match &mut vectors {
+                Prepared::Chunks(mut record, mut chunks, None) => match &mut vectors {
                     Ok(all) => {
-                        let rest = all.split_off(chunks.len());
-                        let mine = std::mem::replace(all, rest);
+                        let mut mine = Vec::with_capacity(chunks.len());
+                        for chunk in &mut chunks {
+                            // embed_passages returns one vector per text, in order.
+                            mine.push(all.next().unwrap_or_default());
+                            for sentence in &mut chunk.sentences {
+                                let vector = all.next().unwrap_or_default();
+                                sentence.embedding = Some(QuantizedVector::quantize(&vector));
+                            }
+                        }
                         out.push(ToWrite::Embedded(Embedded {
                             record,
                             chunks,
@@ -519,7 +554,15 @@ impl Run<'_> {
                     vectors,
                     reused_vectors,
                 }) => {
-                    let points: Vec<_> = chunks.iter().map(|c| c.id).zip(vectors).collect();
+                    let points: Vec<VectorPoint> = chunks
+                        .iter()
+                        .zip(vectors)
+                        .map(|(chunk, vector)| VectorPoint {
+                            id: chunk.id,
+                            language: chunk.language,
+                            vector,
+                        })
+                        .collect();
                     self.ingestor.vectors.upsert_document(
                         self.kb,
                         &record.path,
@@ -616,10 +659,11 @@ enum Written {
     },
 }
 
-/// Chunks the embed stage has to run through the model for this item.
-fn chunk_count_of(item: &Prepared) -> usize {
+/// Texts the embed stage has to run through the model for this item: each chunk and each of
+/// its sentences.
+fn texts_to_embed(item: &Prepared) -> usize {
     match item {
-        Prepared::Chunks(_, chunks, None) => chunks.len(),
+        Prepared::Chunks(_, chunks, None) => chunks.iter().map(|c| 1 + c.sentences.len()).sum(),
         Prepared::Chunks(_, _, Some(_)) | Prepared::Record(_) | Prepared::Unchanged(_) => 0,
     }
 }

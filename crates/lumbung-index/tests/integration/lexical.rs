@@ -354,40 +354,93 @@ fn chinese_indonesian_and_accented_queries_find_their_chunks() {
 }
 
 #[test]
-fn text_matches_outrank_title_and_heading_matches() {
+fn headings_and_titles_are_searched_with_every_chunk() {
     let dir = tempfile::tempdir().unwrap();
     let index = open(&dir);
-    let titled = Doc::new("it", "scanner.md", "v1");
-    let in_text = Doc::new("it", "misc.md", "v1");
-    index
-        .replace_document(
-            &titled.kb,
-            &titled.path,
-            &titled.chunks(&["unrelated words about lunch"]),
-        )
-        .unwrap();
-    index
-        .replace_document(
-            &in_text.kb,
-            &in_text.path,
-            &in_text.chunks(&["the scanner driver install guide"]),
-        )
-        .unwrap();
+    let doc = Doc::new("it", "vpn-access.md", "v1");
+    let mut chunks = doc.chunks(&[
+        "The device certificate is older than one year.",
+        "Try a phone hotspot.",
+    ]);
+    chunks[0].citation.heading_path = vec!["Error codes".into(), "ERR-VPN-809: expired".into()];
+    chunks[1].citation.heading_path = vec!["Error codes".into(), "ERR-VPN-831: blocked".into()];
+    index.replace_document(&doc.kb, &doc.path, &chunks).unwrap();
     index.commit().unwrap();
 
-    // "scanner" is in the first document's title only ("scanner.md" -> scanner, md).
+    // The code is only in the first chunk's heading: it is found by it, and returned as the
+    // document's words alone.
     let hits = index
-        .search("scanner", std::slice::from_ref(&titled.kb), 10)
+        .search(
+            "what does ERR-VPN-809 mean",
+            std::slice::from_ref(&doc.kb),
+            10,
+        )
         .unwrap();
-    assert_eq!(ids_of(&hits), [in_text.id(0), titled.id(0)]);
-    // "part" appears only in the headings ("Part 0").
+    assert_eq!(ids_of(&hits)[0], doc.id(0), "{hits:?}");
+    assert_eq!(hits[0].chunk.text, chunks[0].text);
+    assert_eq!(
+        hits[0].chunk.citation.heading_path,
+        chunks[0].citation.heading_path
+    );
+    // The title ("vpn-access.md", not the file stem) is in every chunk.
     assert_eq!(
         index
-            .search("part", std::slice::from_ref(&titled.kb), 10)
+            .search("access", std::slice::from_ref(&doc.kb), 10)
             .unwrap()
             .len(),
         2
     );
+}
+
+#[test]
+fn coverage_is_the_share_of_the_query_weight_a_chunk_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = open(&dir);
+    let doc = Doc::new("plant", "notes.md", "v1");
+    let chunks = doc.chunks(&[
+        "hydraulic pump seal replaced",
+        "hydraulic oil too warm",
+        "pump noise on line two",
+        "chiller overhaul finished",
+    ]);
+    index.replace_document(&doc.kb, &doc.path, &chunks).unwrap();
+    index.commit().unwrap();
+    let hits = index
+        .search("hydraulic pump seal", std::slice::from_ref(&doc.kb), 10)
+        .unwrap();
+    let coverage = |id| {
+        hits.iter()
+            .find(|hit| hit.chunk.id == id)
+            .map(|hit| hit.coverage)
+            .unwrap()
+    };
+    assert!((coverage(doc.id(0)) - 1.0).abs() < 1e-6, "{hits:?}");
+    let (oil, noise) = (coverage(doc.id(1)), coverage(doc.id(2)));
+    assert!(oil > 0.0 && oil < 0.5, "{oil}");
+    assert!(noise > 0.0 && noise < 0.5, "{noise}");
+    assert!(
+        hits.iter().all(|hit| hit.chunk.id != doc.id(3)),
+        "no term, no hit"
+    );
+
+    // The weights behind it: the rarer term weighs more; function words are not terms.
+    let weights = index
+        .snapshot()
+        .term_weights("the hydraulic seal of the pump")
+        .unwrap();
+    let terms: Vec<&str> = weights.iter().map(|(term, _)| term.as_str()).collect();
+    assert_eq!(terms, ["hydraul", "seal", "pump"]);
+    assert!(weights[1].1 > weights[0].1, "{weights:?}");
+}
+
+#[test]
+fn an_index_written_with_another_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut builder = tantivy::schema::Schema::builder();
+    builder.add_text_field("text", tantivy::schema::TEXT | tantivy::schema::STORED);
+    tantivy::Index::create_in_dir(dir.path(), builder.build()).unwrap();
+    let err = TantivyLexicalIndex::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::IncompatibleFormat(_)), "{err:?}");
 }
 
 #[test]

@@ -4,7 +4,10 @@
 mod lexical;
 mod vector;
 
-use lumbung_core::{Chunk, ChunkId, Citation, ContentHash, DocumentPath, KbName};
+use lumbung_core::{
+    Chunk, ChunkId, Citation, ContentHash, DocumentPath, KbName, Language, QuantizedVector,
+    Sentence, split_sentences,
+};
 
 pub fn kb(name: &str) -> KbName {
     KbName::new(name).unwrap()
@@ -56,6 +59,21 @@ impl Doc {
                         char_range: offset..offset + len,
                     },
                     text: text.to_string(),
+                    language: Language::detect(text),
+                    // Every sentence embedded with a vector of its own, so that a round trip
+                    // shows each one kept its range and its values.
+                    sentences: split_sentences(text)
+                        .into_iter()
+                        .enumerate()
+                        .map(|(n, range)| Sentence {
+                            range: range.start as u32..range.end as u32,
+                            embedding: Some(QuantizedVector::quantize(&[
+                                0.5,
+                                -0.25 * n as f32,
+                                ordinal as f32 / 10.0,
+                            ])),
+                        })
+                        .collect(),
                 };
                 offset += len;
                 chunk

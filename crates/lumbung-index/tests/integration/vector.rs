@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
-use lumbung_core::ChunkId;
-use lumbung_index::{EdgeVectorStore, Error, VectorStore};
+use lumbung_core::{ChunkId, Language};
+use lumbung_index::{EdgeVectorStore, Error, VectorPoint, VectorStore};
 
 use crate::{Doc, kb, path};
 
@@ -19,11 +19,19 @@ fn axis(axis: usize, tilt: f32) -> Vec<f32> {
     v
 }
 
-fn points(doc: &Doc, vectors: Vec<Vec<f32>>) -> Vec<(ChunkId, Vec<f32>)> {
+fn point(id: ChunkId, vector: Vec<f32>) -> VectorPoint {
+    VectorPoint {
+        id,
+        language: Language::Unknown,
+        vector,
+    }
+}
+
+fn points(doc: &Doc, vectors: Vec<Vec<f32>>) -> Vec<VectorPoint> {
     vectors
         .into_iter()
         .enumerate()
-        .map(|(i, v)| (doc.id(i as u32), v))
+        .map(|(i, v)| point(doc.id(i as u32), v))
         .collect()
 }
 
@@ -275,7 +283,7 @@ fn dimension_mismatches_are_errors() {
                 &doc.kb,
                 &doc.path,
                 &doc.hash,
-                &[(doc.id(0), vec![1.0; DIM + 1])],
+                &[point(doc.id(0), vec![1.0; DIM + 1])],
             )
             .unwrap_err();
         assert!(
@@ -298,7 +306,7 @@ fn dimension_mismatches_are_errors() {
         let mut nan = axis(0, 0.0);
         nan[1] = f32::NAN;
         let err = store
-            .replace_document(&doc.kb, &doc.path, &doc.hash, &[(doc.id(0), nan)])
+            .replace_document(&doc.kb, &doc.path, &doc.hash, &[point(doc.id(0), nan)])
             .unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
         assert_eq!(
@@ -403,4 +411,59 @@ fn concurrent_writers_readers_and_flushes_share_one_store() {
         thread.join().unwrap();
     }
     assert_eq!(store.count(&kb("it"), None).unwrap(), 80);
+}
+
+#[test]
+fn each_language_has_its_mean_and_can_be_searched_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let doc = Doc::new("safety", "mixed.md", "v1");
+    let language_of = [Language::Zh, Language::Zh, Language::En];
+    let vectors = [axis(0, 0.0), axis(2, 0.0), axis(4, 0.0)];
+    let points: Vec<VectorPoint> = vectors
+        .iter()
+        .zip(language_of)
+        .enumerate()
+        .map(|(i, (vector, language))| VectorPoint {
+            id: doc.id(i as u32),
+            language,
+            vector: vector.clone(),
+        })
+        .collect();
+    store
+        .replace_document(&doc.kb, &doc.path, &doc.hash, &points)
+        .unwrap();
+
+    let mut centroids = store.language_centroids(100).unwrap();
+    centroids.sort_by_key(|(language, _)| language.code());
+    let languages: Vec<Language> = centroids.iter().map(|(l, _)| *l).collect();
+    assert_eq!(
+        languages,
+        [Language::En, Language::Zh],
+        "no Indonesian point, no mean"
+    );
+    let zh = &centroids[1].1;
+    assert!(
+        (zh[0] - 0.5).abs() < 1e-6 && (zh[2] - 0.5).abs() < 1e-6,
+        "{zh:?}"
+    );
+    assert_eq!(centroids[0].1, axis(4, 0.0));
+    assert!(store.language_centroids(0).unwrap().is_empty());
+
+    // The English point is the nearest, but a search among Chinese points does not see it.
+    let query = axis(4, 0.1);
+    let hits = store
+        .search_language(&query, std::slice::from_ref(&doc.kb), Language::Zh, 10)
+        .unwrap();
+    assert_eq!(sorted(ids(&hits)), sorted(vec![doc.id(0), doc.id(1)]));
+    let all = store
+        .search(&query, std::slice::from_ref(&doc.kb), 1)
+        .unwrap();
+    assert_eq!(ids(&all), [doc.id(2)]);
+    assert!(
+        store
+            .search_language(&query, &[kb("other")], Language::Zh, 10)
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -1,4 +1,4 @@
-use lumbung_core::IngestConfig;
+use lumbung_core::{Chunk, ChunkId, DocumentPath, IngestConfig, Language};
 use lumbung_ingest::{DocumentState, KbSettings, SyncReport};
 
 use crate::{Fixture, kb, repo_root};
@@ -13,6 +13,23 @@ fn sync(fixture: &Fixture, name: &str, force: bool) -> SyncReport {
 fn recorded_paths(fixture: &Fixture, name: &str) -> Vec<String> {
     let records = fixture.ingestor.catalog().list(&kb(name)).unwrap();
     records.iter().map(|r| r.path.to_string()).collect()
+}
+
+/// The stored chunks of one document, in order, from its catalog row.
+fn stored_chunks(fixture: &Fixture, name: &str, path: &str) -> Vec<Chunk> {
+    let path = DocumentPath::new(path).unwrap();
+    let record = fixture
+        .ingestor
+        .catalog()
+        .list(&kb(name))
+        .unwrap()
+        .into_iter()
+        .find(|record| record.path == path)
+        .unwrap();
+    let ids: Vec<ChunkId> = (0..record.chunks)
+        .map(|ordinal| ChunkId::derive(&kb(name), &path, &record.content_hash, ordinal))
+        .collect();
+    fixture.lexical.get_chunks(&ids).unwrap()
 }
 
 /// Paths of the chunks BM25 finds for `query` in knowledge base `name`.
@@ -43,6 +60,20 @@ fn renames_moves_and_copies_keep_their_vectors() {
     assert_eq!(first.indexed, 2, "{first:?}");
     assert!(first.chunks_written > 2, "{first:?}");
     assert_eq!(first.chunks_embedded, first.chunks_written);
+    // Each chunk is stored with its language, its place in the document and its sentences,
+    // every one of them embedded.
+    let vpn = stored_chunks(&fixture, "it", "vpn-access.md");
+    assert!(vpn.iter().all(|chunk| chunk.language == Language::En));
+    assert!(vpn.iter().all(|chunk| {
+        !chunk.sentences.is_empty() && chunk.sentences.iter().all(|s| s.embedding.is_some())
+    }));
+    assert!(
+        vpn.iter().any(|chunk| chunk
+            .context()
+            .ends_with("ERR-VPN-809: certificate expired or missing")),
+        "{:?}",
+        vpn.iter().map(Chunk::context).collect::<Vec<_>>()
+    );
 
     std::fs::create_dir_all(dir.join("guides")).unwrap();
     std::fs::rename(dir.join("vpn-access.md"), dir.join("guides/vpn.md")).unwrap();
@@ -63,6 +94,15 @@ fn renames_moves_and_copies_keep_their_vectors() {
         recorded_paths(&fixture, "it"),
         ["guides/vpn.md", "password-copy.md", "password-reset.md"]
     );
+    // The moved document kept its sentence embeddings too.
+    let moved = stored_chunks(&fixture, "it", "guides/vpn.md");
+    let sentences = |chunks: &[Chunk]| {
+        chunks
+            .iter()
+            .map(|c| c.sentences.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sentences(&moved), sentences(&vpn));
     // The same content in two files stays two documents, each with all its chunks.
     let chunks_of = |path: &str| {
         let path = lumbung_core::DocumentPath::new(path).unwrap();
