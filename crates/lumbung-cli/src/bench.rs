@@ -1,7 +1,7 @@
 //! `lumbung bench`: copy the watched root into a temporary folder, ingest it into a fresh data
 //! directory, then time `Search` through a real gRPC server on 127.0.0.1:0 for each retriever
 //! (in one process, so that the BM25-only and dense-only runs are the baselines of the hybrid
-//! one), the time from saving a file to finding it, and optionally a burst of many files
+//! one) and `Ask` (the hybrid search plus sentence selection), the time from saving a file to finding it, and optionally a burst of many files
 //! ingested by the watcher while Search is timed.
 
 use std::path::Path;
@@ -99,12 +99,13 @@ async fn search_latency(
     rounds: usize,
 ) -> anyhow::Result<()> {
     println!(
-        "\nSearch over gRPC, top_k 10, {} queries x {rounds} rounds each (ms):",
+        "\nSearch (top_k 10) and Ask (3 sentences) over gRPC, {} queries x {rounds} rounds \
+         each (ms):",
         QUERIES.len()
     );
     println!(
         "{:<8} {:>8} {:>8} {:>8} {:>8}",
-        "retriever", "p50", "p90", "p99", "max"
+        "call", "p50", "p90", "p99", "max"
     );
     for retriever in [
         v1::Retriever::Bm25,
@@ -117,32 +118,53 @@ async fn search_latency(
             top_k: 10,
             retriever: retriever.into(),
         };
-        for query in QUERIES {
-            client.search(search(query)).await?;
-        }
-        let mut latencies = Vec::with_capacity(QUERIES.len() * rounds);
-        for _ in 0..rounds {
-            for query in QUERIES {
-                let started = Instant::now();
-                client.search(search(query)).await?;
-                latencies.push(started.elapsed());
-            }
-        }
-        latencies.sort();
         let name = retriever
             .as_str_name()
             .trim_start_matches("RETRIEVER_")
             .to_lowercase();
-        println!(
-            "{:<8} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-            name,
-            ms(percentile(&latencies, 0.50)),
-            ms(percentile(&latencies, 0.90)),
-            ms(percentile(&latencies, 0.99)),
-            ms(*latencies.last().unwrap_or(&Duration::ZERO)),
-        );
+        let mut latencies = Vec::with_capacity(QUERIES.len() * rounds);
+        // One round unmeasured: connections and caches warm up.
+        for round in 0..=rounds {
+            for query in QUERIES {
+                let started = Instant::now();
+                client.search(search(query)).await?;
+                if round > 0 {
+                    latencies.push(started.elapsed());
+                }
+            }
+        }
+        print_latencies(&name, latencies);
     }
+    let mut latencies = Vec::with_capacity(QUERIES.len() * rounds);
+    for round in 0..=rounds {
+        for query in QUERIES {
+            let started = Instant::now();
+            client
+                .ask(v1::AskRequest {
+                    question: query.to_string(),
+                    knowledge_bases: Vec::new(),
+                    max_sentences: 3,
+                })
+                .await?;
+            if round > 0 {
+                latencies.push(started.elapsed());
+            }
+        }
+    }
+    print_latencies("ask", latencies);
     Ok(())
+}
+
+fn print_latencies(name: &str, mut latencies: Vec<Duration>) {
+    latencies.sort();
+    println!(
+        "{:<8} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+        name,
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.90)),
+        ms(percentile(&latencies, 0.99)),
+        ms(*latencies.last().unwrap_or(&Duration::ZERO)),
+    );
 }
 
 /// Saves a file with a word found nowhere else, then polls Search (BM25, every 5 ms) until a

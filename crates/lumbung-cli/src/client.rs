@@ -242,7 +242,8 @@ fn passage_json(p: &v1::Passage) -> Value {
         "citation": p.citation.as_ref().map(citation_json),
         "scores": {
             "fused": s.fused, "bm25": s.bm25, "bm25_rank": s.bm25_rank,
-            "dense": s.dense, "dense_rank": s.dense_rank,
+            "bm25_coverage": s.bm25_coverage, "dense": s.dense, "dense_rank": s.dense_rank,
+            "best_sentence": s.best_sentence, "rerank": s.rerank,
         },
     })
 }

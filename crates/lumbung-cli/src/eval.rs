@@ -8,14 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lumbung_core::{Config, KbName};
-use lumbung_search::eval::{self, Collection};
+use lumbung_ingest::SyncReport;
+use lumbung_search::eval::{self, Collection, CorpusDocument};
 use lumbung_search::{Retriever, SearchRequest};
 use lumbung_server::App;
 use serde_json::json;
 
 use crate::local::{ingest_bar, show_progress};
 
-const KB: &str = "eval";
+pub const KB: &str = "eval";
 /// Passages asked per query: enough distinct documents for Recall@100 when documents have
 /// several chunks.
 const PASSAGES_PER_QUERY: usize = 300;
@@ -47,16 +48,10 @@ pub async fn eval(mut config: Config, options: EvalOptions) -> anyhow::Result<()
         "{} has no query with a relevant document",
         options.dir.display()
     );
-    let temporary;
-    let work = match &options.work_dir {
-        Some(dir) => dir.as_path(),
-        None => {
-            temporary = tempfile::tempdir()?;
-            temporary.path()
-        }
-    };
+    let work_dir = WorkDir::new(options.work_dir.as_deref())?;
+    let work = work_dir.path();
     let folder = work.join("ingest").join(KB);
-    let document_of = write_corpus(&collection, &folder)?;
+    let document_of = write_corpus(&collection.corpus, &folder)?;
     config.ingest_root = work.join("ingest");
     config.data_dir = work.join("data");
     // Asking for PASSAGES_PER_QUERY passages makes each retriever fetch that many, enough for
@@ -65,28 +60,12 @@ pub async fn eval(mut config: Config, options: EvalOptions) -> anyhow::Result<()
     config.search.max_top_k = config.search.max_top_k.max(PASSAGES_PER_QUERY);
     config.rerank.enabled = options.rerank;
     let settings = json!({
-        "rrf_k": config.search.rrf_k,
-        "bm25_weight": config.search.bm25_weight,
-        "dense_weight": config.search.dense_weight,
-        "candidates": config.search.candidates,
-        "fusion": config.search.fusion,
+        "search": config.search,
         "rerank_candidates": config.rerank.candidates,
         "chunk_max_tokens": config.ingest.chunk_max_tokens,
     });
 
-    let app = Arc::new(tokio::task::spawn_blocking(move || App::open(config)).await??);
-    let started = Instant::now();
-    let ingestor = Arc::clone(&app.ingestor);
-    let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let bar = ingest_bar()?;
-        let report = ingestor.sync_kb(&KbName::new(KB)?, false, &|event| {
-            show_progress(&bar, event)
-        })?;
-        bar.finish_and_clear();
-        Ok(report)
-    })
-    .await??;
-    let ingest_seconds = started.elapsed().as_secs_f64();
+    let (app, report, ingest_seconds) = open_and_ingest(config).await?;
     // Counted from the catalog: a reused work folder ingests nothing new.
     let summary = app.ingestor.status(&KbName::new(KB)?)?.summary;
     if !options.json {
@@ -166,10 +145,13 @@ pub async fn eval(mut config: Config, options: EvalOptions) -> anyhow::Result<()
 /// and text) and returns the document id of each file name. A file that already holds the
 /// text is left alone, so that a reused work folder is not ingested again; files of documents
 /// no longer in the collection are removed.
-fn write_corpus(collection: &Collection, folder: &Path) -> anyhow::Result<HashMap<String, String>> {
+pub fn write_corpus(
+    corpus: &[CorpusDocument],
+    folder: &Path,
+) -> anyhow::Result<HashMap<String, String>> {
     std::fs::create_dir_all(folder)?;
-    let mut document_of = HashMap::with_capacity(collection.corpus.len());
-    for (n, document) in collection.corpus.iter().enumerate() {
+    let mut document_of = HashMap::with_capacity(corpus.len());
+    for (n, document) in corpus.iter().enumerate() {
         let plain = !document.id.is_empty()
             && document.id.len() <= 100
             && document
@@ -244,6 +226,51 @@ async fn score(
     })
 }
 
-fn ms(duration: Duration) -> f64 {
+/// Opens the engine on `config` and syncs every knowledge base of its ingest root, with a
+/// progress bar; returns how long the sync took in seconds.
+pub async fn open_and_ingest(config: Config) -> anyhow::Result<(Arc<App>, SyncReport, f64)> {
+    let app = Arc::new(tokio::task::spawn_blocking(move || App::open(config)).await??);
+    let started = Instant::now();
+    let ingestor = Arc::clone(&app.ingestor);
+    let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let bar = ingest_bar()?;
+        let report = ingestor.sync_all(false, &|event| show_progress(&bar, event))?;
+        bar.finish_and_clear();
+        Ok(report)
+    })
+    .await??;
+    Ok((app, report, started.elapsed().as_secs_f64()))
+}
+
+/// Where an evaluation keeps its corpus files and data: the folder `--work-dir` names (kept,
+/// so that a second run only searches), or a temporary one removed when this is dropped.
+pub struct WorkDir {
+    path: PathBuf,
+    _temporary: Option<tempfile::TempDir>,
+}
+
+impl WorkDir {
+    pub fn new(named: Option<&Path>) -> std::io::Result<WorkDir> {
+        Ok(match named {
+            Some(dir) => WorkDir {
+                path: dir.to_path_buf(),
+                _temporary: None,
+            },
+            None => {
+                let temporary = tempfile::tempdir()?;
+                WorkDir {
+                    path: temporary.path().to_path_buf(),
+                    _temporary: Some(temporary),
+                }
+            }
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+pub fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }

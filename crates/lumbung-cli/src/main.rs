@@ -1,5 +1,6 @@
 //! `lumbung`: serve the gRPC API, ingest the watched folders, and query a running service.
 
+mod ask_eval;
 mod bench;
 mod client;
 mod eval;
@@ -33,7 +34,8 @@ enum Command {
     Check(CheckArgs),
     /// Retrieval quality on a collection in the BEIR layout (corpus.jsonl, queries.jsonl,
     /// qrels.tsv): ingests the corpus into a temporary knowledge base, runs every query per
-    /// retriever and prints nDCG@10, Recall@100, MRR@10 and latency.
+    /// retriever and prints nDCG@10, Recall@100, MRR@10 and latency. With --ask, answer
+    /// quality of Ask instead (see `lumbung eval --help`).
     Eval(EvalArgs),
     /// Ranked passages with citations, from a running service.
     Search(SearchArgs),
@@ -44,8 +46,8 @@ enum Command {
     /// Re-extract, re-embed and re-index one knowledge base on a running service.
     Reindex(ReindexArgs),
     /// Time ingest of a copy of the watched root into a temporary data directory, `Search`
-    /// latency per retriever through a real gRPC server, change-to-searchable of an edited
-    /// file, and optionally a burst of files ingested by the watcher.
+    /// latency per retriever and `Ask` latency through a real gRPC server, change-to-searchable
+    /// of an edited file, and optionally a burst of files ingested by the watcher.
     Bench(BenchArgs),
 }
 
@@ -145,8 +147,29 @@ struct EvalArgs {
     work_dir: Option<PathBuf>,
     /// Also score hybrid+rerank: loads the cross-encoder (rerank.model_dir) whatever
     /// rerank.enabled says. About a second per query on two cores.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ask")]
     rerank: bool,
+    /// Measure Ask instead of Search, on questions that carry `answerable` and `answers`:
+    /// how often the first quoted sentence, or any, holds an answer string, how often the
+    /// first sentence cites a right document, hand-offs and wrong answers, per kind and
+    /// language. DIR is a BEIR collection, or a question set over the knowledge-base folders
+    /// of the ingest root (no corpus.jsonl; each query names its knowledge_base), asked scoped
+    /// to that knowledge base and over all of them.
+    #[arg(long)]
+    ask: bool,
+    /// With --ask: read queries_<SPLIT>.jsonl and qrels_<SPLIT>.tsv (for example train).
+    #[arg(long, requires = "ask")]
+    split: Option<String>,
+    /// With --ask: sentences Ask may quote per question.
+    #[arg(long, default_value_t = 3, requires = "ask")]
+    max_sentences: usize,
+    /// With --ask: also list every question with the sentences quoted for it.
+    #[arg(long, requires = "ask")]
+    details: bool,
+    /// With --ask: write every candidate sentence with its signals to this JSON-lines file
+    /// (scripts/fit_ask_weights.py fits the [ask] weights from it).
+    #[arg(long, requires = "ask")]
+    dump_signals: Option<PathBuf>,
 }
 
 /// How to reach a running service.
@@ -264,6 +287,21 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
             Ok(())
+        }
+        Command::Eval(args) if args.ask => {
+            let config = args.config.load()?;
+            let options = ask_eval::AskEvalOptions {
+                dir: args.dir,
+                split: args.split,
+                max_queries: args.max_queries,
+                max_documents: args.max_documents,
+                max_sentences: args.max_sentences,
+                json: args.json,
+                work_dir: args.work_dir,
+                details: args.details,
+                dump_signals: args.dump_signals,
+            };
+            runtime.block_on(ask_eval::eval_ask(config, options))
         }
         Command::Eval(args) => {
             let config = args.config.load()?;

@@ -1,8 +1,10 @@
-use lumbung_core::{AskConfig, ChunkId, Citation};
-use lumbung_embed::Embedder;
+use std::collections::HashSet;
 
-use crate::sentences::split_sentences;
-use crate::{Passage, Result};
+use lumbung_core::{AskConfig, ChunkId, Citation};
+use lumbung_index::analyzer;
+
+use crate::dense::DenseScorer;
+use crate::{Passage, question};
 
 /// Most supporting sentences one answer may carry.
 pub const MAX_SENTENCES: usize = 10;
@@ -22,86 +24,363 @@ pub enum Answer {
     NoAnswer { reason: String },
 }
 
-/// Embeds every sentence of the top passages and keeps the ones closest to the question.
-///
-/// The answer is the evidence itself: the sentences are quoted, never rewritten, so each one is
-/// exactly what its citation points to. When even the best sentence is further from the question
-/// than `config.min_similarity`, the knowledge base is taken not to hold the answer.
-pub fn select_sentences(
-    embedder: &Embedder,
-    question: &str,
-    passages: &[Passage],
-    config: &AskConfig,
-    max_sentences: usize,
-) -> Result<Answer> {
-    if passages.is_empty() {
-        return Ok(Answer::NoAnswer {
-            reason: "no passage in the knowledge bases matches the question".to_string(),
-        });
-    }
-    let mut candidates: Vec<(&Passage, String)> = Vec::new();
-    for passage in passages {
-        let text = &passage.chunk.text;
-        for range in split_sentences(text) {
-            candidates.push((passage, text[range].to_string()));
-        }
-    }
-    if candidates.is_empty() {
-        return Ok(Answer::NoAnswer {
-            reason: "the matching passages hold no complete sentence".to_string(),
-        });
-    }
-    let question_vector = embedder.embed_query(question)?;
-    // A sentence alone often lacks its subject ("At least 14 characters."); embedding it under
-    // its headings gives the model that context, while the answer quotes the sentence alone.
-    let in_context: Vec<String> = candidates
-        .iter()
-        .map(|(passage, text)| {
-            let citation = &passage.chunk.citation;
-            match citation.heading_path.last() {
-                Some(heading) => format!("{heading}: {text}"),
-                None => format!("{}: {text}", citation.title),
-            }
-        })
-        .collect();
-    let texts: Vec<&str> = in_context.iter().map(String::as_str).collect();
-    let vectors = embedder.embed_passages(&texts)?;
-    let mut scored: Vec<(f32, usize)> = vectors
-        .iter()
-        .enumerate()
-        .map(|(index, vector)| (dot(&question_vector, vector), index))
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-
-    let best = scored[0].0;
-    if best < config.min_similarity {
-        return Ok(Answer::NoAnswer {
-            reason: format!(
-                "no sentence in the {} best passages is close enough to the question",
-                passages.len()
-            ),
-        });
-    }
-    let mut seen = std::collections::HashSet::new();
-    let sentences = scored
-        .into_iter()
-        .take_while(|(similarity, _)| *similarity >= best - config.support_margin)
-        .filter(|(_, index)| seen.insert(candidates[*index].1.clone()))
-        .take(max_sentences)
-        .map(|(similarity, index)| {
-            let (passage, text) = &candidates[index];
-            SupportingSentence {
-                text: text.clone(),
-                citation: passage.chunk.citation.clone(),
-                chunk_id: passage.chunk.id,
-                similarity,
-            }
-        })
-        .collect();
-    Ok(Answer::Supported(sentences))
+/// The question as the sentences are compared with it.
+pub(crate) struct Question<'a> {
+    pub text: &'a str,
+    /// Its embedding, the one the passages were retrieved with.
+    pub scorer: &'a DenseScorer,
+    /// Its distinct analysed terms with their inverse document frequencies.
+    pub terms: &'a [(String, f32)],
 }
 
-/// The vectors are unit length, so their dot product is their cosine similarity.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// One sentence of a retrieved passage with the signals `Ask` ranks it by. Shares are of the
+/// question's term weight (the sum of its terms' IDF), from 0 to 1.
+#[derive(Debug, Clone)]
+pub struct SentenceSignals {
+    pub text: String,
+    pub citation: Citation,
+    pub chunk_id: ChunkId,
+    /// Cosine similarity of the question's and the sentence's embeddings.
+    pub similarity: f32,
+    /// The same with the languages' means taken out (see `dense.rs`), scaled to 0..1 among the
+    /// candidates of the question: what ranks sentences of different languages fairly.
+    pub similarity_scaled: f32,
+    /// Share found in the sentence.
+    pub overlap: f32,
+    /// Share found in the sentence and the headings above it.
+    pub heading_overlap: f32,
+    /// Share found in the sentence before or after it (the better of the two): a step or a row
+    /// next to the one that names the subject.
+    pub neighbour_overlap: f32,
+    /// Its passage's fused score over the best passage's.
+    pub passage: f32,
+    /// 1-based rank of its passage.
+    pub passage_rank: usize,
+    /// The question asks how many, how long or when, and the sentence holds a digit.
+    pub number: bool,
+}
+
+impl SentenceSignals {
+    /// The weighted sum `Ask` ranks sentences by.
+    pub fn score(&self, config: &AskConfig) -> f32 {
+        config.similarity_weight * self.similarity_scaled
+            + config.overlap_weight * self.overlap
+            + config.heading_overlap_weight * self.heading_overlap
+            + config.neighbour_overlap_weight * self.neighbour_overlap
+            + config.passage_weight * self.passage
+            + config.number_weight * f32::from(u8::from(self.number))
+    }
+}
+
+/// The signals of every embedded sentence of `passages`, in passage and sentence order. Uses
+/// the sentence embeddings stored at ingest: nothing is embedded here.
+pub(crate) fn sentence_signals(
+    question: &Question<'_>,
+    passages: &[Passage],
+) -> Vec<SentenceSignals> {
+    let mut analyzer = analyzer::analyzer();
+    let mut terms_of = |text: &str| -> HashSet<String> {
+        analyzer::token_texts(&mut analyzer, text)
+            .into_iter()
+            .collect()
+    };
+    let total_weight: f32 = question.terms.iter().map(|(_, w)| w).sum();
+    let share = |terms: &HashSet<String>| -> f32 {
+        if total_weight <= 0.0 {
+            return 0.0;
+        }
+        let found: f32 = question
+            .terms
+            .iter()
+            .filter(|(term, _)| terms.contains(term))
+            .map(|(_, w)| w)
+            .sum();
+        found / total_weight
+    };
+    let wants_number = question::asks_for_number(question.text);
+    let best_passage = passages.iter().map(|p| p.fused_score).fold(0f32, f32::max);
+
+    let mut signals = Vec::new();
+    let mut centred = Vec::new();
+    for (rank, passage) in passages.iter().enumerate() {
+        let chunk = &passage.chunk;
+        let context_terms = terms_of(&chunk.context());
+        // A line that only repeats the title or a heading (a PDF's title line) states nothing.
+        let citation = &chunk.citation;
+        let names: HashSet<String> = std::iter::once(&citation.title)
+            .chain(&citation.heading_path)
+            .map(|name| name.trim().to_lowercase())
+            .collect();
+        let sentence_terms: Vec<HashSet<String>> = chunk
+            .sentences
+            .iter()
+            .map(|sentence| terms_of(chunk.sentence_text(sentence)))
+            .collect();
+        let own_share: Vec<f32> = sentence_terms.iter().map(&share).collect();
+        for (index, sentence) in chunk.sentences.iter().enumerate() {
+            let Some(embedding) = &sentence.embedding else {
+                continue;
+            };
+            let text = chunk.sentence_text(sentence);
+            if names.contains(&text.trim().to_lowercase()) {
+                continue;
+            }
+            let with_context: HashSet<String> = sentence_terms[index]
+                .union(&context_terms)
+                .cloned()
+                .collect();
+            let before = index.checked_sub(1).map_or(0.0, |i| own_share[i]);
+            let after = own_share.get(index + 1).copied().unwrap_or(0.0);
+            centred.push(question.scorer.sentence(embedding, chunk.language));
+            signals.push(SentenceSignals {
+                text: text.to_string(),
+                citation: chunk.citation.clone(),
+                chunk_id: chunk.id,
+                similarity: embedding.dot(&question.scorer.raw_query),
+                similarity_scaled: 0.0,
+                overlap: own_share[index],
+                heading_overlap: share(&with_context),
+                neighbour_overlap: before.max(after),
+                passage: if best_passage > 0.0 {
+                    passage.fused_score / best_passage
+                } else {
+                    0.0
+                },
+                passage_rank: rank + 1,
+                number: wants_number && text.chars().any(|c| c.is_ascii_digit()),
+            });
+        }
+    }
+    let (lowest, highest) = centred
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), x| {
+            (lo.min(*x), hi.max(*x))
+        });
+    for (signal, centred) in signals.iter_mut().zip(centred) {
+        signal.similarity_scaled = if highest > lowest {
+            (centred - lowest) / (highest - lowest)
+        } else {
+            1.0
+        };
+    }
+    signals
+}
+
+/// Picks the sentences of the top passages that best answer the question: the quoted answer.
+///
+/// The answer is the evidence itself: the sentences are quoted, never rewritten, so each one is
+/// exactly what its citation points to. Sentences are ranked by [`SentenceSignals::score`];
+/// the best one and those within `config.support_margin` of it are quoted, at most
+/// `max_sentences`, each text once. When even the most similar sentence is further from the
+/// question than `config.min_similarity`, the knowledge base is taken not to hold the answer.
+pub(crate) fn select_sentences(
+    signals: Vec<SentenceSignals>,
+    passages: usize,
+    config: &AskConfig,
+    max_sentences: usize,
+) -> Answer {
+    if passages == 0 {
+        return Answer::NoAnswer {
+            reason: "no passage in the knowledge bases matches the question".to_string(),
+        };
+    }
+    let Some(best_similarity) = signals.iter().map(|c| c.similarity).max_by(f32::total_cmp) else {
+        return Answer::NoAnswer {
+            reason: "the matching passages hold no complete sentence".to_string(),
+        };
+    };
+    if best_similarity < config.min_similarity {
+        return Answer::NoAnswer {
+            reason: format!(
+                "no sentence in the {passages} best passages is close enough to the question"
+            ),
+        };
+    }
+    let mut scored: Vec<(f32, SentenceSignals)> = signals
+        .into_iter()
+        .map(|signal| (signal.score(config), signal))
+        .collect();
+    // Stable: equal scores keep passage and sentence order.
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let best = scored[0].0;
+    let mut seen = HashSet::new();
+    let sentences = scored
+        .into_iter()
+        .take_while(|(score, _)| *score >= best - config.support_margin)
+        .filter(|(_, signal)| seen.insert(signal.text.clone()))
+        .take(max_sentences)
+        .map(|(_, signal)| SupportingSentence {
+            text: signal.text,
+            citation: signal.citation,
+            chunk_id: signal.chunk_id,
+            similarity: signal.similarity,
+        })
+        .collect();
+    Answer::Supported(sentences)
+}
+
+#[cfg(test)]
+mod tests {
+    use lumbung_core::{
+        Chunk, ChunkId, Citation, ContentHash, DocumentPath, KbName, Language, QuantizedVector,
+        Sentence,
+    };
+
+    use super::*;
+
+    /// A unit vector pointing mostly along `axis` of four.
+    fn vector(axis: usize, lean: f32) -> Vec<f32> {
+        let mut v = [lean; 4];
+        v[axis] = 1.0;
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / norm).collect()
+    }
+
+    fn passage(
+        path: &str,
+        headings: &[&str],
+        sentences: &[(&str, Vec<f32>)],
+        fused: f32,
+    ) -> Passage {
+        let kb = KbName::new("it").unwrap();
+        let document_path = DocumentPath::new(path).unwrap();
+        let mut text = String::new();
+        let mut ranges = Vec::new();
+        for (sentence, _) in sentences {
+            let start = text.len() as u32;
+            text.push_str(sentence);
+            ranges.push(start..text.len() as u32);
+            text.push('\n');
+        }
+        let chunk = Chunk {
+            id: ChunkId::derive(
+                &kb,
+                &document_path,
+                &ContentHash::of_bytes(path.as_bytes()),
+                0,
+            ),
+            ordinal: 0,
+            citation: Citation {
+                kb,
+                document_path,
+                title: "Password rules".to_string(),
+                heading_path: headings.iter().map(|h| h.to_string()).collect(),
+                page: None,
+                char_range: 0..text.chars().count() as u32,
+            },
+            language: Language::En,
+            sentences: ranges
+                .into_iter()
+                .zip(sentences)
+                .map(|(range, (_, v))| Sentence {
+                    range,
+                    embedding: Some(QuantizedVector::quantize(v)),
+                })
+                .collect(),
+            text,
+        };
+        Passage {
+            chunk,
+            fused_score: fused,
+            bm25: None,
+            bm25_coverage: None,
+            dense: None,
+            best_sentence: None,
+            rerank: None,
+        }
+    }
+
+    fn config() -> AskConfig {
+        AskConfig {
+            min_similarity: 0.5,
+            ..AskConfig::default()
+        }
+    }
+
+    #[test]
+    fn signals_rank_the_sentence_that_answers_and_skip_repeated_titles() {
+        let passages = [
+            passage(
+                "password.md",
+                &["Password rules"],
+                &[
+                    ("Password rules", vector(0, 0.0)),
+                    (
+                        "You are reminded by email before it expires.",
+                        vector(0, 0.2),
+                    ),
+                    ("At least 14 characters.", vector(0, 0.3)),
+                ],
+                1.0,
+            ),
+            passage(
+                "vpn.md",
+                &["VPN"],
+                &[("The VPN session lasts 12 hours.", vector(1, 0.1))],
+                0.5,
+            ),
+        ];
+        let scorer = DenseScorer::new(vector(0, 0.25), Language::En, &[], 0.0);
+        let terms = [("password".to_string(), 1.0), ("long".to_string(), 1.0)];
+        let question = Question {
+            text: "How long must my password be?",
+            scorer: &scorer,
+            terms: &terms,
+        };
+        let signals = sentence_signals(&question, &passages);
+        let texts: Vec<&str> = signals.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "You are reminded by email before it expires.",
+                "At least 14 characters.",
+                "The VPN session lasts 12 hours."
+            ],
+            "a line that only repeats the title is not a candidate"
+        );
+        let rules = &signals[1];
+        assert!(rules.number, "a number question and a sentence with digits");
+        assert!(!signals[0].number);
+        assert_eq!(rules.heading_overlap, 0.5, "'password' is in its heading");
+        assert_eq!(rules.overlap, 0.0);
+        assert_eq!((rules.passage, rules.passage_rank), (1.0, 1));
+        assert_eq!(signals[2].passage, 0.5);
+        assert!(signals.iter().any(|s| s.similarity_scaled == 1.0));
+
+        let Answer::Supported(sentences) = select_sentences(signals, 2, &config(), 1) else {
+            panic!("an answer was expected");
+        };
+        assert_eq!(sentences.len(), 1);
+        assert_eq!(sentences[0].text, "At least 14 characters.");
+        assert_eq!(sentences[0].citation.document_path.as_str(), "password.md");
+    }
+
+    #[test]
+    fn no_answer_below_the_similarity_floor_or_without_sentences() {
+        let passages = [passage(
+            "far.md",
+            &["Canteen"],
+            &[("Lunch is at noon.", vector(2, 0.0))],
+            1.0,
+        )];
+        let scorer = DenseScorer::new(vector(0, 0.0), Language::En, &[], 0.0);
+        let question = Question {
+            text: "How long must my password be?",
+            scorer: &scorer,
+            terms: &[],
+        };
+        let signals = sentence_signals(&question, &passages);
+        assert!(matches!(
+            select_sentences(signals, 1, &config(), 3),
+            Answer::NoAnswer { .. }
+        ));
+        assert!(matches!(
+            select_sentences(Vec::new(), 0, &config(), 3),
+            Answer::NoAnswer { .. }
+        ));
+        assert!(matches!(
+            select_sentences(Vec::new(), 2, &config(), 3),
+            Answer::NoAnswer { .. }
+        ));
+    }
 }

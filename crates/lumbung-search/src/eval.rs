@@ -1,6 +1,7 @@
-//! Retrieval quality on labelled collections in the BEIR layout (`corpus.jsonl`,
-//! `queries.jsonl`, `qrels.tsv`): reading them and scoring ranked document lists with nDCG@10,
-//! Recall@100 and MRR@10, as BEIR and pytrec_eval define them.
+//! Retrieval and answer quality on labelled collections in the BEIR layout (`corpus.jsonl`,
+//! `queries.jsonl`, `qrels.tsv`): reading them, scoring ranked document lists with nDCG@10,
+//! Recall@100 and MRR@10, as BEIR and pytrec_eval define them, and reading question sets whose
+//! queries say whether they are answerable and with which answer strings.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -38,7 +39,7 @@ impl Collection {
     /// Reads `corpus.jsonl`, `queries.jsonl` and `qrels.tsv` from `dir`. Queries without a
     /// relevant document (for example unanswerable ones) are left out, as in BEIR.
     pub fn load(dir: &Path) -> Result<Collection> {
-        let corpus: Vec<CorpusDocument> = read_jsonl(&dir.join("corpus.jsonl"))?;
+        let corpus = read_corpus(dir)?;
         let qrels = read_qrels(&dir.join("qrels.tsv"))?;
         let queries: Vec<Query> = read_jsonl::<Query>(&dir.join("queries.jsonl"))?
             .into_iter()
@@ -58,30 +59,120 @@ impl Collection {
         self.queries.truncate(max_queries);
         let kept: HashSet<&str> = self.queries.iter().map(|q| q.id.as_str()).collect();
         self.qrels.retain(|id, _| kept.contains(id.as_str()));
-        let relevant: HashSet<&str> = self
+        let relevant: HashSet<String> = self
             .qrels
             .values()
-            .flat_map(|docs| docs.keys().map(String::as_str))
-            .collect();
-        let room = max_documents.saturating_sub(relevant.len());
-        let mut others = 0;
-        let corpus = self
-            .corpus
-            .iter()
-            .filter(|doc| {
-                if relevant.contains(doc.id.as_str()) {
-                    return true;
-                }
-                others += 1;
-                others <= room
-            })
-            .cloned()
+            .flat_map(|docs| docs.keys().cloned())
             .collect();
         Collection {
-            corpus,
+            corpus: subset_corpus(self.corpus, &relevant, max_documents),
             queries: self.queries,
             qrels: self.qrels,
         }
+    }
+}
+
+/// At most `max_documents` of `corpus`: every document in `relevant`, then the others in file
+/// order. Deterministic, so that a regression check compares like with like.
+pub fn subset_corpus(
+    corpus: Vec<CorpusDocument>,
+    relevant: &HashSet<String>,
+    max_documents: usize,
+) -> Vec<CorpusDocument> {
+    let room = max_documents.saturating_sub(relevant.len());
+    let mut others = 0;
+    corpus
+        .into_iter()
+        .filter(|doc| {
+            if relevant.contains(&doc.id) {
+                return true;
+            }
+            others += 1;
+            others <= room
+        })
+        .collect()
+}
+
+/// Reads `corpus.jsonl` from `dir`.
+pub fn read_corpus(dir: &Path) -> Result<Vec<CorpusDocument>> {
+    read_jsonl(&dir.join("corpus.jsonl"))
+}
+
+/// A question of an answer set: a BEIR query with what `Ask` should do with it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AskQuery {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub text: String,
+    /// Whether some document answers it; absent means answerable when `answers` is not empty.
+    #[serde(default)]
+    pub answerable: Option<bool>,
+    /// Short strings copied from the answering document; one of them in a quoted sentence
+    /// means the sentence answers.
+    #[serde(default)]
+    pub answers: Vec<String>,
+    /// The question's language (`en`, `id`, `zh`); detected when absent.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// What sort of question it is (for example `cross-lingual`); from `answerable` when
+    /// absent.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The knowledge base the question is meant for, in sets over knowledge-base folders.
+    #[serde(default)]
+    pub knowledge_base: Option<String>,
+}
+
+impl AskQuery {
+    pub fn is_answerable(&self) -> bool {
+        self.answerable.unwrap_or(!self.answers.is_empty())
+    }
+
+    /// Whether `sentence` holds one of the answer strings, compared without case and with
+    /// runs of whitespace as one space.
+    pub fn answered_by(&self, sentence: &str) -> bool {
+        let sentence = normalize_answer_text(sentence);
+        self.answers
+            .iter()
+            .map(|answer| normalize_answer_text(answer))
+            .any(|answer| !answer.is_empty() && sentence.contains(&answer))
+    }
+}
+
+fn normalize_answer_text(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Questions for `Ask` and the documents that answer them (`qrels` with a positive score).
+#[derive(Debug, Clone, Default)]
+pub struct AskSet {
+    pub queries: Vec<AskQuery>,
+    pub qrels: HashMap<String, HashMap<String, u32>>,
+}
+
+impl AskSet {
+    /// Reads `queries.jsonl` and `qrels.tsv`, or `queries_<split>.jsonl` and
+    /// `qrels_<split>.tsv` for another split (`train`, `dev`). Every question is kept,
+    /// unanswerable ones included.
+    pub fn load(dir: &Path, split: Option<&str>) -> Result<AskSet> {
+        let (queries, qrels) = match split {
+            None => ("queries.jsonl".to_string(), "qrels.tsv".to_string()),
+            Some(split) => (
+                format!("queries_{split}.jsonl"),
+                format!("qrels_{split}.tsv"),
+            ),
+        };
+        let queries: Vec<AskQuery> = read_jsonl(&dir.join(queries))?;
+        let qrels_path = dir.join(qrels);
+        let qrels = if qrels_path.is_file() {
+            read_qrels(&qrels_path)?
+        } else {
+            HashMap::new()
+        };
+        Ok(AskSet { queries, qrels })
     }
 }
 
@@ -230,6 +321,47 @@ mod tests {
     fn documents_rank_by_their_best_passage() {
         let ranked = documents_by_best_passage(["d2", "d1", "d2", "d3", "d1"].into_iter());
         assert_eq!(ranked, ids(&["d2", "d1", "d3"]));
+    }
+
+    #[test]
+    fn answers_match_without_case_or_spacing_and_sets_load() {
+        let query = AskQuery {
+            id: "q".into(),
+            text: "How long must my password be?".into(),
+            answerable: None,
+            answers: vec!["at least 14  characters".into(), " ".into()],
+            language: None,
+            kind: None,
+            knowledge_base: None,
+        };
+        assert!(query.is_answerable());
+        assert!(query.answered_by("Passwords need At least 14\ncharacters."));
+        assert!(!query.answered_by("At least 12 characters."));
+        assert!(
+            !query.answered_by(""),
+            "a blank answer string matches nothing"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("queries_train.jsonl"),
+            "{\"_id\":\"a\",\"text\":\"Berapa?\",\"answerable\":true,\"answers\":[\"14\"]}\n\
+             {\"_id\":\"b\",\"text\":\"Siapa?\",\"answerable\":false,\"answers\":[],\
+             \"kind\":\"unanswerable\",\"knowledge_base\":\"it\"}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("qrels_train.tsv"),
+            "query-id\tcorpus-id\tscore\na\tit/x.md\t1\nb\tit/y.md\t0\n",
+        )
+        .unwrap();
+        let set = AskSet::load(dir.path(), Some("train")).unwrap();
+        assert_eq!(set.queries.len(), 2, "unanswerable questions are kept");
+        assert!(!set.queries[1].is_answerable());
+        assert_eq!(set.queries[1].knowledge_base.as_deref(), Some("it"));
+        assert_eq!(set.qrels["a"], rel(&[("it/x.md", 1)]));
+        assert!(!set.qrels.contains_key("b"), "a zero score is not relevant");
+        assert!(AskSet::load(dir.path(), None).is_err(), "no queries.jsonl");
     }
 
     #[test]

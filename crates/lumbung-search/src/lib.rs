@@ -1,29 +1,36 @@
-//! Hybrid retrieval and grounded answers: BM25 and dense retrieval run concurrently, fused by
-//! reciprocal rank (or normalised scores), optionally reordered by a cross-encoder; `ask` picks
-//! the sentences that support an answer or says there is none.
+//! Hybrid retrieval and grounded answers: BM25 and dense retrieval run concurrently. Every
+//! candidate gets a dense score that mixes its passage vector's similarity with its best
+//! sentence's, each with the languages' means taken out (`dense.rs`), and a BM25 weight that
+//! shrinks with how little of the question it matches; the lists are fused by normalised scores
+//! (or reciprocal rank), optionally reordered by a cross-encoder. `ask` picks the sentences
+//! that answer, by the sentence embeddings stored at ingest and the question's words, or says
+//! there is none.
 //!
 //! This crate must not depend on the transport (tonic, protobuf) nor on ingest: it reads the
 //! indexes through the traits of `lumbung-index`.
 
 mod answer;
 mod blocking;
+mod candidates;
+mod dense;
 mod error;
 pub mod eval;
 mod fusion;
-mod sentences;
+mod question;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use lumbung_core::{AskConfig, Chunk, ChunkId, Fusion, KbName, SearchConfig};
+use lumbung_core::{AskConfig, Chunk, ChunkId, KbName, Language, SearchConfig};
 use lumbung_embed::{Embedder, Reranker};
-use lumbung_index::{LexicalIndex, VectorStore};
+use lumbung_index::{LexicalIndex, LexicalSnapshot, ScoredChunk, VectorStore};
 
-pub use answer::{Answer, SupportingSentence};
+pub use answer::{Answer, SentenceSignals, SupportingSentence};
 pub use blocking::CpuPool;
+use candidates::Candidates;
+use dense::{DenseScorer, LanguageCentroids};
 pub use error::{Error, Result};
-pub use fusion::{FusedHit, RankedScore};
+pub use fusion::{FusedHit, RankedList, RankedScore};
 
 /// Longest query accepted, in characters: longer text is a document, not a question.
 pub const MAX_QUERY_CHARS: usize = 2_000;
@@ -34,7 +41,14 @@ pub struct Passage {
     pub chunk: Chunk,
     pub fused_score: f32,
     pub bm25: Option<RankedScore>,
+    /// The share of the query's term weight the passage holds (see `ScoredChunk::coverage`),
+    /// where BM25 found it.
+    pub bm25_coverage: Option<f32>,
+    /// The dense score (the passage vector's and its best sentence's similarity, mixed by
+    /// `search.sentence_weight`, languages' means taken out) and the rank it gives.
     pub dense: Option<RankedScore>,
+    /// The similarity of the query and the passage's closest sentence, as in `dense`.
+    pub best_sentence: Option<f32>,
     /// The cross-encoder's score, for passages it reordered.
     pub rerank: Option<f32>,
 }
@@ -68,6 +82,7 @@ pub struct SearchEngine {
     ask: AskConfig,
     /// The cross-encoder and how many fused passages it reorders.
     reranker: Option<(Arc<Reranker>, usize)>,
+    centroids: Arc<LanguageCentroids>,
 }
 
 impl SearchEngine {
@@ -87,6 +102,7 @@ impl SearchEngine {
             search,
             ask,
             reranker: None,
+            centroids: Arc::new(LanguageCentroids::default()),
         }
     }
 
@@ -132,6 +148,12 @@ impl SearchEngine {
     /// BM25 and dense retrieval, run concurrently and fused (or either alone, or fused and
     /// reranked, as `request.retriever` says).
     pub async fn search(&self, request: &SearchRequest) -> Result<Vec<Passage>> {
+        Ok(self.retrieve(request).await?.passages)
+    }
+
+    /// [`SearchEngine::search`], keeping what `ask` needs again: the query's vector and the
+    /// lexical snapshot the passages were read from.
+    async fn retrieve(&self, request: &SearchRequest) -> Result<Retrieved> {
         self.validate(request)?;
         let started = Instant::now();
         let rerank = match (&self.reranker, request.retriever) {
@@ -142,6 +164,7 @@ impl SearchEngine {
         };
         let fused_limit = request.top_k.max(rerank.as_ref().map_or(0, |(_, n)| *n));
         let candidates = self.search.candidates.max(fused_limit);
+        let query_language = Language::detect(&request.query);
         // BM25 and the texts of dense hits come from one commit, so that a document being
         // replaced shows in one version or the other, never both.
         let snapshot = self.lexical.snapshot();
@@ -151,7 +174,8 @@ impl SearchEngine {
                 return Ok(Vec::new());
             }
             let snapshot = Arc::clone(&snapshot);
-            let (query, kbs) = (request.query.clone(), request.kbs.clone());
+            // "how long", "berapa lama": question words, not what to match.
+            let (query, kbs) = (question::subject(&request.query), request.kbs.clone());
             Ok(self
                 .pool
                 .run(move || snapshot.search(&query, &kbs, candidates))
@@ -159,80 +183,71 @@ impl SearchEngine {
         };
         let dense = async {
             if request.retriever == Retriever::Bm25 {
-                return Ok(Vec::new());
+                return Ok(None);
             }
             let (embedder, vectors) = (Arc::clone(&self.embedder), Arc::clone(&self.vectors));
             let (query, kbs) = (request.query.clone(), request.kbs.clone());
+            let centroids = Arc::clone(&self.centroids);
+            let centering = self.search.language_centering;
             self.pool
-                .run(move || -> Result<Vec<(ChunkId, f32)>> {
+                .run(move || -> Result<Option<DenseHits>> {
                     let vector = embedder.embed_query(&query)?;
-                    Ok(vectors.search(&vector, &kbs, candidates)?)
+                    let means = if centering > 0.0 {
+                        centroids.get(vectors.as_ref())?
+                    } else {
+                        Arc::new(Vec::new())
+                    };
+                    // The nearest by plain cosine are mostly in the question's language; each
+                    // language's nearest are fetched so that the centred scores can reorder
+                    // them all.
+                    let mut hits = Vec::new();
+                    if means.len() > 1 {
+                        for (language, _) in means.iter() {
+                            hits.extend(
+                                vectors
+                                    .search_language(&vector, &kbs, *language, candidates)?
+                                    .into_iter()
+                                    .map(|(id, _)| id),
+                            );
+                        }
+                    } else {
+                        hits.extend(
+                            vectors
+                                .search(&vector, &kbs, candidates)?
+                                .into_iter()
+                                .map(|(id, _)| id),
+                        );
+                    }
+                    let scorer = DenseScorer::new(vector, query_language, &means, centering);
+                    Ok(Some(DenseHits { scorer, hits }))
                 })
                 .await?
         };
-        let (lexical, dense): (Result<Vec<_>>, Result<Vec<_>>) = tokio::join!(lexical, dense);
-        let (lexical, mut dense) = (lexical?, dense?);
+        let (lexical, dense): (Result<Vec<ScoredChunk>>, Result<Option<DenseHits>>) =
+            tokio::join!(lexical, dense);
+        let (lexical, dense) = (lexical?, dense?);
 
-        // Lexical hits carry their chunk already; dense-only hits are looked up in the same
-        // snapshot. A vector hit whose chunk is not there belongs to a version committed after
-        // the snapshot, or to one being replaced: it is dropped before fusion, so that it
-        // neither takes a rank nor is served without its text.
-        let mut known: HashMap<ChunkId, Chunk> = lexical
-            .iter()
-            .map(|hit| (hit.chunk.id, hit.chunk.clone()))
-            .collect();
-        let missing: Vec<ChunkId> = dense
-            .iter()
-            .map(|(id, _)| *id)
-            .filter(|id| !known.contains_key(id))
-            .collect();
-        if !missing.is_empty() {
-            for chunk in self
-                .pool
-                .run(move || snapshot.get_chunks(&missing))
-                .await??
-            {
-                known.insert(chunk.id, chunk);
-            }
-            dense.retain(|(id, _)| known.contains_key(id));
-        }
-
-        let lexical_ids: Vec<ChunkId> = lexical.iter().map(|hit| hit.chunk.id).collect();
-        let dense_ids: Vec<ChunkId> = dense.iter().map(|(id, _)| *id).collect();
-        let lexical_scores: Vec<f32> = lexical.iter().map(|hit| hit.score).collect();
-        let dense_scores: Vec<f32> = dense.iter().map(|(_, score)| *score).collect();
-        let lists = [
-            (
-                lexical_ids.as_slice(),
-                lexical_scores.as_slice(),
-                self.search.bm25_weight,
-            ),
-            (
-                dense_ids.as_slice(),
-                dense_scores.as_slice(),
-                self.search.dense_weight,
-            ),
-        ];
-        let fused = match self.search.fusion {
-            Fusion::Rrf => fusion::reciprocal_rank_fusion(&lists, self.search.rrf_k, fused_limit),
-            Fusion::Normalized => {
-                fusion::normalized_score_fusion(&lists, self.search.candidates, fused_limit)
+        let (scored, scorer) = match dense {
+            None => (Candidates::lexical_only(lexical), None),
+            Some(dense) => {
+                let vectors = Arc::clone(&self.vectors);
+                let snapshot = Arc::clone(&snapshot);
+                let sentence_weight = self.search.sentence_weight;
+                self.pool
+                    .run(move || -> Result<_> {
+                        let candidates = Candidates::with_dense(
+                            lexical,
+                            &dense,
+                            snapshot.as_ref(),
+                            vectors.as_ref(),
+                            sentence_weight,
+                        )?;
+                        Ok((candidates, Some(Arc::new(dense.scorer))))
+                    })
+                    .await??
             }
         };
-
-        let mut passages: Vec<Passage> = fused
-            .into_iter()
-            .filter_map(|hit| {
-                let chunk = known.remove(&hit.id)?;
-                Some(Passage {
-                    chunk,
-                    fused_score: hit.fused_score,
-                    bm25: hit.scores[0],
-                    dense: hit.scores[1],
-                    rerank: None,
-                })
-            })
-            .collect();
+        let mut passages = scored.fuse(&self.search, request.retriever, fused_limit);
         if let Some((reranker, candidates)) = rerank {
             let query = request.query.clone();
             passages = self
@@ -247,7 +262,11 @@ impl SearchEngine {
             elapsed_us = started.elapsed().as_micros() as u64,
             "search"
         );
-        Ok(passages)
+        Ok(Retrieved {
+            passages,
+            scorer,
+            snapshot,
+        })
     }
 
     /// The sentences that best support an answer to `question`, or an explicit no-answer.
@@ -263,21 +282,68 @@ impl SearchEngine {
                 format!("{max_sentences} is outside 1..={}", answer::MAX_SENTENCES),
             ));
         }
+        let (signals, passages) = self.ask_signals(question, kbs).await?;
+        Ok(answer::select_sentences(
+            signals,
+            passages,
+            &self.ask,
+            max_sentences,
+        ))
+    }
+
+    /// Every sentence `ask` would choose from, with the signals it ranks them by, and how many
+    /// passages they came from: what `lumbung eval --ask` records to explain and fit the
+    /// weights in `[ask]`.
+    pub async fn ask_signals(
+        &self,
+        question: &str,
+        kbs: Vec<KbName>,
+    ) -> Result<(Vec<SentenceSignals>, usize)> {
         let request = SearchRequest {
             query: question.to_string(),
             kbs,
             top_k: self.ask.passages,
             retriever: Retriever::Hybrid,
         };
-        let passages = self.search(&request).await?;
-        let embedder = Arc::clone(&self.embedder);
-        let (question, config) = (question.to_string(), self.ask.clone());
+        let retrieved = self.retrieve(&request).await?;
+        let Some(scorer) = retrieved.scorer else {
+            return Err(Error::Task(
+                "hybrid retrieval without a query vector".into(),
+            ));
+        };
+        let question = question.to_string();
         self.pool
             .run(move || {
-                answer::select_sentences(&embedder, &question, &passages, &config, max_sentences)
+                let terms = retrieved
+                    .snapshot
+                    .term_weights(&question::subject(&question))?;
+                let signals = answer::sentence_signals(
+                    &answer::Question {
+                        text: &question,
+                        scorer: &scorer,
+                        terms: &terms,
+                    },
+                    &retrieved.passages,
+                );
+                Ok((signals, retrieved.passages.len()))
             })
             .await?
     }
+}
+
+/// What [`SearchEngine::retrieve`] found, with what it found it with.
+struct Retrieved {
+    passages: Vec<Passage>,
+    /// How the query's embedding compares with passages and sentences; `None` when only BM25
+    /// ran.
+    scorer: Option<Arc<DenseScorer>>,
+    snapshot: Arc<dyn LexicalSnapshot>,
+}
+
+/// What dense retrieval proposes: candidates, and the scorer that ranks them.
+struct DenseHits {
+    scorer: DenseScorer,
+    hits: Vec<ChunkId>,
 }
 
 /// Orders the first `candidates` passages by the cross-encoder's score (ties keep their fused

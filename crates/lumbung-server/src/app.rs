@@ -17,10 +17,11 @@ pub struct App {
 
 impl App {
     /// Opens (or creates) everything under `config.data_dir` and loads the embedding model (and
-    /// the reranker when `rerank.enabled`).
+    /// the reranker when `rerank.enabled`). A data directory in an older format is cleared
+    /// first and rebuilt by the next sync (see `data_dir::prepare`).
     /// Blocking: call it before starting the runtime's work, or from a blocking thread.
     pub fn open(config: Config) -> Result<App> {
-        fs_err::create_dir_all(&config.data_dir)?;
+        crate::data_dir::prepare(&config.data_dir)?;
         fs_err::create_dir_all(&config.ingest_root)?;
         let embedder = Arc::new(Embedder::load(&config.embedding)?);
         let lexical: Arc<dyn LexicalIndex> =

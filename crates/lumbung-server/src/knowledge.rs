@@ -170,6 +170,8 @@ pub fn passage_to_proto(passage: &Passage) -> v1::Passage {
             dense: passage.dense.map(|s| s.score),
             dense_rank: passage.dense.map(|s| s.rank),
             rerank: passage.rerank,
+            best_sentence: passage.best_sentence,
+            bm25_coverage: passage.bm25_coverage,
         }),
     }
 }

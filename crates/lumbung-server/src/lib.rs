@@ -6,6 +6,7 @@
 
 mod admin;
 mod app;
+mod data_dir;
 mod error;
 mod knowledge;
 

@@ -72,13 +72,99 @@ async fn an_english_question_finds_the_chinese_procedure() {
     )
     .await;
     let paths: Vec<_> = passages.iter().map(cited_path).collect();
-    assert_eq!(
-        paths.first(),
-        Some(&("safety-zh", "叉车操作规程.md")),
+    // The procedure, or its Indonesian translation: both state the limit.
+    assert!(
+        paths.first().is_some_and(|(kb, path)| *kb == "safety-zh"
+            && ["叉车操作规程.md", "prosedur-operasi-forklift.md"].contains(path)),
         "{paths:?}"
     );
+    let chinese = passages
+        .iter()
+        .find(|p| cited_path(p).1 == "叉车操作规程.md")
+        .unwrap_or_else(|| panic!("the Chinese procedure is not in the top 5: {paths:?}"));
     // Only dense retrieval can bridge the languages.
-    assert!(passages[0].scores.unwrap().dense_rank.is_some());
+    assert!(chinese.scores.unwrap().dense_rank.is_some());
+}
+
+/// Asks over every knowledge base and returns the first quoted sentence.
+async fn first_quoted_sentence(question: &str) -> v1::SupportingSentence {
+    let mut client = harness::knowledge().await;
+    let response = client
+        .ask(v1::AskRequest {
+            question: question.to_string(),
+            knowledge_bases: vec![],
+            max_sentences: 3,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        response.status(),
+        v1::AnswerStatus::Answered,
+        "{question}: {response:?}"
+    );
+    response.sentences.into_iter().next().unwrap()
+}
+
+/// The questions of issue 8 that used to find and quote the wrong section: an error code named
+/// only in a heading, and two procedures asked about in another language than they are written
+/// in. Search must rank the answering section first and Ask quote a line of it, over every
+/// knowledge base.
+#[tokio::test]
+async fn search_and_ask_find_the_section_that_answers() {
+    let cases: [(&str, &[&str], &str, &[&str]); 3] = [
+        (
+            "What does ERR-VPN-809 mean and how do I fix it?",
+            &["vpn-access.md", "akses-vpn.md"],
+            "ERR-VPN-809",
+            &["certificate", "sertifikat"],
+        ),
+        (
+            "What protective equipment must a welder wear?",
+            &["焊接作业安全规程.md"],
+            "二、个人防护用品（PPE）",
+            &[
+                "焊接面罩",
+                "阻燃工作服",
+                "皮手套",
+                "绝缘安全鞋",
+                "防护眼镜",
+                "防护用品",
+            ],
+        ),
+        (
+            "Berapa lama mata harus dibilas setelah terkena percikan bahan kimia?",
+            &["化学品泄漏应急处置.md"],
+            "五、人员伤害急救",
+            &["眼睛接触"],
+        ),
+    ];
+    for (question, documents, heading, words) in cases {
+        let passages = search(question, &[], 3).await;
+        let top = passages[0].citation.as_ref().unwrap();
+        assert!(
+            documents.contains(&top.document_path.as_str())
+                && top.heading_path.last().is_some_and(|h| h.contains(heading)),
+            "{question}: {top:?}"
+        );
+        let sentence = first_quoted_sentence(question).await;
+        let citation = sentence.citation.as_ref().unwrap();
+        assert!(
+            documents.contains(&citation.document_path.as_str()),
+            "{question}: {sentence:?}"
+        );
+        assert!(
+            citation
+                .heading_path
+                .last()
+                .is_some_and(|h| h.contains(heading)),
+            "{question}: {sentence:?}"
+        );
+        assert!(
+            words.iter().any(|word| sentence.text.contains(word)),
+            "{question}: {sentence:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,447 @@
+//! `lumbung eval --ask DIR`: answer quality of `Ask` on a question set whose queries say
+//! whether they are answerable and with which answer strings.
+//!
+//! Two layouts: a BEIR collection with `corpus.jsonl` (its corpus is ingested into one
+//! temporary knowledge base, as for retrieval), or a set of questions over knowledge-base
+//! folders (no corpus; each query names its `knowledge_base` and qrels name documents as
+//! `kb/path`), asked twice: scoped to the question's knowledge base, and over all of them.
+//! Every question goes through `SearchEngine::ask`, the call behind the gRPC `Ask`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lumbung_core::{Config, KbName, Language};
+use lumbung_search::eval::{self, AskQuery, AskSet};
+use lumbung_search::{Answer, SentenceSignals, SupportingSentence};
+use serde_json::json;
+
+use crate::eval::{KB, WorkDir, ms, open_and_ingest, write_corpus};
+
+pub struct AskEvalOptions {
+    pub dir: PathBuf,
+    /// `queries_<split>.jsonl` and `qrels_<split>.tsv` instead of the test split.
+    pub split: Option<String>,
+    pub max_queries: usize,
+    /// For a BEIR collection: at most this many documents, those answering the kept questions
+    /// first, then the others in file order.
+    pub max_documents: usize,
+    pub max_sentences: usize,
+    pub json: bool,
+    pub work_dir: Option<PathBuf>,
+    /// Also list, per scope, each question with what was quoted.
+    pub details: bool,
+    /// Write every candidate sentence of every question, with its signals and whether it
+    /// holds an answer string, to this JSON-lines file (for fitting the `[ask]` weights).
+    pub dump_signals: Option<PathBuf>,
+}
+
+/// What `Ask` did with one question.
+struct Outcome {
+    id: String,
+    question: String,
+    /// The quoted sentences, each with the document it cites.
+    quoted: Vec<(String, String)>,
+    language: String,
+    kind: String,
+    answerable: bool,
+    /// Sentences quoted; empty when `Ask` handed the question off.
+    answered: bool,
+    in_first: bool,
+    in_any: bool,
+    right_document_first: bool,
+    latency: Duration,
+}
+
+/// Counts over a group of outcomes.
+#[derive(Default)]
+struct Tally {
+    questions: usize,
+    answerable: usize,
+    in_first: usize,
+    in_any: usize,
+    right_document_first: usize,
+    answerable_handed_off: usize,
+    unanswerable: usize,
+    unanswerable_handed_off: usize,
+    /// An answer to an unanswerable question, or quoted sentences none of which holds the
+    /// answer.
+    wrong_answers: usize,
+}
+
+impl Tally {
+    fn add(&mut self, outcome: &Outcome) {
+        self.questions += 1;
+        if outcome.answerable {
+            self.answerable += 1;
+            self.in_first += usize::from(outcome.in_first);
+            self.in_any += usize::from(outcome.in_any);
+            self.right_document_first += usize::from(outcome.right_document_first);
+            self.answerable_handed_off += usize::from(!outcome.answered);
+            self.wrong_answers += usize::from(outcome.answered && !outcome.in_any);
+        } else {
+            self.unanswerable += 1;
+            self.unanswerable_handed_off += usize::from(!outcome.answered);
+            self.wrong_answers += usize::from(outcome.answered);
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "questions": self.questions,
+            "answerable": self.answerable,
+            "answer_in_first_sentence": ratio(self.in_first, self.answerable),
+            "answer_in_any_sentence": ratio(self.in_any, self.answerable),
+            "right_document_first": ratio(self.right_document_first, self.answerable),
+            "answerable_handed_off": ratio(self.answerable_handed_off, self.answerable),
+            "unanswerable": self.unanswerable,
+            "unanswerable_handed_off": ratio(self.unanswerable_handed_off, self.unanswerable),
+            "wrong_answers": ratio(self.wrong_answers, self.questions),
+        })
+    }
+}
+
+fn ratio(part: usize, whole: usize) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// The results of one scope: every outcome, grouped.
+struct ScopeReport {
+    name: &'static str,
+    outcomes: Vec<Outcome>,
+}
+
+impl ScopeReport {
+    /// `all`, then one group per kind and per language, in name order.
+    fn groups(&self) -> Vec<(String, Tally)> {
+        let mut all = Tally::default();
+        let mut by_kind: BTreeMap<String, Tally> = BTreeMap::new();
+        let mut by_language: BTreeMap<String, Tally> = BTreeMap::new();
+        for outcome in &self.outcomes {
+            all.add(outcome);
+            by_kind
+                .entry(format!("kind {}", outcome.kind))
+                .or_default()
+                .add(outcome);
+            by_language
+                .entry(format!("language {}", outcome.language))
+                .or_default()
+                .add(outcome);
+        }
+        let mut groups = vec![("all".to_string(), all)];
+        groups.extend(by_kind);
+        groups.extend(by_language);
+        groups
+    }
+
+    fn latencies(&self) -> (Duration, Duration) {
+        let mut latencies: Vec<Duration> = self.outcomes.iter().map(|o| o.latency).collect();
+        latencies.sort();
+        (
+            crate::bench::percentile(&latencies, 0.5),
+            crate::bench::percentile(&latencies, 0.99),
+        )
+    }
+}
+
+pub async fn eval_ask(mut config: Config, options: AskEvalOptions) -> anyhow::Result<()> {
+    let mut set = AskSet::load(&options.dir, options.split.as_deref())?;
+    set.queries.truncate(options.max_queries);
+    anyhow::ensure!(
+        !set.queries.is_empty(),
+        "{} has no questions",
+        options.dir.display()
+    );
+    let work_dir = WorkDir::new(options.work_dir.as_deref())?;
+    let work = work_dir.path();
+    config.data_dir = work.join("data");
+    let beir = options.dir.join("corpus.jsonl").is_file();
+    // The document id a citation stands for: the corpus id for BEIR collections, `kb/path`
+    // for questions over knowledge-base folders.
+    let document_of: Option<HashMap<String, String>> = if beir {
+        // The documents answering the kept questions, then the others, up to max_documents.
+        let relevant = set
+            .queries
+            .iter()
+            .filter_map(|q| set.qrels.get(&q.id))
+            .flat_map(|docs| docs.keys().cloned())
+            .collect();
+        let corpus = eval::subset_corpus(
+            eval::read_corpus(&options.dir)?,
+            &relevant,
+            options.max_documents,
+        );
+        config.ingest_root = work.join("ingest");
+        Some(write_corpus(&corpus, &config.ingest_root.join(KB))?)
+    } else {
+        anyhow::ensure!(
+            set.queries.iter().all(|q| q.knowledge_base.is_some()),
+            "{}: without a corpus.jsonl every question must name its knowledge_base",
+            options.dir.display()
+        );
+        None
+    };
+    let settings = json!({ "search": config.search, "ask": config.ask });
+    let (app, report, ingest_seconds) = open_and_ingest(config).await?;
+    let all_kbs = app.ingestor.knowledge_bases()?;
+    if !options.json {
+        println!(
+            "{}: {} questions; {} chunks embedded now, ingest {ingest_seconds:.1} s",
+            options.dir.display(),
+            set.queries.len(),
+            report.chunks_embedded,
+        );
+    }
+
+    let scopes: Vec<&'static str> = if beir {
+        vec!["collection"]
+    } else {
+        vec!["knowledge base", "all knowledge bases"]
+    };
+    let mut dump = match &options.dump_signals {
+        Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        None => None,
+    };
+    let mut reports = Vec::new();
+    for scope in scopes {
+        let mut outcomes = Vec::with_capacity(set.queries.len());
+        for query in &set.queries {
+            let kbs = match (scope, &query.knowledge_base) {
+                ("knowledge base", Some(kb)) => vec![KbName::new(kb.clone())?],
+                ("collection", _) => vec![KbName::new(KB)?],
+                _ => all_kbs.clone(),
+            };
+            if let Some(dump) = &mut dump {
+                let (signals, _) = app.engine.ask_signals(&query.text, kbs.clone()).await?;
+                write_signals(dump, scope, query, &signals)?;
+            }
+            let started = Instant::now();
+            let answer = app
+                .engine
+                .ask(&query.text, kbs, options.max_sentences)
+                .await?;
+            let latency = started.elapsed();
+            let sentences = match &answer {
+                Answer::Supported(sentences) => sentences.as_slice(),
+                Answer::NoAnswer { .. } => &[],
+            };
+            outcomes.push(judge(
+                query,
+                sentences,
+                set.qrels.get(&query.id),
+                document_of.as_ref(),
+                latency,
+            ));
+        }
+        reports.push(ScopeReport {
+            name: scope,
+            outcomes,
+        });
+    }
+
+    if options.json {
+        let scopes: Vec<_> = reports
+            .iter()
+            .map(|report| {
+                let (p50, p99) = report.latencies();
+                let groups: serde_json::Map<String, serde_json::Value> = report
+                    .groups()
+                    .into_iter()
+                    .map(|(name, tally)| (name, tally.json()))
+                    .collect();
+                let mut scope = json!({
+                    "scope": report.name,
+                    "latency_p50_ms": ms(p50),
+                    "latency_p99_ms": ms(p99),
+                    "groups": groups,
+                });
+                if options.details {
+                    scope["questions"] = report.outcomes.iter().map(Outcome::json).collect();
+                }
+                scope
+            })
+            .collect();
+        let body = json!({
+            "set": options.dir.display().to_string(),
+            "split": options.split,
+            "questions": set.queries.len(),
+            "max_sentences": options.max_sentences,
+            "settings": settings,
+            "scopes": scopes,
+        });
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    } else {
+        for report in &reports {
+            print_scope(report);
+            if options.details {
+                for outcome in &report.outcomes {
+                    outcome.print();
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Outcome {
+    fn verdict(&self) -> &'static str {
+        match (self.answerable, self.answered) {
+            (true, true) if self.in_first => "first",
+            (true, true) if self.in_any => "any",
+            (true, true) => "MISSED",
+            (true, false) => "HANDED OFF",
+            (false, true) => "ANSWERED",
+            (false, false) => "handed off",
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "id": self.id,
+            "question": self.question,
+            "kind": self.kind,
+            "language": self.language,
+            "verdict": self.verdict(),
+            "right_document_first": self.right_document_first,
+            "quoted": self.quoted.iter().map(|(place, text)| json!({"place": place, "text": text})).collect::<Vec<_>>(),
+        })
+    }
+
+    fn print(&self) {
+        println!(
+            "{:<10} {} [{} {}] {}",
+            self.verdict(),
+            self.id,
+            self.kind,
+            self.language,
+            self.question
+        );
+        for (place, text) in &self.quoted {
+            println!("           {place}: {text}");
+        }
+    }
+}
+
+fn write_signals(
+    out: &mut impl std::io::Write,
+    scope: &str,
+    query: &AskQuery,
+    signals: &[SentenceSignals],
+) -> anyhow::Result<()> {
+    let candidates: Vec<_> = signals
+        .iter()
+        .map(|s| {
+            json!({
+                "document": format!("{}/{}", s.citation.kb, s.citation.document_path),
+                "text": s.text,
+                "has_answer": query.answered_by(&s.text),
+                "similarity": s.similarity,
+                "similarity_scaled": s.similarity_scaled,
+                "overlap": s.overlap,
+                "heading_overlap": s.heading_overlap,
+                "neighbour_overlap": s.neighbour_overlap,
+                "passage": s.passage,
+                "passage_rank": s.passage_rank,
+                "number": s.number,
+            })
+        })
+        .collect();
+    let line = json!({
+        "scope": scope,
+        "id": query.id,
+        "question": query.text,
+        "answerable": query.is_answerable(),
+        "kind": query.kind,
+        "language": query.language,
+        "candidates": candidates,
+    });
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
+fn judge(
+    query: &AskQuery,
+    sentences: &[SupportingSentence],
+    relevant: Option<&HashMap<String, u32>>,
+    document_of: Option<&HashMap<String, String>>,
+    latency: Duration,
+) -> Outcome {
+    let document = |sentence: &SupportingSentence| -> Option<String> {
+        let citation = &sentence.citation;
+        match document_of {
+            Some(map) => map.get(citation.document_path.as_str()).cloned(),
+            None => Some(format!("{}/{}", citation.kb, citation.document_path)),
+        }
+    };
+    let answerable = query.is_answerable();
+    let first = sentences.first();
+    Outcome {
+        id: query.id.clone(),
+        question: query.text.clone(),
+        quoted: sentences
+            .iter()
+            .map(|s| {
+                let citation = &s.citation;
+                let place = format!(
+                    "{}/{} > {}",
+                    citation.kb,
+                    citation.document_path,
+                    citation.heading_path.join(" > ")
+                );
+                (place, s.text.clone())
+            })
+            .collect(),
+        language: query
+            .language
+            .clone()
+            .unwrap_or_else(|| Language::detect(&query.text).code().to_string()),
+        kind: query.kind.clone().unwrap_or_else(|| {
+            if answerable {
+                "answerable"
+            } else {
+                "unanswerable"
+            }
+            .to_string()
+        }),
+        answerable,
+        answered: !sentences.is_empty(),
+        in_first: first.is_some_and(|s| query.answered_by(&s.text)),
+        in_any: sentences.iter().any(|s| query.answered_by(&s.text)),
+        right_document_first: first
+            .and_then(document)
+            .is_some_and(|doc| relevant.is_some_and(|r| r.contains_key(&doc))),
+        latency,
+    }
+}
+
+fn print_scope(report: &ScopeReport) {
+    let (p50, p99) = report.latencies();
+    println!(
+        "\nscope: {} (Ask p50 {:.1} ms, p99 {:.1} ms)",
+        report.name,
+        ms(p50),
+        ms(p99)
+    );
+    println!(
+        "{:<26} {:>5} {:>6} {:>7} {:>7} {:>9} {:>9} {:>9} {:>7}",
+        "group", "n", "answ.", "first", "any", "doc 1st", "ans. off", "unans off", "wrong"
+    );
+    let percent = |value: Option<f64>| match value {
+        Some(v) => format!("{:.1}%", v * 100.0),
+        None => "-".to_string(),
+    };
+    for (name, t) in report.groups() {
+        println!(
+            "{:<26} {:>5} {:>6} {:>7} {:>7} {:>9} {:>9} {:>9} {:>7}",
+            name,
+            t.questions,
+            t.answerable,
+            percent(ratio(t.in_first, t.answerable)),
+            percent(ratio(t.in_any, t.answerable)),
+            percent(ratio(t.right_document_first, t.answerable)),
+            percent(ratio(t.answerable_handed_off, t.answerable)),
+            percent(ratio(t.unanswerable_handed_off, t.unanswerable)),
+            percent(ratio(t.wrong_answers, t.questions)),
+        );
+    }
+}
