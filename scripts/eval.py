@@ -12,7 +12,7 @@ results as the Markdown tables of docs/evaluation.md, so that anyone can rerun t
 
 Needs the release binary (`cargo build --release -p lumbung-cli`) and ./runtime
 (`scripts/setup-runtime.sh`). Ingesting is bound by the embedding model (each chunk and each
-of its sentences): SciFact (5,183 abstracts) takes over an hour on two cores, the other
+of its sentences): SciFact (5,183 abstracts) would take two to three hours on two cores, the other
 collections 10 to 30 minutes each; the samples under a minute.
 """
 

@@ -100,7 +100,10 @@ def embed_late(texts, spans):
             start, end = start + len(prefix), end + len(prefix)
             tokens = [j for j, (a, z) in enumerate(encodings[0].offsets[:used])
                       if z > a and a < end and z > start]
-            vectors.append(states[0, tokens].mean(0) if tokens else np.zeros(384))
+            # A sentence past the 512-token window has no token states to pool: the
+            # paragraph is represented by the sentences the model saw.
+            if tokens:
+                vectors.append(states[0, tokens].mean(0))
         sentences.append(unit(np.array(vectors)) if vectors else np.zeros((0, 384)))
     return unit(np.array(paragraphs)), sentences
 
