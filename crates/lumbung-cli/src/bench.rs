@@ -1,8 +1,9 @@
 //! `lumbung bench`: copy the watched root into a temporary folder, ingest it into a fresh data
 //! directory, then time `Search` through a real gRPC server on 127.0.0.1:0 for each retriever
 //! (in one process, so that the BM25-only and dense-only runs are the baselines of the hybrid
-//! one) and `Ask` (the hybrid search plus sentence selection), the time from saving a file to finding it, and optionally a burst of many files
-//! ingested by the watcher while Search is timed.
+//! one) and `Ask` (the hybrid search plus sentence selection), the time from saving a file to
+//! finding it, and optionally a burst of many files ingested by the watcher while Search is
+//! timed.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -122,37 +123,44 @@ async fn search_latency(
             .as_str_name()
             .trim_start_matches("RETRIEVER_")
             .to_lowercase();
-        let mut latencies = Vec::with_capacity(QUERIES.len() * rounds);
-        // One round unmeasured: connections and caches warm up.
-        for round in 0..=rounds {
-            for query in QUERIES {
-                let started = Instant::now();
-                client.search(search(query)).await?;
-                if round > 0 {
-                    latencies.push(started.elapsed());
-                }
-            }
-        }
+        let latencies = time_rounds(rounds, async |query| {
+            client.search(search(query)).await?;
+            Ok(())
+        })
+        .await?;
         print_latencies(&name, latencies);
     }
+    let latencies = time_rounds(rounds, async |query| {
+        let ask = v1::AskRequest {
+            question: query.to_string(),
+            knowledge_bases: Vec::new(),
+            max_sentences: 3,
+        };
+        client.ask(ask).await?;
+        Ok(())
+    })
+    .await?;
+    print_latencies("ask", latencies);
+    Ok(())
+}
+
+/// Calls `call` with each of [`QUERIES`] once unmeasured (connections and caches warm up), then
+/// `rounds` times timed; the latencies of the timed calls.
+async fn time_rounds(
+    rounds: usize,
+    mut call: impl AsyncFnMut(&'static str) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<Duration>> {
     let mut latencies = Vec::with_capacity(QUERIES.len() * rounds);
     for round in 0..=rounds {
         for query in QUERIES {
             let started = Instant::now();
-            client
-                .ask(v1::AskRequest {
-                    question: query.to_string(),
-                    knowledge_bases: Vec::new(),
-                    max_sentences: 3,
-                })
-                .await?;
+            call(query).await?;
             if round > 0 {
                 latencies.push(started.elapsed());
             }
         }
     }
-    print_latencies("ask", latencies);
-    Ok(())
+    Ok(latencies)
 }
 
 fn print_latencies(name: &str, mut latencies: Vec<Duration>) {

@@ -54,7 +54,7 @@ pub struct Sentence {
 const MAX_CONTEXT_CHARS: usize = 300;
 
 /// Joins the parts of a chunk's context.
-pub const CONTEXT_SEPARATOR: &str = " > ";
+const CONTEXT_SEPARATOR: &str = " > ";
 
 impl Chunk {
     /// Where the chunk sits in its document: the title and the heading path, outermost first,
@@ -116,16 +116,23 @@ impl Chunk {
         self.text.get(start as usize..end as usize).unwrap_or("")
     }
 
-    /// What is embedded for one of the chunk's sentences: the sentence under the most specific
-    /// part of the chunk's context (its heading, or the title), because a sentence alone often
-    /// lacks its subject ("At least 14 characters." under "Password rules").
-    pub fn sentence_embedding_text(&self, sentence: &Sentence) -> String {
-        let text = self.sentence_text(sentence);
+    /// What is embedded for each of the chunk's sentences, in order: the sentence under the most
+    /// specific part of the chunk's context (its heading, or the title), because a sentence
+    /// alone often lacks its subject ("At least 14 characters." under "Password rules").
+    pub fn sentence_embedding_texts(&self) -> Vec<String> {
         let context = self.context();
-        match context.rsplit(CONTEXT_SEPARATOR).next() {
-            Some(label) if !label.is_empty() => format!("{label}: {text}"),
-            _ => text.to_string(),
-        }
+        let label = context.rsplit(CONTEXT_SEPARATOR).next().unwrap_or("");
+        self.sentences
+            .iter()
+            .map(|sentence| {
+                let text = self.sentence_text(sentence);
+                if label.is_empty() {
+                    text.to_string()
+                } else {
+                    format!("{label}: {text}")
+                }
+            })
+            .collect()
     }
 }
 
@@ -264,6 +271,37 @@ mod tests {
         assert_eq!(later.context(), "Shift handover");
         let untitled = chunk("4983.txt", "4983", &[], "Alterations of white matter.");
         assert_eq!(untitled.context(), "");
+    }
+
+    #[test]
+    fn sentences_are_embedded_under_the_most_specific_heading() {
+        let mut rules = chunk(
+            "password.md",
+            "Password Reset",
+            &["Password Reset", "Password rules"],
+            "At least 14 characters. Valid 180 days.",
+        );
+        rules.sentences = [0..23, 24..39]
+            .into_iter()
+            .map(|range| Sentence {
+                range,
+                embedding: None,
+            })
+            .collect();
+        assert_eq!(
+            rules.sentence_embedding_texts(),
+            [
+                "Password rules: At least 14 characters.",
+                "Password rules: Valid 180 days."
+            ]
+        );
+        rules.citation.heading_path.clear();
+        rules.citation.title = "password".to_string();
+        assert_eq!(
+            rules.sentence_embedding_texts(),
+            ["At least 14 characters.", "Valid 180 days."],
+            "no context, no label"
+        );
     }
 
     #[test]

@@ -105,11 +105,11 @@ pub struct SearchConfig {
     /// The dense score of a passage mixes its own vector's similarity with its best sentence's:
     /// this is the sentence's share, from 0 (passage alone) to 1 (best sentence alone).
     pub sentence_weight: f32,
-    /// How much of the query's average similarity to passages of a passage's language is taken
-    /// off that passage's dense score (0 turns it off, 1 takes it all off). Multilingual models
+    /// How much of each language's mean vector is taken off the question and the passage before
+    /// their cosine is computed (0 turns it off, 1 takes the whole mean off). Multilingual models
     /// rate any passage in the question's own language higher than one in another language;
-    /// measured against that language's average, a Chinese answer to an English question can
-    /// outrank an unrelated English passage.
+    /// with the language taken out, a Chinese answer to an English question can outrank an
+    /// unrelated English passage.
     pub language_centering: f32,
     /// Largest `top_k` a request may ask for.
     pub max_top_k: usize,
@@ -375,18 +375,14 @@ impl Config {
                 "candidates and max_top_k must be positive",
             ));
         }
-        for (field, value) in [
+        non_negative(&[
             ("search.rrf_k", s.rrf_k),
             ("search.bm25_weight", s.bm25_weight),
             ("search.dense_weight", s.dense_weight),
             ("search.bm25_coverage_exponent", s.bm25_coverage_exponent),
             ("search.sentence_weight", s.sentence_weight),
             ("search.language_centering", s.language_centering),
-        ] {
-            if value.is_nan() || value < 0.0 {
-                return Err(Error::invalid(field, "must be non-negative"));
-            }
-        }
+        ])?;
         if s.sentence_weight > 1.0 {
             return Err(Error::invalid(
                 "search.sentence_weight",
@@ -400,7 +396,7 @@ impl Config {
         if !(-1.0..=1.0).contains(&a.min_similarity) {
             return Err(Error::invalid("ask.min_similarity", "must be in [-1, 1]"));
         }
-        for (field, value) in [
+        non_negative(&[
             ("ask.support_margin", a.support_margin),
             ("ask.similarity_weight", a.similarity_weight),
             ("ask.overlap_weight", a.overlap_weight),
@@ -408,12 +404,18 @@ impl Config {
             ("ask.neighbour_overlap_weight", a.neighbour_overlap_weight),
             ("ask.passage_weight", a.passage_weight),
             ("ask.number_weight", a.number_weight),
-        ] {
-            if value.is_nan() || value < 0.0 {
-                return Err(Error::invalid(field, "must be non-negative"));
-            }
-        }
-        Ok(())
+        ])
+    }
+}
+
+/// Fails on the first of `fields` that is negative or NaN, naming it.
+fn non_negative(fields: &[(&'static str, f32)]) -> Result<()> {
+    match fields
+        .iter()
+        .find(|(_, value)| value.is_nan() || *value < 0.0)
+    {
+        Some((field, _)) => Err(Error::invalid(field, "must be non-negative")),
+        None => Ok(()),
     }
 }
 

@@ -1,11 +1,11 @@
 //! The language of a question or a passage, among the three the company writes in.
 //!
-//! Retrieval only needs to know whether a question and a passage are in the same language (BM25
-//! cannot match words across languages, so its evidence counts less when they differ), so the
-//! detector is deliberately small: Han characters mean Chinese, and Latin-script text is English
-//! or Indonesian by its function words, which every sentence of either language is full of and
-//! which the two languages do not share. Anything else, or too little to tell, is
-//! [`Language::Unknown`], which matches every language.
+//! Search needs each passage's language and the question's to fetch the nearest passages of
+//! every language and to take each language's mean vector out of similarities (see
+//! `lumbung-search`'s `dense.rs`), so the detector is deliberately small: Han characters mean
+//! Chinese, and Latin-script text is English or Indonesian by its function words, which every
+//! sentence of either language is full of and which the two languages do not share. Anything
+//! else, or too little to tell, is [`Language::Unknown`].
 
 use serde::{Deserialize, Serialize};
 
@@ -186,11 +186,6 @@ impl Language {
         }
     }
 
-    /// Whether text in `self` and text in `other` can share words: unknown matches anything.
-    pub fn compatible(self, other: Language) -> bool {
-        self == other || self == Language::Unknown || other == Language::Unknown
-    }
-
     /// Whether `word` (lower-cased) is an English, Indonesian or Chinese function word: one that
     /// says nothing about what a question or a passage is about.
     pub fn is_function_word(word: &str) -> bool {
@@ -325,11 +320,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_is_compatible_with_everything() {
-        assert!(Language::Unknown.compatible(Language::Zh));
-        assert!(Language::En.compatible(Language::Unknown));
-        assert!(Language::Id.compatible(Language::Id));
-        assert!(!Language::En.compatible(Language::Zh));
+    fn codes_read_back_as_their_language() {
         for language in [Language::Zh, Language::Id, Language::En, Language::Unknown] {
             assert_eq!(Language::from_code(language.code()), language);
         }

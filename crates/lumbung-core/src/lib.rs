@@ -11,7 +11,7 @@ mod ids;
 mod language;
 mod sentences;
 
-pub use chunk::{CONTEXT_SEPARATOR, Chunk, Citation, QuantizedVector, Section, Sentence};
+pub use chunk::{Chunk, Citation, QuantizedVector, Section, Sentence};
 pub use config::{
     AskConfig, Config, EmbeddingConfig, Fusion, IngestConfig, Pooling, RerankConfig, SearchConfig,
     ServerConfig,

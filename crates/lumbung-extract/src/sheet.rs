@@ -17,6 +17,7 @@ use lumbung_core::Section;
 use crate::grid;
 use crate::limits::CharBudget;
 use crate::ooxml::Package;
+use crate::table::labelled_row;
 use crate::whitespace::single_line;
 use crate::{Error, ExtractedDocument, Limits, Result};
 
@@ -207,14 +208,13 @@ impl<'b> SheetWriter<'b> {
                 .map(|(_, value)| value)
                 .collect::<Vec<_>>()
                 .join(" | "),
-            Some(headers) => cells
-                .into_iter()
-                .map(|(column, value)| match headers.get(&column) {
-                    Some(header) => format!("{header}: {value}"),
-                    None => format!("{}: {value}", column_name(column)),
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
+            Some(headers) => labelled_row(cells.into_iter().map(|(column, value)| {
+                let name = match headers.get(&column) {
+                    Some(header) => header.clone(),
+                    None => column_name(column),
+                };
+                (Some(name), value)
+            })),
         };
         self.budget.spend(&line)?;
         self.text.push_str(&line);

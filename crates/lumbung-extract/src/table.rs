@@ -4,6 +4,8 @@
 //! so when a table has a header row every later row names its columns, as worksheet rows do:
 //! `Line: L4; Shift: C; OEE: 65.8%`. Without a header, cells are joined by ` | `.
 
+use std::fmt::Display;
+
 use crate::whitespace::single_line;
 
 #[derive(Default)]
@@ -57,18 +59,33 @@ impl Table {
         self.rows[1..]
             .iter()
             .map(|row| {
-                row.iter()
-                    .enumerate()
-                    .filter(|(_, value)| !value.is_empty())
-                    .map(|(column, value)| match header.get(column) {
-                        Some(name) if !name.is_empty() => format!("{name}: {value}"),
-                        _ => value.clone(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                labelled_row(
+                    row.iter()
+                        .enumerate()
+                        .filter(|(_, value)| !value.is_empty())
+                        .map(|(column, value)| {
+                            let name = header.get(column).filter(|name| !name.is_empty());
+                            (name, value)
+                        }),
+                )
             })
             .collect()
     }
+}
+
+/// A row under a header, as every table and worksheet row is written: `Name: value; Name:
+/// value`, a value without a column name alone.
+pub(crate) fn labelled_row(
+    cells: impl IntoIterator<Item = (Option<impl Display>, impl Display)>,
+) -> String {
+    cells
+        .into_iter()
+        .map(|(name, value)| match name {
+            Some(name) => format!("{name}: {value}"),
+            None => value.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A header cell: text with a letter in it that does not start with a figure (`12`, `4.5%`,

@@ -28,6 +28,18 @@ fn key(name: &str) -> JsonPath {
         .unwrap_or_else(|()| unreachable!("{name} is a valid json path"))
 }
 
+/// The dense vector of a point read back with its vector, unnamed or under the default name.
+fn dense_vector(vector: Option<VectorStructInternal>) -> Option<Vec<f32>> {
+    match vector? {
+        VectorStructInternal::Single(vector) => Some(vector),
+        VectorStructInternal::Named(mut named) => match named.remove(DEFAULT_VECTOR_NAME)? {
+            VectorInternal::Dense(vector) => Some(vector),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn matches(name: &str, value: &str) -> Condition {
     Condition::Field(FieldCondition::new_match(
         key(name),
@@ -326,17 +338,7 @@ impl VectorStore for EdgeVectorStore {
             .into_iter()
             .map(|record| {
                 let id = chunk_id(record.id)?;
-                let vector = match record.vector {
-                    Some(VectorStructInternal::Single(vector)) => Some(vector),
-                    Some(VectorStructInternal::Named(mut named)) => {
-                        match named.remove(DEFAULT_VECTOR_NAME) {
-                            Some(VectorInternal::Dense(vector)) => Some(vector),
-                            _ => None,
-                        }
-                    }
-                    _ => None,
-                };
-                let vector = vector.ok_or_else(|| {
+                let vector = dense_vector(record.vector).ok_or_else(|| {
                     Error::InvalidStoredData(format!("point {id} has no dense vector"))
                 })?;
                 Ok((id, vector))
@@ -364,15 +366,8 @@ impl VectorStore for EdgeVectorStore {
             let mut sum = vec![0f64; self.dimension];
             let mut count = 0usize;
             for point in self.shard.query(request)? {
-                let vector = match point.vector {
-                    Some(VectorStructInternal::Single(vector)) => vector,
-                    Some(VectorStructInternal::Named(mut named)) => {
-                        match named.remove(DEFAULT_VECTOR_NAME) {
-                            Some(VectorInternal::Dense(vector)) => vector,
-                            _ => continue,
-                        }
-                    }
-                    _ => continue,
+                let Some(vector) = dense_vector(point.vector) else {
+                    continue;
                 };
                 for (total, x) in sum.iter_mut().zip(&vector) {
                     *total += f64::from(*x);

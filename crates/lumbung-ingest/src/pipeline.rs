@@ -473,12 +473,7 @@ impl Run<'_> {
         let mut texts: Vec<String> = Vec::new();
         for chunk in group.iter().flat_map(to_embed) {
             texts.push(chunk.indexed_text());
-            texts.extend(
-                chunk
-                    .sentences
-                    .iter()
-                    .map(|sentence| chunk.sentence_embedding_text(sentence)),
-            );
+            texts.extend(chunk.sentence_embedding_texts());
         }
         let vectors = if texts.is_empty() {
             Ok(Vec::new())

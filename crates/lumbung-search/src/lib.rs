@@ -242,7 +242,7 @@ impl SearchEngine {
                             vectors.as_ref(),
                             sentence_weight,
                         )?;
-                        Ok((candidates, Some(Arc::new(dense.scorer))))
+                        Ok((candidates, Some(dense.scorer)))
                     })
                     .await??
             }
@@ -336,7 +336,7 @@ struct Retrieved {
     passages: Vec<Passage>,
     /// How the query's embedding compares with passages and sentences; `None` when only BM25
     /// ran.
-    scorer: Option<Arc<DenseScorer>>,
+    scorer: Option<DenseScorer>,
     snapshot: Arc<dyn LexicalSnapshot>,
 }
 

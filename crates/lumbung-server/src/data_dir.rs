@@ -54,8 +54,8 @@ pub fn prepare(dir: &Path) -> Result<Prepared> {
                 dir.display()
             )));
         }
-        // Before the stamp existed everything was format 1.
         Some(format) => Prepared::Rebuilt { from: format },
+        // Before the stamp existed everything was format 1.
         None if has_data => Prepared::Rebuilt { from: 1 },
         None => Prepared::Current,
     };

@@ -14,6 +14,17 @@ async fn search(query: &str, kbs: &[&str], top_k: u32) -> Vec<v1::Passage> {
     client.search(request).await.unwrap().into_inner().passages
 }
 
+/// Asks for up to three supporting sentences from `kbs` (all knowledge bases when empty).
+async fn ask(question: &str, kbs: &[&str]) -> v1::AskResponse {
+    let mut client = harness::knowledge().await;
+    let request = v1::AskRequest {
+        question: question.to_string(),
+        knowledge_bases: kbs.iter().map(|s| s.to_string()).collect(),
+        max_sentences: 3,
+    };
+    client.ask(request).await.unwrap().into_inner()
+}
+
 fn cited_path(passage: &v1::Passage) -> (&str, &str) {
     let citation = passage.citation.as_ref().expect("every passage is cited");
     (
@@ -88,16 +99,7 @@ async fn an_english_question_finds_the_chinese_procedure() {
 
 /// Asks over every knowledge base and returns the first quoted sentence.
 async fn first_quoted_sentence(question: &str) -> v1::SupportingSentence {
-    let mut client = harness::knowledge().await;
-    let response = client
-        .ask(v1::AskRequest {
-            question: question.to_string(),
-            knowledge_bases: vec![],
-            max_sentences: 3,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let response = ask(question, &[]).await;
     assert_eq!(
         response.status(),
         v1::AnswerStatus::Answered,
@@ -200,16 +202,7 @@ async fn pdf_passages_carry_their_page() {
 
 #[tokio::test]
 async fn ask_quotes_cited_sentences_that_answer() {
-    let mut client = harness::knowledge().await;
-    let response = client
-        .ask(v1::AskRequest {
-            question: "How often do passwords expire?".to_string(),
-            knowledge_bases: vec!["it-helpdesk".to_string()],
-            max_sentences: 3,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let response = ask("How often do passwords expire?", &["it-helpdesk"]).await;
     assert_eq!(
         response.status(),
         v1::AnswerStatus::Answered,
@@ -228,16 +221,7 @@ async fn ask_quotes_cited_sentences_that_answer() {
 
 #[tokio::test]
 async fn ask_says_no_answer_when_nothing_supports_one() {
-    let mut client = harness::knowledge().await;
-    let response = client
-        .ask(v1::AskRequest {
-            question: "Who won the football world cup in 1974?".to_string(),
-            knowledge_bases: vec![],
-            max_sentences: 3,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let response = ask("Who won the football world cup in 1974?", &[]).await;
     assert_eq!(
         response.status(),
         v1::AnswerStatus::NoAnswer,
