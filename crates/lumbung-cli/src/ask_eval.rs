@@ -8,12 +8,13 @@
 //! Every question goes through `SearchEngine::ask`, the call behind the gRPC `Ask`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use lumbung_core::{Config, KbName, Language};
-use lumbung_search::eval::{self, AskQuery, AskSet};
-use lumbung_search::{Answer, SentenceSignals, SupportingSentence};
+use lumbung_search::eval::{self, AskQuery, AskSet, DecisionMeasures, DecisionOutcome};
+use lumbung_search::{AnswerDecision, SentenceSignals, SupportingSentence};
 use serde_json::json;
 
 use crate::eval::{KB, WorkDir, ms, open_and_ingest, write_corpus};
@@ -34,6 +35,11 @@ pub struct AskEvalOptions {
     /// Write every candidate sentence of every question, with its signals and whether it
     /// holds an answer string, to this JSON-lines file (for fitting the `[ask]` weights).
     pub dump_signals: Option<PathBuf>,
+    /// Write each question's decision signals and outcome to this JSON-lines file (what
+    /// `lumbung calibrate --rows` fits the decision to).
+    pub decision_rows: Option<PathBuf>,
+    /// Decide with these parameters instead of the shipped ones.
+    pub decision: Option<PathBuf>,
 }
 
 /// What `Ask` did with one question.
@@ -45,8 +51,12 @@ struct Outcome {
     language: String,
     kind: String,
     answerable: bool,
-    /// Sentences quoted; empty when `Ask` handed the question off.
+    /// Sentences quoted; false when `Ask` handed the question off.
     answered: bool,
+    /// The decision's confidence, and whether the sentences it weighed hold the answer.
+    decision: DecisionOutcome,
+    /// The measures below are of the sentences `Ask` quotes or, handed off, would quote: the
+    /// quality of the selection, apart from the decision.
     in_first: bool,
     in_any: bool,
     right_document_first: bool,
@@ -61,12 +71,7 @@ struct Tally {
     in_first: usize,
     in_any: usize,
     right_document_first: usize,
-    answerable_handed_off: usize,
-    unanswerable: usize,
-    unanswerable_handed_off: usize,
-    /// An answer to an unanswerable question, or quoted sentences none of which holds the
-    /// answer.
-    wrong_answers: usize,
+    decisions: Vec<DecisionOutcome>,
 }
 
 impl Tally {
@@ -77,29 +82,38 @@ impl Tally {
             self.in_first += usize::from(outcome.in_first);
             self.in_any += usize::from(outcome.in_any);
             self.right_document_first += usize::from(outcome.right_document_first);
-            self.answerable_handed_off += usize::from(!outcome.answered);
-            self.wrong_answers += usize::from(outcome.answered && !outcome.in_any);
-        } else {
-            self.unanswerable += 1;
-            self.unanswerable_handed_off += usize::from(!outcome.answered);
-            self.wrong_answers += usize::from(outcome.answered);
         }
+        self.decisions.push(outcome.decision);
     }
 
-    fn json(&self) -> serde_json::Value {
+    fn json(&self, min_confidence: f32) -> serde_json::Value {
+        let decided = DecisionMeasures::at(&self.decisions, min_confidence);
+        let (ece, table) = eval::reliability(&self.decisions, RELIABILITY_BINS);
         json!({
             "questions": self.questions,
             "answerable": self.answerable,
             "answer_in_first_sentence": ratio(self.in_first, self.answerable),
             "answer_in_any_sentence": ratio(self.in_any, self.answerable),
             "right_document_first": ratio(self.right_document_first, self.answerable),
-            "answerable_handed_off": ratio(self.answerable_handed_off, self.answerable),
-            "unanswerable": self.unanswerable,
-            "unanswerable_handed_off": ratio(self.unanswerable_handed_off, self.unanswerable),
-            "wrong_answers": ratio(self.wrong_answers, self.questions),
+            "unanswerable": decided.unanswerable,
+            "decision_accuracy": decided.accuracy(),
+            "answerable_answered_with_answer": ratio(decided.answered_with_answer, decided.answerable),
+            "unanswerable_handed_off": ratio(decided.unanswerable_handed_off, decided.unanswerable),
+            "wrong_answers": decided.wrong_answer_rate(),
+            "expected_calibration_error": ece,
+            "reliability": table.iter().filter(|b| b.questions > 0).map(|b| json!({
+                "confidence_from": b.low,
+                "confidence_to": b.high,
+                "questions": b.questions,
+                "mean_confidence": b.mean_confidence,
+                "observed": b.observed,
+            })).collect::<Vec<_>>(),
         })
     }
 }
+
+/// Confidence bins of the reliability table.
+const RELIABILITY_BINS: usize = 10;
 
 fn ratio(part: usize, whole: usize) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
@@ -182,14 +196,21 @@ pub async fn eval_ask(mut config: Config, options: AskEvalOptions) -> anyhow::Re
         None
     };
     let settings = json!({ "search": config.search, "ask": config.ask });
+    let min_confidence = config.ask.min_confidence;
     let (app, report, ingest_seconds) = open_and_ingest(config).await?;
+    if let Some(path) = &options.decision {
+        app.engine.set_decision(AnswerDecision::load(path)?);
+    }
+    let decision = app.engine.decision();
     let all_kbs = app.ingestor.knowledge_bases()?;
     if !options.json {
         println!(
-            "{}: {} questions; {} chunks embedded now, ingest {ingest_seconds:.1} s",
+            "{}: {} questions; {} chunks embedded now, ingest {ingest_seconds:.1} s; decision \
+             fitted on {}, answering from confidence {min_confidence}",
             options.dir.display(),
             set.queries.len(),
             report.chunks_embedded,
+            decision.fitted_on,
         );
     }
 
@@ -198,10 +219,14 @@ pub async fn eval_ask(mut config: Config, options: AskEvalOptions) -> anyhow::Re
     } else {
         vec!["knowledge base", "all knowledge bases"]
     };
-    let mut dump = match &options.dump_signals {
-        Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
-        None => None,
+    let create = |path: &Option<PathBuf>| -> anyhow::Result<_> {
+        Ok(match path {
+            Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
+            None => None,
+        })
     };
+    let mut dump = create(&options.dump_signals)?;
+    let mut rows = create(&options.decision_rows)?;
     let mut reports = Vec::new();
     for scope in scopes {
         let mut outcomes = Vec::with_capacity(set.queries.len());
@@ -212,7 +237,7 @@ pub async fn eval_ask(mut config: Config, options: AskEvalOptions) -> anyhow::Re
                 _ => all_kbs.clone(),
             };
             if let Some(dump) = &mut dump {
-                let (signals, _) = app.engine.ask_signals(&query.text, kbs.clone()).await?;
+                let signals = app.engine.ask_signals(&query.text, kbs.clone()).await?;
                 write_signals(dump, scope, query, &signals)?;
             }
             let started = Instant::now();
@@ -221,17 +246,26 @@ pub async fn eval_ask(mut config: Config, options: AskEvalOptions) -> anyhow::Re
                 .ask(&query.text, kbs, options.max_sentences)
                 .await?;
             let latency = started.elapsed();
-            let sentences = match &answer {
-                Answer::Supported(sentences) => sentences.as_slice(),
-                Answer::NoAnswer { .. } => &[],
-            };
-            outcomes.push(judge(
+            let outcome = judge(
                 query,
-                sentences,
+                &answer,
                 set.qrels.get(&query.id),
                 document_of.as_ref(),
                 latency,
-            ));
+            );
+            if let Some(rows) = &mut rows {
+                let row = json!({
+                    "scope": scope,
+                    "id": query.id,
+                    "language": outcome.language,
+                    "answerable": outcome.decision.answerable,
+                    "quote_answers": outcome.decision.quote_answers,
+                    "confidence": outcome.decision.confidence,
+                    "features": answer.features.values,
+                });
+                writeln!(rows, "{row}")?;
+            }
+            outcomes.push(outcome);
         }
         reports.push(ScopeReport {
             name: scope,
@@ -247,7 +281,7 @@ pub async fn eval_ask(mut config: Config, options: AskEvalOptions) -> anyhow::Re
                 let groups: serde_json::Map<String, serde_json::Value> = report
                     .groups()
                     .into_iter()
-                    .map(|(name, tally)| (name, tally.json()))
+                    .map(|(name, tally)| (name, tally.json(min_confidence)))
                     .collect();
                 let mut scope = json!({
                     "scope": report.name,
@@ -266,13 +300,15 @@ pub async fn eval_ask(mut config: Config, options: AskEvalOptions) -> anyhow::Re
             "split": options.split,
             "questions": set.queries.len(),
             "max_sentences": options.max_sentences,
+            "decision_fitted_on": decision.fitted_on,
+            "min_confidence": min_confidence,
             "settings": settings,
             "scopes": scopes,
         });
         println!("{}", serde_json::to_string_pretty(&body)?);
     } else {
         for report in &reports {
-            print_scope(report);
+            print_scope(report, min_confidence);
             if options.details {
                 for outcome in &report.outcomes {
                     outcome.print();
@@ -361,7 +397,7 @@ fn write_signals(
 
 fn judge(
     query: &AskQuery,
-    sentences: &[SupportingSentence],
+    answer: &lumbung_search::Answer,
     relevant: Option<&HashMap<String, u32>>,
     document_of: Option<&HashMap<String, String>>,
     latency: Duration,
@@ -374,7 +410,9 @@ fn judge(
         }
     };
     let answerable = query.is_answerable();
+    let sentences = &answer.sentences;
     let first = sentences.first();
+    let in_any = answerable && sentences.iter().any(|s| query.answered_by(&s.text));
     Outcome {
         id: query.id.clone(),
         question: query.text.clone(),
@@ -404,9 +442,14 @@ fn judge(
             .to_string()
         }),
         answerable,
-        answered: !sentences.is_empty(),
+        answered: answer.answered(),
+        decision: DecisionOutcome {
+            confidence: answer.confidence,
+            quote_answers: in_any,
+            answerable,
+        },
         in_first: first.is_some_and(|s| query.answered_by(&s.text)),
-        in_any: sentences.iter().any(|s| query.answered_by(&s.text)),
+        in_any,
         right_document_first: first
             .and_then(document)
             .is_some_and(|doc| relevant.is_some_and(|r| r.contains_key(&doc))),
@@ -414,7 +457,7 @@ fn judge(
     }
 }
 
-fn print_scope(report: &ScopeReport) {
+fn print_scope(report: &ScopeReport, min_confidence: f32) {
     let (p50, p99) = report.latencies();
     println!(
         "\nscope: {} (Ask p50 {:.1} ms, p99 {:.1} ms)",
@@ -423,25 +466,49 @@ fn print_scope(report: &ScopeReport) {
         ms(p99)
     );
     println!(
-        "{:<26} {:>5} {:>6} {:>7} {:>7} {:>9} {:>9} {:>9} {:>7}",
-        "group", "n", "answ.", "first", "any", "doc 1st", "ans. off", "unans off", "wrong"
+        "{:<26} {:>5} {:>6} {:>7} {:>7} {:>8} | {:>8} {:>9} {:>9} {:>7} {:>6}",
+        "group",
+        "n",
+        "answ.",
+        "first",
+        "any",
+        "doc 1st",
+        "decided",
+        "answ.+ans",
+        "unans off",
+        "wrong",
+        "ECE"
     );
     let percent = |value: Option<f64>| match value {
         Some(v) => format!("{:.1}%", v * 100.0),
         None => "-".to_string(),
     };
-    for (name, t) in report.groups() {
+    let groups = report.groups();
+    for (name, t) in &groups {
+        let d = DecisionMeasures::at(&t.decisions, min_confidence);
+        let (ece, _) = eval::reliability(&t.decisions, RELIABILITY_BINS);
         println!(
-            "{:<26} {:>5} {:>6} {:>7} {:>7} {:>9} {:>9} {:>9} {:>7}",
+            "{:<26} {:>5} {:>6} {:>7} {:>7} {:>8} | {:>8} {:>9} {:>9} {:>7} {:>6.3}",
             name,
             t.questions,
             t.answerable,
             percent(ratio(t.in_first, t.answerable)),
             percent(ratio(t.in_any, t.answerable)),
             percent(ratio(t.right_document_first, t.answerable)),
-            percent(ratio(t.answerable_handed_off, t.answerable)),
-            percent(ratio(t.unanswerable_handed_off, t.unanswerable)),
-            percent(ratio(t.wrong_answers, t.questions)),
+            percent(Some(d.accuracy())),
+            percent(ratio(d.answered_with_answer, d.answerable)),
+            percent(ratio(d.unanswerable_handed_off, d.unanswerable)),
+            percent(Some(d.wrong_answer_rate())),
+            ece,
+        );
+    }
+    let (_, all) = &groups[0];
+    let (ece, table) = eval::reliability(&all.decisions, RELIABILITY_BINS);
+    println!("reliability (ECE {ece:.3}): confidence bin, questions, mean confidence, observed");
+    for bin in table.iter().filter(|b| b.questions > 0) {
+        println!(
+            "  {:.1}-{:.1} {:>6} {:>8.3} {:>8.3}",
+            bin.low, bin.high, bin.questions, bin.mean_confidence, bin.observed
         );
     }
 }

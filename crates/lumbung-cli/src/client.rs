@@ -1,4 +1,5 @@
-//! Commands that call a running service over gRPC: `search`, `ask`, `status`, `reindex`.
+//! Commands that call a running service over gRPC: `search`, `ask`, `status`, `reindex`,
+//! `gaps`.
 
 use anyhow::Context;
 use lumbung_proto::v1;
@@ -7,9 +8,9 @@ use lumbung_proto::v1::knowledge_service_client::KnowledgeServiceClient;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
-use crate::{AskArgs, ClientArgs, ReindexArgs, SearchArgs, StatusArgs};
+use crate::{AskArgs, ClientArgs, GapsArgs, ReindexArgs, SearchArgs, StatusArgs};
 
-async fn channel(args: &ClientArgs) -> anyhow::Result<Channel> {
+pub(crate) async fn channel(args: &ClientArgs) -> anyhow::Result<Channel> {
     Channel::from_shared(args.addr.clone())
         .with_context(|| format!("invalid address {:?}", args.addr))?
         .connect()
@@ -22,7 +23,7 @@ async fn channel(args: &ClientArgs) -> anyhow::Result<Channel> {
         })
 }
 
-fn status_error(status: tonic::Status) -> anyhow::Error {
+pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", status.code(), status.message())
 }
 
@@ -89,16 +90,35 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
             .collect();
         let body = json!({
             "status": if answered { "answered" } else { "no_answer" },
+            "confidence": response.confidence,
             "sentences": sentences,
             "no_answer_reason": response.no_answer_reason,
+            "hand_off_reason": hand_off_name(response.hand_off_reason()),
+            "escalation": response.escalation.as_ref().map(|e| json!({
+                "knowledge_base": e.knowledge_base,
+                "contact": e.contact,
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
     }
     if !answered {
-        println!("No answer: {}", response.no_answer_reason);
+        println!(
+            "No answer ({}, confidence {:.2}): {}",
+            hand_off_name(response.hand_off_reason()),
+            response.confidence,
+            response.no_answer_reason
+        );
+        if let Some(escalation) = &response.escalation {
+            let contact = match escalation.contact.as_str() {
+                "" => "no escalation contact in its kb.toml",
+                contact => contact,
+            };
+            println!("Ask a person: {contact} ({})", escalation.knowledge_base);
+        }
         return Ok(());
     }
+    println!("Confidence {:.2}", response.confidence);
     for sentence in &response.sentences {
         println!(
             "- {}\n  [{}]",
@@ -107,6 +127,77 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn hand_off_name(reason: v1::HandOffReason) -> &'static str {
+    match reason {
+        v1::HandOffReason::Unspecified => "",
+        v1::HandOffReason::NoMatchingPassage => "no_matching_passage",
+        v1::HandOffReason::NotSupported => "not_supported",
+        v1::HandOffReason::OutsideKnowledgeBases => "outside_knowledge_bases",
+    }
+}
+
+pub async fn gaps(args: GapsArgs) -> anyhow::Result<()> {
+    let since = match &args.since {
+        Some(since) => Some(parse_since(since)?),
+        None => None,
+    };
+    let mut client = AdminServiceClient::new(channel(&args.client).await?);
+    let response = client
+        .list_gaps(v1::ListGapsRequest {
+            knowledge_base: args.kb.clone(),
+            since,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if args.client.json {
+        let gaps: Vec<Value> = response
+            .gaps
+            .iter()
+            .map(|gap| {
+                json!({
+                    "question": gap.question,
+                    "count": gap.count,
+                    "first_asked": gap.first_asked.map(format_timestamp),
+                    "last_asked": gap.last_asked.map(format_timestamp),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "gaps": gaps }))?
+        );
+        return Ok(());
+    }
+    if response.gaps.is_empty() {
+        println!("{}: no unanswered questions", args.kb);
+        return Ok(());
+    }
+    println!("{:>5}  {:<20}  question", "asked", "last asked");
+    for gap in &response.gaps {
+        println!(
+            "{:>5}  {:<20}  {}",
+            gap.count,
+            gap.last_asked.map(format_timestamp).unwrap_or_default(),
+            gap.question
+        );
+    }
+    Ok(())
+}
+
+/// `--since`: a span back from now (`30m`, `12h`, `7d`) or an RFC 3339 time.
+fn parse_since(since: &str) -> anyhow::Result<prost_types::Timestamp> {
+    let time = match humantime::parse_duration(since) {
+        Ok(span) => std::time::SystemTime::now() - span,
+        Err(_) => humantime::parse_rfc3339_weak(since).map_err(|err| {
+            anyhow::anyhow!(
+                "--since {since:?}: neither a span like 7d nor an RFC 3339 time ({err})"
+            )
+        })?,
+    };
+    Ok(prost_types::Timestamp::from(time))
 }
 
 pub async fn status(args: StatusArgs) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 
 mod ask_eval;
 mod bench;
+mod calibrate;
 mod client;
 mod eval;
 mod local;
@@ -45,6 +46,15 @@ enum Command {
     Status(StatusArgs),
     /// Re-extract, re-embed and re-index one knowledge base on a running service.
     Reindex(ReindexArgs),
+    /// The questions a knowledge base could not answer, most asked first: what its owner
+    /// should write next. From a running service.
+    Gaps(GapsArgs),
+    /// Refit the answer-or-hand-off decision to labelled questions (JSON lines: question,
+    /// knowledge_base, answerable, optional document or answers) asked of a running service;
+    /// prints the decision before and after on a held-back part of the file, then installs
+    /// the new parameters on the service (used from the next question, kept across restarts).
+    /// With --rows, fits offline to rows written by `lumbung eval --ask --decision-rows`.
+    Calibrate(CalibrateArgs),
     /// Time ingest of a copy of the watched root into a temporary data directory, `Search`
     /// latency per retriever and `Ask` latency through a real gRPC server, change-to-searchable
     /// of an edited file, and optionally a burst of files ingested by the watcher.
@@ -170,6 +180,14 @@ struct EvalArgs {
     /// (scripts/fit_ask_weights.py fits the [ask] weights from it).
     #[arg(long, requires = "ask")]
     dump_signals: Option<PathBuf>,
+    /// With --ask: write each question's decision signals and outcome to this JSON-lines
+    /// file (`lumbung calibrate --rows` fits the answer-or-hand-off decision to it).
+    #[arg(long, requires = "ask")]
+    decision_rows: Option<PathBuf>,
+    /// With --ask: decide with these parameters (a file like models/answer-decision.json)
+    /// instead of the shipped ones.
+    #[arg(long, requires = "ask")]
+    decision: Option<PathBuf>,
 }
 
 /// How to reach a running service.
@@ -246,6 +264,52 @@ struct StatusArgs {
 }
 
 #[derive(Args)]
+struct GapsArgs {
+    /// The knowledge base.
+    #[arg(long)]
+    kb: String,
+    /// Only questions asked again since then: a span back from now (30m, 12h, 7d) or an RFC
+    /// 3339 time.
+    #[arg(long)]
+    since: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+struct CalibrateArgs {
+    /// The labelled questions (JSON lines).
+    #[arg(required_unless_present = "rows")]
+    file: Option<PathBuf>,
+    /// Fit offline to these decision rows (`lumbung eval --ask --decision-rows`) instead of
+    /// asking a service; repeatable.
+    #[arg(long, conflicts_with = "file", requires = "output")]
+    rows: Vec<PathBuf>,
+    /// With --rows: also report on these rows, held out from the fit (for example a dev
+    /// split); repeatable.
+    #[arg(long, requires = "rows")]
+    holdout_rows: Vec<PathBuf>,
+    /// With --rows: write the parameters to this file.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// The share of the questions held back to report on (not fitted to).
+    #[arg(long, default_value_t = 0.3)]
+    holdout: f64,
+    /// L2 regularisation of the fit; more for few questions.
+    #[arg(long, default_value_t = 1.0)]
+    l2: f64,
+    /// The operating point the figures are reported at; by default the service's
+    /// `ask.min_confidence` (with --rows: 0.5).
+    #[arg(long)]
+    min_confidence: Option<f32>,
+    /// Print the figures without installing the parameters.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
 struct ReindexArgs {
     /// The knowledge base to reindex.
     #[arg(long)]
@@ -300,6 +364,8 @@ fn main() -> anyhow::Result<()> {
                 work_dir: args.work_dir,
                 details: args.details,
                 dump_signals: args.dump_signals,
+                decision_rows: args.decision_rows,
+                decision: args.decision,
             };
             runtime.block_on(ask_eval::eval_ask(config, options))
         }
@@ -319,6 +385,8 @@ fn main() -> anyhow::Result<()> {
         Command::Ask(args) => runtime.block_on(client::ask(args)),
         Command::Status(args) => runtime.block_on(client::status(args)),
         Command::Reindex(args) => runtime.block_on(client::reindex(args)),
+        Command::Gaps(args) => runtime.block_on(client::gaps(args)),
+        Command::Calibrate(args) => runtime.block_on(calibrate::calibrate(args)),
         Command::Bench(args) => {
             init_tracing();
             let config = args.config.load()?;

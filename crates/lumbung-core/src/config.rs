@@ -152,10 +152,10 @@ pub struct RerankConfig {
 pub struct AskConfig {
     /// Top passages whose sentences are considered.
     pub passages: usize,
-    /// Below this cosine similarity between the question and its best sentence, `Ask` answers
-    /// "no answer". A threshold on the model's similarity scale, not a probability: it depends
-    /// on the embedding model and is set by measurement.
-    pub min_similarity: f32,
+    /// Below this confidence (the calibrated probability that the quoted sentences answer the
+    /// question) `Ask` hands the question off instead of answering. Higher: fewer wrong
+    /// answers and more hand-offs.
+    pub min_confidence: f32,
     /// Sentences whose score is within this margin of the best one are kept as further support.
     pub support_margin: f32,
     pub similarity_weight: f32,
@@ -181,7 +181,7 @@ impl Default for AskConfig {
     fn default() -> Self {
         AskConfig {
             passages: 5,
-            min_similarity: 0.80,
+            min_confidence: 0.5,
             // Fitted by scripts/fit_ask_weights.py on IDK-MRC train and eval/samples; see
             // docs/evaluation.md.
             support_margin: 1.5,
@@ -393,8 +393,8 @@ impl Config {
         if a.passages == 0 {
             return Err(Error::invalid("ask.passages", "must be positive"));
         }
-        if !(-1.0..=1.0).contains(&a.min_similarity) {
-            return Err(Error::invalid("ask.min_similarity", "must be in [-1, 1]"));
+        if !(0.0..=1.0).contains(&a.min_confidence) {
+            return Err(Error::invalid("ask.min_confidence", "must be in [0, 1]"));
         }
         non_negative(&[
             ("ask.support_margin", a.support_margin),

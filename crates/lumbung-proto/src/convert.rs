@@ -24,6 +24,10 @@ pub fn timestamp_from_unix_millis(millis: i64) -> prost_types::Timestamp {
     }
 }
 
+pub fn unix_millis_from_timestamp(timestamp: &prost_types::Timestamp) -> i64 {
+    timestamp.seconds * 1000 + i64::from(timestamp.nanos) / 1_000_000
+}
+
 #[cfg(test)]
 mod tests {
     use lumbung_core::{DocumentPath, KbName};
@@ -52,6 +56,7 @@ mod tests {
     fn timestamps_before_the_epoch_are_normalised() {
         let t = timestamp_from_unix_millis(-1);
         assert_eq!((t.seconds, t.nanos), (-1, 999_000_000));
+        assert_eq!(unix_millis_from_timestamp(&t), -1);
         let t = timestamp_from_unix_millis(1_500);
         assert_eq!((t.seconds, t.nanos), (1, 500_000_000));
     }

@@ -15,4 +15,4 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/lumbung_descriptor.bin"));
 
-pub use convert::timestamp_from_unix_millis;
+pub use convert::{timestamp_from_unix_millis, unix_millis_from_timestamp};

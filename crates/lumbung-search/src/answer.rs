@@ -1,8 +1,9 @@
 use std::collections::HashSet;
 
-use lumbung_core::{AskConfig, ChunkId, Citation};
+use lumbung_core::{AskConfig, ChunkId, Citation, KbName};
 use lumbung_index::analyzer;
 
+use crate::decision::DecisionFeatures;
 use crate::dense::DenseScorer;
 use crate::{Passage, question};
 
@@ -18,10 +19,48 @@ pub struct SupportingSentence {
     pub similarity: f32,
 }
 
+/// What `Ask` found: the sentences it would quote, how likely they answer the question, and
+/// whether that is enough to answer.
 #[derive(Debug, Clone)]
-pub enum Answer {
-    Supported(Vec<SupportingSentence>),
-    NoAnswer { reason: String },
+pub struct Answer {
+    /// The supporting sentences, best first: quoted when answered, kept for explanation and
+    /// evaluation when handed off. Empty when no sentence matched.
+    pub sentences: Vec<SupportingSentence>,
+    /// The calibrated probability that `sentences` answer the question.
+    pub confidence: f32,
+    /// What the confidence was computed from.
+    pub features: DecisionFeatures,
+    /// `None` when answered.
+    pub hand_off: Option<HandOff>,
+    /// The knowledge base of the best passage, when a passage matched.
+    pub closest_kb: Option<KbName>,
+}
+
+impl Answer {
+    pub fn answered(&self) -> bool {
+        self.hand_off.is_none()
+    }
+}
+
+/// Why a question is handed off to a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandOff {
+    /// Nothing in the knowledge bases matches the question.
+    NoPassage,
+    /// Passages match, but none of their sentences supports an answer confidently enough.
+    NotSupported,
+}
+
+impl HandOff {
+    /// The reason in plain words, for people.
+    pub fn explanation(self) -> &'static str {
+        match self {
+            HandOff::NoPassage => "no passage in the knowledge bases matches the question",
+            HandOff::NotSupported => {
+                "passages match the question, but none of their sentences supports an answer"
+            }
+        }
+    }
 }
 
 /// The question as the sentences are compared with it.
@@ -45,6 +84,8 @@ pub struct SentenceSignals {
     /// The same with the languages' means taken out (see `dense.rs`), scaled to 0..1 among the
     /// candidates of the question: what ranks sentences of different languages fairly.
     pub similarity_scaled: f32,
+    /// The same before scaling: comparable between questions.
+    pub similarity_centred: f32,
     /// Share found in the sentence.
     pub overlap: f32,
     /// Share found in the sentence and the headings above it.
@@ -138,6 +179,7 @@ pub(crate) fn sentence_signals(
                 chunk_id: chunk.id,
                 similarity: embedding.dot(&question.scorer.raw_query),
                 similarity_scaled: 0.0,
+                similarity_centred: 0.0,
                 overlap: own_share[index],
                 heading_overlap: share(&with_context),
                 neighbour_overlap: before.max(after),
@@ -157,6 +199,7 @@ pub(crate) fn sentence_signals(
             (lo.min(*x), hi.max(*x))
         });
     for (signal, centred) in signals.iter_mut().zip(centred) {
+        signal.similarity_centred = centred;
         signal.similarity_scaled = if highest > lowest {
             (centred - lowest) / (highest - lowest)
         } else {
@@ -166,57 +209,46 @@ pub(crate) fn sentence_signals(
     signals
 }
 
-/// Picks the sentences of the top passages that best answer the question: the quoted answer.
-///
-/// The answer is the evidence itself: the sentences are quoted, never rewritten, so each one is
-/// exactly what its citation points to. Sentences are ranked by [`SentenceSignals::score`];
-/// the best one and those within `config.support_margin` of it are quoted, at most
-/// `max_sentences`, each text once. When even the most similar sentence is further from the
-/// question than `config.min_similarity`, the knowledge base is taken not to hold the answer.
-pub(crate) fn select_sentences(
+/// The candidates ranked by [`SentenceSignals::score`], best first; equal scores keep passage
+/// and sentence order.
+pub(crate) fn rank(
     signals: Vec<SentenceSignals>,
-    passages: usize,
     config: &AskConfig,
-    max_sentences: usize,
-) -> Answer {
-    if passages == 0 {
-        return Answer::NoAnswer {
-            reason: "no passage in the knowledge bases matches the question".to_string(),
-        };
-    }
-    let Some(best_similarity) = signals.iter().map(|c| c.similarity).max_by(f32::total_cmp) else {
-        return Answer::NoAnswer {
-            reason: "the matching passages hold no complete sentence".to_string(),
-        };
-    };
-    if best_similarity < config.min_similarity {
-        return Answer::NoAnswer {
-            reason: format!(
-                "no sentence in the {passages} best passages is close enough to the question"
-            ),
-        };
-    }
+) -> Vec<(f32, SentenceSignals)> {
     let mut scored: Vec<(f32, SentenceSignals)> = signals
         .into_iter()
         .map(|signal| (signal.score(config), signal))
         .collect();
-    // Stable: equal scores keep passage and sentence order.
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let best = scored[0].0;
+    scored
+}
+
+/// The sentences to quote from `ranked`: the best one and those within
+/// `config.support_margin` of it, at most `max_sentences`, each text once.
+///
+/// The answer is the evidence itself: the sentences are quoted, never rewritten, so each one is
+/// exactly what its citation points to.
+pub(crate) fn quote(
+    ranked: &[(f32, SentenceSignals)],
+    config: &AskConfig,
+    max_sentences: usize,
+) -> Vec<SupportingSentence> {
+    let Some((best, _)) = ranked.first() else {
+        return Vec::new();
+    };
     let mut seen = HashSet::new();
-    let sentences = scored
-        .into_iter()
+    ranked
+        .iter()
         .take_while(|(score, _)| *score >= best - config.support_margin)
-        .filter(|(_, signal)| seen.insert(signal.text.clone()))
+        .filter(|(_, signal)| seen.insert(signal.text.as_str()))
         .take(max_sentences)
         .map(|(_, signal)| SupportingSentence {
-            text: signal.text,
-            citation: signal.citation,
+            text: signal.text.clone(),
+            citation: signal.citation.clone(),
             chunk_id: signal.chunk_id,
             similarity: signal.similarity,
         })
-        .collect();
-    Answer::Supported(sentences)
+        .collect()
 }
 
 #[cfg(test)]
@@ -290,13 +322,6 @@ mod tests {
         }
     }
 
-    fn config() -> AskConfig {
-        AskConfig {
-            min_similarity: 0.5,
-            ..AskConfig::default()
-        }
-    }
-
     #[test]
     fn signals_rank_the_sentence_that_answers_and_skip_repeated_titles() {
         let passages = [
@@ -347,40 +372,48 @@ mod tests {
         assert_eq!(signals[2].passage, 0.5);
         assert!(signals.iter().any(|s| s.similarity_scaled == 1.0));
 
-        let Answer::Supported(sentences) = select_sentences(signals, 2, &config(), 1) else {
-            panic!("an answer was expected");
-        };
+        let config = AskConfig::default();
+        let ranked = rank(signals, &config);
+        let sentences = quote(&ranked, &config, 1);
         assert_eq!(sentences.len(), 1);
         assert_eq!(sentences[0].text, "At least 14 characters.");
         assert_eq!(sentences[0].citation.document_path.as_str(), "password.md");
     }
 
     #[test]
-    fn no_answer_below_the_similarity_floor_or_without_sentences() {
-        let passages = [passage(
-            "far.md",
-            &["Canteen"],
-            &[("Lunch is at noon.", vector(2, 0.0))],
-            1.0,
-        )];
-        let scorer = DenseScorer::new(vector(0, 0.0), Language::En, &[], 0.0);
-        let question = Question {
-            text: "How long must my password be?",
-            scorer: &scorer,
-            terms: &[],
+    fn quotes_the_sentences_within_the_margin_each_text_once() {
+        let signal = |text: &str, similarity_scaled: f32| SentenceSignals {
+            text: text.to_string(),
+            citation: passage("a.md", &[], &[], 1.0).chunk.citation,
+            chunk_id: ChunkId::from_hex(&"0".repeat(32)).unwrap(),
+            similarity: 0.9,
+            similarity_scaled,
+            similarity_centred: similarity_scaled,
+            overlap: 0.0,
+            heading_overlap: 0.0,
+            neighbour_overlap: 0.0,
+            passage: 1.0,
+            passage_rank: 1,
+            number: false,
         };
-        let signals = sentence_signals(&question, &passages);
-        assert!(matches!(
-            select_sentences(signals, 1, &config(), 3),
-            Answer::NoAnswer { .. }
-        ));
-        assert!(matches!(
-            select_sentences(Vec::new(), 0, &config(), 3),
-            Answer::NoAnswer { .. }
-        ));
-        assert!(matches!(
-            select_sentences(Vec::new(), 2, &config(), 3),
-            Answer::NoAnswer { .. }
-        ));
+        let config = AskConfig {
+            support_margin: 0.3,
+            ..AskConfig::default()
+        };
+        let ranked = rank(
+            vec![
+                signal("far", 0.1),
+                signal("best", 1.0),
+                signal("best", 1.0),
+                signal("near", 0.8),
+            ],
+            &config,
+        );
+        let texts: Vec<String> = quote(&ranked, &config, 10)
+            .into_iter()
+            .map(|s| s.text)
+            .collect();
+        assert_eq!(texts, ["best", "near"]);
+        assert!(quote(&[], &config, 3).is_empty());
     }
 }

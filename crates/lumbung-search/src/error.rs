@@ -14,6 +14,9 @@ pub enum Error {
     /// The CPU pool's task panicked or was cancelled.
     #[error("search task failed: {0}")]
     Task(String),
+    /// Answer-decision parameters that cannot be read or fitted.
+    #[error("answer decision: {0}")]
+    Decision(String),
     /// An evaluation collection that cannot be read; the message names the file and line.
     #[error("evaluation collection: {0}")]
     Collection(String),

@@ -101,8 +101,10 @@ pub fn read_corpus(dir: &Path) -> Result<Vec<CorpusDocument>> {
 /// A question of an answer set: a BEIR query with what `Ask` should do with it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct AskQuery {
-    #[serde(rename = "_id")]
+    /// Absent in an admin's calibration file, where questions need no name.
+    #[serde(rename = "_id", default)]
     pub id: String,
+    #[serde(alias = "question")]
     pub text: String,
     /// Whether some document answers it; absent means answerable when `answers` is not empty.
     #[serde(default)]
@@ -121,6 +123,10 @@ pub struct AskQuery {
     /// The knowledge base the question is meant for, in sets over knowledge-base folders.
     #[serde(default)]
     pub knowledge_base: Option<String>,
+    /// The document (`path` in its knowledge base) that answers it, in an admin's
+    /// calibration file, where there are no answer strings.
+    #[serde(default)]
+    pub document: Option<String>,
 }
 
 impl AskQuery {
@@ -279,6 +285,117 @@ pub fn documents_by_best_passage<'a>(
         .collect()
 }
 
+/// One question's answer-or-hand-off outcome, as the decision measures need it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecisionOutcome {
+    /// The decision's confidence that the quoted sentences answer.
+    pub confidence: f32,
+    /// Whether they do (the question is answerable and a quoted sentence holds its answer).
+    pub quote_answers: bool,
+    pub answerable: bool,
+}
+
+/// How an operating point decides a set of questions.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DecisionMeasures {
+    pub questions: usize,
+    pub answerable: usize,
+    pub unanswerable: usize,
+    /// Answered exactly the answerable questions.
+    pub right_decisions: usize,
+    /// Answerable, answered, and a quoted sentence holds the answer.
+    pub answered_with_answer: usize,
+    pub unanswerable_handed_off: usize,
+    /// Answered when unanswerable, or answered without the answer in a quoted sentence.
+    pub wrong_answers: usize,
+}
+
+impl DecisionMeasures {
+    pub fn at(outcomes: &[DecisionOutcome], min_confidence: f32) -> DecisionMeasures {
+        let mut m = DecisionMeasures::default();
+        for o in outcomes {
+            let answered = o.confidence > 0.0 && o.confidence >= min_confidence;
+            m.questions += 1;
+            m.right_decisions += usize::from(answered == o.answerable);
+            m.wrong_answers += usize::from(answered && !o.quote_answers);
+            if o.answerable {
+                m.answerable += 1;
+                m.answered_with_answer += usize::from(answered && o.quote_answers);
+            } else {
+                m.unanswerable += 1;
+                m.unanswerable_handed_off += usize::from(!answered);
+            }
+        }
+        m
+    }
+
+    pub fn accuracy(&self) -> f64 {
+        share(self.right_decisions, self.questions)
+    }
+
+    pub fn answered_with_answer_rate(&self) -> f64 {
+        share(self.answered_with_answer, self.answerable)
+    }
+
+    pub fn unanswerable_handed_off_rate(&self) -> f64 {
+        share(self.unanswerable_handed_off, self.unanswerable)
+    }
+
+    pub fn wrong_answer_rate(&self) -> f64 {
+        share(self.wrong_answers, self.questions)
+    }
+}
+
+fn share(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// One bin of a reliability table: questions whose confidence fell in `[low, high)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReliabilityBin {
+    pub low: f32,
+    pub high: f32,
+    pub questions: usize,
+    pub mean_confidence: f64,
+    /// The share whose quoted sentences did answer.
+    pub observed: f64,
+}
+
+/// The reliability table of `outcomes` over `bins` equal-width confidence bins, and the
+/// expected calibration error: the questions-weighted mean gap between the confidence and
+/// the observed rate of each bin.
+pub fn reliability(outcomes: &[DecisionOutcome], bins: usize) -> (f64, Vec<ReliabilityBin>) {
+    let mut table: Vec<ReliabilityBin> = (0..bins)
+        .map(|i| ReliabilityBin {
+            low: i as f32 / bins as f32,
+            high: (i + 1) as f32 / bins as f32,
+            questions: 0,
+            mean_confidence: 0.0,
+            observed: 0.0,
+        })
+        .collect();
+    for o in outcomes {
+        let bin = ((o.confidence * bins as f32) as usize).min(bins - 1);
+        let b = &mut table[bin];
+        b.questions += 1;
+        b.mean_confidence += f64::from(o.confidence);
+        b.observed += f64::from(u8::from(o.quote_answers));
+    }
+    let mut ece = 0.0;
+    for b in &mut table {
+        if b.questions > 0 {
+            b.mean_confidence /= b.questions as f64;
+            b.observed /= b.questions as f64;
+            ece += (b.mean_confidence - b.observed).abs() * b.questions as f64;
+        }
+    }
+    (ece / outcomes.len().max(1) as f64, table)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +450,7 @@ mod tests {
             language: None,
             kind: None,
             knowledge_base: None,
+            document: None,
         };
         assert!(query.is_answerable());
         assert!(query.answered_by("Passwords need At least 14\ncharacters."));
@@ -398,5 +516,40 @@ mod tests {
         std::fs::write(dir.path().join("qrels.tsv"), "q1\td3\n").unwrap();
         let err = Collection::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("qrels.tsv:1"), "{err}");
+    }
+
+    #[test]
+    fn decision_measures_count_each_outcome_once() {
+        let o = |confidence, quote_answers, answerable| DecisionOutcome {
+            confidence,
+            quote_answers,
+            answerable,
+        };
+        let outcomes = [
+            o(0.9, true, true),   // answered rightly
+            o(0.8, false, true),  // answered without the answer: wrong
+            o(0.2, true, true),   // handed off though answerable
+            o(0.7, false, false), // answered an unanswerable one: wrong
+            o(0.1, false, false), // handed off rightly
+            o(0.0, false, false), // nothing matched: handed off whatever the threshold
+        ];
+        let m = DecisionMeasures::at(&outcomes, 0.5);
+        assert_eq!((m.answerable, m.unanswerable), (3, 3));
+        assert_eq!(m.answered_with_answer, 1);
+        assert_eq!(m.wrong_answers, 2);
+        assert_eq!(m.unanswerable_handed_off, 2);
+        assert_eq!(m.right_decisions, 4);
+        assert_eq!(
+            DecisionMeasures::at(&outcomes, 0.0).unanswerable_handed_off,
+            1
+        );
+
+        let (ece, table) = reliability(&outcomes, 10);
+        assert_eq!(table.len(), 10);
+        assert_eq!(table.iter().map(|b| b.questions).sum::<usize>(), 6);
+        assert_eq!(table[9].questions, 1);
+        assert!((table[9].observed - 1.0).abs() < 1e-9);
+        // Bins 0.0, 0.1, 0.2, 0.7, 0.8, 0.9: gaps 0, 0.1, 0.8, 0.7, 0.8, 0.1 over 6.
+        assert!((ece - 2.5 / 6.0).abs() < 1e-6, "{ece}");
     }
 }

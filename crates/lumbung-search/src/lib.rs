@@ -12,22 +12,24 @@
 mod answer;
 mod blocking;
 mod candidates;
+mod decision;
 mod dense;
 mod error;
 pub mod eval;
 mod fusion;
 mod question;
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use lumbung_core::{AskConfig, Chunk, ChunkId, KbName, Language, SearchConfig};
 use lumbung_embed::{Embedder, Reranker};
 use lumbung_index::{LexicalIndex, LexicalSnapshot, ScoredChunk, VectorStore};
 
-pub use answer::{Answer, SentenceSignals, SupportingSentence};
+pub use answer::{Answer, HandOff, SentenceSignals, SupportingSentence};
 pub use blocking::CpuPool;
 use candidates::Candidates;
+pub use decision::{AnswerDecision, DECISION_FORMAT, DecisionFeatures, FEATURE_NAMES};
 use dense::{DenseScorer, LanguageCentroids};
 pub use error::{Error, Result};
 pub use fusion::{FusedHit, RankedList, RankedScore};
@@ -83,6 +85,8 @@ pub struct SearchEngine {
     /// The cross-encoder and how many fused passages it reorders.
     reranker: Option<(Arc<Reranker>, usize)>,
     centroids: Arc<LanguageCentroids>,
+    /// Swapped whole when an admin recalibrates; each `ask` uses the one it started with.
+    decision: RwLock<Arc<AnswerDecision>>,
 }
 
 impl SearchEngine {
@@ -103,7 +107,25 @@ impl SearchEngine {
             ask,
             reranker: None,
             centroids: Arc::new(LanguageCentroids::default()),
+            decision: RwLock::new(Arc::new(AnswerDecision::builtin())),
         }
+    }
+
+    /// The decision `ask` answers or hands off by.
+    pub fn decision(&self) -> Arc<AnswerDecision> {
+        Arc::clone(&self.decision.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Replaces the decision for the questions asked from now on.
+    pub fn set_decision(&self, decision: AnswerDecision) {
+        *self
+            .decision
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(decision);
+    }
+
+    pub fn ask_config(&self) -> &AskConfig {
+        &self.ask
     }
 
     /// Serves [`Retriever::HybridRerank`]: `reranker` reorders the best `candidates` passages.
@@ -269,7 +291,8 @@ impl SearchEngine {
         })
     }
 
-    /// The sentences that best support an answer to `question`, or an explicit no-answer.
+    /// The sentences that best support an answer to `question`, how likely they answer it, and
+    /// whether that is likely enough (`ask.min_confidence`) to answer rather than hand off.
     pub async fn ask(
         &self,
         question: &str,
@@ -282,23 +305,55 @@ impl SearchEngine {
                 format!("{max_sentences} is outside 1..={}", answer::MAX_SENTENCES),
             ));
         }
-        let (signals, passages) = self.ask_signals(question, kbs).await?;
-        Ok(answer::select_sentences(
-            signals,
-            passages,
-            &self.ask,
-            max_sentences,
-        ))
+        let decision = self.decision();
+        let config = self.ask.clone();
+        self.with_signals(question, kbs, move |input| {
+            let features = DecisionFeatures::compute(input);
+            let sentences = answer::quote(input.ranked, &config, max_sentences);
+            let confidence = if sentences.is_empty() {
+                0.0
+            } else {
+                decision.confidence(&features)
+            };
+            let hand_off = if input.passages.is_empty() {
+                Some(HandOff::NoPassage)
+            } else if sentences.is_empty() || confidence < config.min_confidence {
+                Some(HandOff::NotSupported)
+            } else {
+                None
+            };
+            Answer {
+                sentences,
+                confidence,
+                features,
+                hand_off,
+                closest_kb: input.passages.first().map(|p| p.chunk.citation.kb.clone()),
+            }
+        })
+        .await
     }
 
-    /// Every sentence `ask` would choose from, with the signals it ranks them by, and how many
-    /// passages they came from: what `lumbung eval --ask` records to explain and fit the
-    /// weights in `[ask]`.
+    /// Every sentence `ask` chooses from, with the signals it ranks them by: what
+    /// `lumbung eval --ask` records to explain and fit the weights in `[ask]`.
     pub async fn ask_signals(
         &self,
         question: &str,
         kbs: Vec<KbName>,
-    ) -> Result<(Vec<SentenceSignals>, usize)> {
+    ) -> Result<Vec<SentenceSignals>> {
+        self.with_signals(question, kbs, |input| {
+            input.ranked.iter().map(|(_, s)| s.clone()).collect()
+        })
+        .await
+    }
+
+    /// Retrieves the passages for `question`, ranks their sentences, and hands both to `then`
+    /// on the CPU pool.
+    async fn with_signals<T: Send + 'static>(
+        &self,
+        question: &str,
+        kbs: Vec<KbName>,
+        then: impl FnOnce(&decision::DecisionInput<'_>) -> T + Send + 'static,
+    ) -> Result<T> {
         let request = SearchRequest {
             query: question.to_string(),
             kbs,
@@ -312,6 +367,7 @@ impl SearchEngine {
             ));
         };
         let question = question.to_string();
+        let config = self.ask.clone();
         self.pool
             .run(move || {
                 let terms = retrieved
@@ -325,7 +381,14 @@ impl SearchEngine {
                     },
                     &retrieved.passages,
                 );
-                Ok((signals, retrieved.passages.len()))
+                let ranked = answer::rank(signals, &config);
+                Ok(then(&decision::DecisionInput {
+                    question: &question,
+                    question_language: Language::detect(&question),
+                    terms: &terms,
+                    ranked: &ranked,
+                    passages: &retrieved.passages,
+                }))
             })
             .await?
     }

@@ -3,11 +3,12 @@ use std::sync::Arc;
 
 use lumbung_core::KbName;
 use lumbung_ingest::{DocumentRecord, DocumentState, KbStatus, LiveState};
-use lumbung_proto::timestamp_from_unix_millis;
 use lumbung_proto::v1;
 use lumbung_proto::v1::admin_service_server::AdminService;
+use lumbung_proto::{timestamp_from_unix_millis, unix_millis_from_timestamp};
 use tonic::{Request, Response, Status};
 
+use crate::knowledge::{answer_question, sentence_to_proto};
 use crate::{App, Error, Result};
 
 pub struct AdminApi {
@@ -56,6 +57,80 @@ impl AdminApi {
             documents_indexed: report.indexed as u32,
             documents_failed: report.failed as u32,
             chunks: report.chunks_written,
+        })
+    }
+}
+
+impl AdminApi {
+    async fn list_gaps(&self, request: v1::ListGapsRequest) -> Result<v1::ListGapsResponse> {
+        if request.knowledge_base.is_empty() {
+            return Err(Error::invalid("knowledge_base", "must not be empty"));
+        }
+        let kb = self
+            .app
+            .resolve_kbs(std::slice::from_ref(&request.knowledge_base))
+            .map_err(|err| match err {
+                Error::InvalidArgument { reason, .. } => Error::invalid("knowledge_base", reason),
+                other => other,
+            })?
+            .remove(0);
+        let since = request.since.as_ref().map(unix_millis_from_timestamp);
+        let gaps = Arc::clone(&self.app.gaps);
+        let listed = tokio::task::spawn_blocking(move || gaps.list(kb.as_str(), since))
+            .await
+            .map_err(|err| Error::Task(err.to_string()))??;
+        Ok(v1::ListGapsResponse {
+            gaps: listed
+                .into_iter()
+                .map(|gap| v1::Gap {
+                    question: gap.question,
+                    count: gap.count,
+                    first_asked: Some(timestamp_from_unix_millis(gap.first_seen_ms)),
+                    last_asked: Some(timestamp_from_unix_millis(gap.last_seen_ms)),
+                })
+                .collect(),
+        })
+    }
+
+    async fn explain_answer(
+        &self,
+        request: v1::ExplainAnswerRequest,
+    ) -> Result<v1::ExplainAnswerResponse> {
+        let ask = v1::AskRequest {
+            question: request.question,
+            knowledge_bases: request.knowledge_bases,
+            max_sentences: 0,
+        };
+        let (response, answer) = answer_question(&self.app, &ask).await?;
+        let (features, candidate_sentences) = match answer {
+            Some(answer) => (
+                answer.features.values,
+                answer.sentences.iter().map(sentence_to_proto).collect(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        Ok(v1::ExplainAnswerResponse {
+            answer: Some(response),
+            feature_names: lumbung_search::FEATURE_NAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            features,
+            min_confidence: self.app.engine.ask_config().min_confidence,
+            candidate_sentences,
+        })
+    }
+
+    async fn set_answer_decision(
+        &self,
+        request: v1::SetAnswerDecisionRequest,
+    ) -> Result<v1::SetAnswerDecisionResponse> {
+        let app = Arc::clone(&self.app);
+        let decision = tokio::task::spawn_blocking(move || app.set_decision(&request.parameters))
+            .await
+            .map_err(|err| Error::Task(err.to_string()))??;
+        Ok(v1::SetAnswerDecisionResponse {
+            fitted_on: decision.fitted_on,
         })
     }
 }
@@ -152,5 +227,33 @@ impl AdminService for AdminApi {
         request: Request<v1::ReindexRequest>,
     ) -> Result<Response<v1::ReindexResponse>, Status> {
         Ok(Response::new(self.reindex(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_gaps(
+        &self,
+        request: Request<v1::ListGapsRequest>,
+    ) -> Result<Response<v1::ListGapsResponse>, Status> {
+        Ok(Response::new(self.list_gaps(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn explain_answer(
+        &self,
+        request: Request<v1::ExplainAnswerRequest>,
+    ) -> Result<Response<v1::ExplainAnswerResponse>, Status> {
+        Ok(Response::new(
+            self.explain_answer(request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_answer_decision(
+        &self,
+        request: Request<v1::SetAnswerDecisionRequest>,
+    ) -> Result<Response<v1::SetAnswerDecisionResponse>, Status> {
+        Ok(Response::new(
+            self.set_answer_decision(request.into_inner()).await?,
+        ))
     }
 }

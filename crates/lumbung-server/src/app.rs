@@ -1,18 +1,28 @@
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use lumbung_core::{Config, KbName};
 use lumbung_embed::{Embedder, Reranker};
 use lumbung_index::{EdgeVectorStore, LexicalIndex, TantivyLexicalIndex, VectorStore};
-use lumbung_ingest::{Catalog, Ingestor, SyncReport, Watcher};
-use lumbung_search::{CpuPool, SearchEngine};
+use lumbung_ingest::{Catalog, Ingestor, KbSettings, SyncReport, Watcher};
+use lumbung_proto::v1;
+use lumbung_search::{Answer, AnswerDecision, CpuPool, SearchEngine};
 
+use crate::gaps::GapLog;
 use crate::{Error, Result};
+
+/// Where a calibrated decision is kept, in the data directory; without it the shipped one
+/// (`models/answer-decision.json`) is used.
+const DECISION_FILE: &str = "answer-decision.json";
+/// Handed-off questions kept per knowledge base; the least recently asked go first.
+const GAPS_PER_KB: usize = 1_000;
 
 /// The opened engine: both indexes, the model, the catalog and the services over them.
 pub struct App {
     pub config: Config,
     pub engine: SearchEngine,
     pub ingestor: Arc<Ingestor>,
+    pub gaps: Arc<GapLog>,
 }
 
 impl App {
@@ -51,11 +61,100 @@ impl App {
             let reranker = Reranker::load(&config.rerank, &config.embedding)?;
             engine = engine.with_reranker(Arc::new(reranker), config.rerank.candidates);
         }
+        let decision_path = config.data_dir.join(DECISION_FILE);
+        if decision_path.exists() {
+            // A file from an older build (other features) must not stop the service: it falls
+            // back to the shipped decision until an admin recalibrates.
+            match AnswerDecision::load(&decision_path) {
+                Ok(decision) => {
+                    tracing::info!(fitted_on = %decision.fitted_on, "calibrated answer decision");
+                    engine.set_decision(decision);
+                }
+                Err(err) => tracing::warn!(
+                    error = %err,
+                    "calibrated answer decision unreadable; using the shipped one"
+                ),
+            }
+        }
+        let gaps = Arc::new(GapLog::open(
+            &config.data_dir.join("gaps.redb"),
+            GAPS_PER_KB,
+        )?);
         Ok(App {
             config,
             engine,
             ingestor,
+            gaps,
         })
+    }
+
+    /// Validates `parameters`, keeps them in the data directory (written to a temporary file
+    /// and renamed, so a crash leaves the old or the new file) and answers with them from the
+    /// next question on.
+    pub fn set_decision(&self, parameters: &str) -> Result<AnswerDecision> {
+        let decision = AnswerDecision::parse(parameters)
+            .map_err(|reason| Error::invalid("parameters", reason))?;
+        let path = self.decision_path();
+        let temporary = path.with_extension("json.tmp");
+        fs_err::write(&temporary, decision.to_json())?;
+        fs_err::rename(&temporary, &path)?;
+        self.engine.set_decision(decision.clone());
+        tracing::info!(fitted_on = %decision.fitted_on, "answer decision replaced");
+        Ok(decision)
+    }
+
+    fn decision_path(&self) -> PathBuf {
+        self.config.data_dir.join(DECISION_FILE)
+    }
+
+    /// The `escalation` of a knowledge base's kb.toml; empty when it names none or cannot be
+    /// read.
+    pub async fn escalation_contact(&self, kb: &KbName) -> Result<String> {
+        let folder = self.ingestor.root().join(kb.as_str());
+        let settings = tokio::task::spawn_blocking(move || KbSettings::load(&folder))
+            .await
+            .map_err(|err| Error::Task(err.to_string()))?;
+        Ok(settings.ok().and_then(|s| s.escalation).unwrap_or_default())
+    }
+
+    /// Records a handed-off question as a gap of the knowledge base it belongs to, or clears
+    /// it there once answered. Off the request path: a failure is logged, never returned.
+    pub fn note_outcome(
+        &self,
+        question: &str,
+        response: &v1::AskResponse,
+        answer: &Option<Answer>,
+    ) {
+        let gap_kb = match &response.escalation {
+            Some(escalation)
+                if response.hand_off_reason != v1::HandOffReason::OutsideKnowledgeBases as i32 =>
+            {
+                Some(escalation.knowledge_base.clone())
+            }
+            _ => None,
+        };
+        let answered_in = answer
+            .as_ref()
+            .filter(|a| a.answered())
+            .and_then(|a| a.sentences.first())
+            .map(|s| s.citation.kb.to_string());
+        if gap_kb.is_none() && answered_in.is_none() {
+            return;
+        }
+        let (gaps, question) = (Arc::clone(&self.gaps), question.to_string());
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        tokio::task::spawn_blocking(move || {
+            let outcome = match (gap_kb, answered_in) {
+                (Some(kb), _) => gaps.record(&kb, &question, now_ms).map(|_| ()),
+                (None, Some(kb)) => gaps.resolve(&kb, &question).map(|_| ()),
+                (None, None) => Ok(()),
+            };
+            if let Err(err) = outcome {
+                tracing::warn!(error = %err, "gap log not updated");
+            }
+        });
     }
 
     /// Syncs every knowledge base with its folder on a blocking thread, logging each document.

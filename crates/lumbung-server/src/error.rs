@@ -20,6 +20,10 @@ pub enum Error {
     Core(#[from] lumbung_core::Error),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("gap log: {0}")]
+    GapStore(#[from] redb::Error),
+    #[error("gap log holds unreadable data: {0}")]
+    GapCorrupt(#[from] serde_json::Error),
     /// A background task failed to complete.
     #[error("task failed: {0}")]
     Task(String),
@@ -48,6 +52,7 @@ impl From<Error> for Status {
                 lumbung_search::Error::Unavailable(_) => Code::FailedPrecondition,
                 lumbung_search::Error::Index(_)
                 | lumbung_search::Error::Embed(_)
+                | lumbung_search::Error::Decision(_)
                 | lumbung_search::Error::Task(_)
                 | lumbung_search::Error::Collection(_) => Code::Internal,
             },
@@ -67,6 +72,8 @@ impl From<Error> for Status {
             Error::Index(_)
             | Error::Embed(_)
             | Error::Io(_)
+            | Error::GapStore(_)
+            | Error::GapCorrupt(_)
             | Error::Task(_)
             | Error::Startup(_) => Code::Internal,
         };

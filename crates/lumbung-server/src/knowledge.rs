@@ -1,8 +1,9 @@
 use std::sync::Arc;
 
+use lumbung_core::KbName;
 use lumbung_proto::v1;
 use lumbung_proto::v1::knowledge_service_server::KnowledgeService;
-use lumbung_search::{Answer, Passage, Retriever, SearchRequest};
+use lumbung_search::{Answer, HandOff, Passage, Retriever, SearchRequest, SupportingSentence};
 use tonic::{Request, Response, Status};
 
 use crate::{App, Error, Result};
@@ -56,46 +57,9 @@ impl KnowledgeApi {
     }
 
     async fn ask(&self, request: v1::AskRequest) -> Result<v1::AskResponse> {
-        let kbs = self.app.resolve_kbs(&request.knowledge_bases)?;
-        let max_sentences = if request.max_sentences == 0 {
-            DEFAULT_MAX_SENTENCES
-        } else {
-            request.max_sentences
-        };
-        if request.question.trim().is_empty() {
-            return Err(Error::invalid("question", "must not be empty"));
-        }
-        let answer = if kbs.is_empty() {
-            Answer::NoAnswer {
-                reason: "there is no knowledge base to draw from".to_string(),
-            }
-        } else {
-            self.app
-                .engine
-                .ask(&request.question, kbs, max_sentences as usize)
-                .await
-                .map_err(rename_query_field)?
-        };
-        Ok(match answer {
-            Answer::Supported(sentences) => v1::AskResponse {
-                status: v1::AnswerStatus::Answered.into(),
-                sentences: sentences
-                    .iter()
-                    .map(|s| v1::SupportingSentence {
-                        text: s.text.clone(),
-                        citation: Some((&s.citation).into()),
-                        chunk_id: s.chunk_id.to_hex(),
-                        similarity: s.similarity,
-                    })
-                    .collect(),
-                no_answer_reason: String::new(),
-            },
-            Answer::NoAnswer { reason } => v1::AskResponse {
-                status: v1::AnswerStatus::NoAnswer.into(),
-                sentences: Vec::new(),
-                no_answer_reason: reason,
-            },
-        })
+        let (response, answer) = answer_question(&self.app, &request).await?;
+        self.app.note_outcome(&request.question, &response, &answer);
+        Ok(response)
     }
 
     fn list(
@@ -144,6 +108,100 @@ impl KnowledgeApi {
             knowledge_bases: page,
             next_page_token,
         })
+    }
+}
+
+/// What `Ask` answers to `request`, with the engine's answer it was made from (the held-back
+/// sentences and the decision's signals included).
+pub(crate) async fn answer_question(
+    app: &App,
+    request: &v1::AskRequest,
+) -> Result<(v1::AskResponse, Option<Answer>)> {
+    let kbs = app.resolve_kbs(&request.knowledge_bases)?;
+    let max_sentences = if request.max_sentences == 0 {
+        DEFAULT_MAX_SENTENCES
+    } else {
+        request.max_sentences
+    };
+    if request.question.trim().is_empty() {
+        return Err(Error::invalid("question", "must not be empty"));
+    }
+    if kbs.is_empty() {
+        let response = v1::AskResponse {
+            status: v1::AnswerStatus::NoAnswer.into(),
+            no_answer_reason: "there is no knowledge base to draw from".to_string(),
+            hand_off_reason: v1::HandOffReason::NoMatchingPassage.into(),
+            ..v1::AskResponse::default()
+        };
+        return Ok((response, None));
+    }
+    let ask = |kbs: Vec<KbName>| {
+        app.engine
+            .ask(&request.question, kbs, max_sentences as usize)
+    };
+    let answer = ask(kbs.clone()).await.map_err(rename_query_field)?;
+    let Some(hand_off) = answer.hand_off else {
+        let response = v1::AskResponse {
+            status: v1::AnswerStatus::Answered.into(),
+            sentences: answer.sentences.iter().map(sentence_to_proto).collect(),
+            confidence: answer.confidence,
+            ..v1::AskResponse::default()
+        };
+        return Ok((response, Some(answer)));
+    };
+    // Named knowledge bases that do not hold the answer: another one may, and then the
+    // assistant can say whom to ask instead of "nobody knows".
+    let mut reason = match hand_off {
+        HandOff::NoPassage => v1::HandOffReason::NoMatchingPassage,
+        HandOff::NotSupported => v1::HandOffReason::NotSupported,
+    };
+    let mut belongs_to = match kbs.as_slice() {
+        [only] => Some(only.clone()),
+        _ => answer.closest_kb.clone(),
+    };
+    let mut explanation = hand_off.explanation().to_string();
+    if !request.knowledge_bases.is_empty() {
+        let others: Vec<KbName> = app
+            .resolve_kbs(&[])?
+            .into_iter()
+            .filter(|kb| !kbs.contains(kb))
+            .collect();
+        if !others.is_empty() {
+            let elsewhere = ask(others).await.map_err(rename_query_field)?;
+            if elsewhere.answered() {
+                reason = v1::HandOffReason::OutsideKnowledgeBases;
+                belongs_to = elsewhere.closest_kb.clone();
+                explanation = format!(
+                    "the requested knowledge bases do not hold the answer; {} does",
+                    belongs_to.as_ref().map_or("another", |kb| kb.as_str())
+                );
+            }
+        }
+    }
+    let escalation = match belongs_to {
+        Some(kb) => Some(v1::Escalation {
+            contact: app.escalation_contact(&kb).await?,
+            knowledge_base: kb.to_string(),
+        }),
+        None => None,
+    };
+    let response = v1::AskResponse {
+        status: v1::AnswerStatus::NoAnswer.into(),
+        sentences: Vec::new(),
+        no_answer_reason: explanation,
+        confidence: answer.confidence,
+        hand_off_reason: reason.into(),
+        escalation,
+    };
+    Ok((response, Some(answer)))
+}
+
+pub(crate) fn sentence_to_proto(sentence: &SupportingSentence) -> v1::SupportingSentence {
+    v1::SupportingSentence {
+        text: sentence.text.clone(),
+        citation: Some((&sentence.citation).into()),
+        chunk_id: sentence.chunk_id.to_hex(),
+        similarity: sentence.similarity,
     }
 }
 

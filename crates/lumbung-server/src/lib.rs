@@ -8,6 +8,7 @@ mod admin;
 mod app;
 mod data_dir;
 mod error;
+mod gaps;
 mod knowledge;
 
 use std::future::Future;

@@ -1,114 +1,9 @@
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use lumbung_proto::v1;
-use lumbung_proto::v1::admin_service_client::AdminServiceClient;
+use crate::harness::{Service, free_port, lumbung, wait_for_status};
 
 const KB: &str = "work-instructions";
 const DOCUMENTS: u32 = 240;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `lumbung <subcommand>` on the test's folders, with the model that
-/// `scripts/setup-runtime.sh` installs.
-fn lumbung(dir: &Path, subcommand: &str) -> Command {
-    let runtime = repo_root().join("runtime");
-    assert!(
-        runtime.exists(),
-        "{} is missing: run scripts/setup-runtime.sh first",
-        runtime.display()
-    );
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lumbung"));
-    command
-        .env_remove("LUMBUNG_CONFIG")
-        .env(
-            "LUMBUNG__EMBEDDING__MODEL_DIR",
-            runtime.join("models/multilingual-e5-small"),
-        )
-        .env(
-            "LUMBUNG__EMBEDDING__ONNXRUNTIME_LIBRARY",
-            runtime.join("onnxruntime/libonnxruntime.so"),
-        )
-        .env("LUMBUNG__INGEST__SETTLE_MS", "0")
-        .env("RUST_LOG", "warn")
-        .arg(subcommand)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--ingest-root")
-        .arg(dir.join("ingest"));
-    command
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A service that is killed with SIGKILL when the test ends, whatever happens.
-struct Service(Child);
-
-impl Service {
-    fn start(dir: &Path, port: u16) -> Service {
-        let child = lumbung(dir, "serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        Service(child)
-    }
-
-    /// SIGKILL: no destructor, no flush, no goodbye.
-    fn kill(mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn status(port: u16) -> Option<v1::KnowledgeBaseStatus> {
-    let mut admin = AdminServiceClient::connect(format!("http://127.0.0.1:{port}"))
-        .await
-        .ok()?;
-    let response = admin
-        .get_ingest_status(v1::GetIngestStatusRequest {
-            knowledge_base: KB.to_string(),
-            include_documents: false,
-        })
-        .await
-        .ok()?;
-    response.into_inner().knowledge_bases.into_iter().next()
-}
-
-async fn wait_for_status(
-    port: u16,
-    what: &str,
-    done: impl Fn(&v1::KnowledgeBaseStatus) -> bool,
-) -> v1::KnowledgeBaseStatus {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        if let Some(status) = status(port).await
-            && done(&status)
-        {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within 10 minutes");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Work instructions of one to four chunks, each with its own words.
 fn write_documents(kb_dir: &Path) {
@@ -138,7 +33,8 @@ async fn kill_9_during_ingest_loses_and_duplicates_nothing() {
 
     let port = free_port();
     let first = Service::start(dir.path(), port);
-    let at_kill = wait_for_status(port, "the first commits", |s| s.documents_indexed >= 20).await;
+    let at_kill =
+        wait_for_status(port, KB, "the first commits", |s| s.documents_indexed >= 20).await;
     first.kill();
     assert!(
         at_kill.documents_indexed < DOCUMENTS,
@@ -147,7 +43,7 @@ async fn kill_9_during_ingest_loses_and_duplicates_nothing() {
 
     let port = free_port();
     let second = Service::start(dir.path(), port);
-    let done = wait_for_status(port, "every document after the restart", |s| {
+    let done = wait_for_status(port, KB, "every document after the restart", |s| {
         s.documents_indexed == DOCUMENTS && s.documents_queued == 0 && s.documents_indexing == 0
     })
     .await;

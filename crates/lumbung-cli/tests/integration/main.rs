@@ -2,3 +2,5 @@
 
 mod crash;
 mod eval;
+mod hand_off;
+mod harness;

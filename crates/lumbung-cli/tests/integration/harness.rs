@@ -1,0 +1,132 @@
+//! The `lumbung` binary as a process on a test's own folders, and its service's status.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lumbung_proto::v1;
+use lumbung_proto::v1::admin_service_client::AdminServiceClient;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `lumbung <subcommand>` on the test's folders, with the model that
+/// `scripts/setup-runtime.sh` installs.
+pub fn lumbung(dir: &Path, subcommand: &str) -> Command {
+    let runtime = repo_root().join("runtime");
+    assert!(
+        runtime.exists(),
+        "{} is missing: run scripts/setup-runtime.sh first",
+        runtime.display()
+    );
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lumbung"));
+    command
+        .env_remove("LUMBUNG_CONFIG")
+        .env(
+            "LUMBUNG__EMBEDDING__MODEL_DIR",
+            runtime.join("models/multilingual-e5-small"),
+        )
+        .env(
+            "LUMBUNG__EMBEDDING__ONNXRUNTIME_LIBRARY",
+            runtime.join("onnxruntime/libonnxruntime.so"),
+        )
+        .env("LUMBUNG__INGEST__SETTLE_MS", "0")
+        .env("RUST_LOG", "warn")
+        .arg(subcommand)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--ingest-root")
+        .arg(dir.join("ingest"));
+    command
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A service that is killed with SIGKILL when the test ends, whatever happens.
+pub struct Service(Child);
+
+impl Service {
+    pub fn start(dir: &Path, port: u16) -> Service {
+        let child = lumbung(dir, "serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        Service(child)
+    }
+
+    /// SIGKILL: no destructor, no flush, no goodbye.
+    pub fn kill(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn status(port: u16, kb: &str) -> Option<v1::KnowledgeBaseStatus> {
+    let mut admin = AdminServiceClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .ok()?;
+    let response = admin
+        .get_ingest_status(v1::GetIngestStatusRequest {
+            knowledge_base: kb.to_string(),
+            include_documents: false,
+        })
+        .await
+        .ok()?;
+    response.into_inner().knowledge_bases.into_iter().next()
+}
+
+pub async fn wait_for_status(
+    port: u16,
+    kb: &str,
+    what: &str,
+    done: impl Fn(&v1::KnowledgeBaseStatus) -> bool,
+) -> v1::KnowledgeBaseStatus {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if let Some(status) = status(port, kb).await
+            && done(&status)
+        {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within 10 minutes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Files of a knowledge-base folder that are documents (all but its `kb.toml`).
+pub fn documents_in(kb_dir: &Path) -> usize {
+    std::fs::read_dir(kb_dir)
+        .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().file_name() != "kb.toml")
+        .count()
+}
