@@ -1,4 +1,3 @@
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use lumbung_core::{Config, KbName};
@@ -94,17 +93,15 @@ impl App {
     pub fn set_decision(&self, parameters: &str) -> Result<AnswerDecision> {
         let decision = AnswerDecision::parse(parameters)
             .map_err(|reason| Error::invalid("parameters", reason))?;
-        let path = self.decision_path();
+        let path = self.config.data_dir.join(DECISION_FILE);
         let temporary = path.with_extension("json.tmp");
-        fs_err::write(&temporary, decision.to_json())?;
+        let mut file = fs_err::File::create(&temporary)?;
+        std::io::Write::write_all(&mut file, decision.to_json().as_bytes())?;
+        file.sync_all()?;
         fs_err::rename(&temporary, &path)?;
         self.engine.set_decision(decision.clone());
         tracing::info!(fitted_on = %decision.fitted_on, "answer decision replaced");
         Ok(decision)
-    }
-
-    fn decision_path(&self) -> PathBuf {
-        self.config.data_dir.join(DECISION_FILE)
     }
 
     /// The `escalation` of a knowledge base's kb.toml; empty when it names none or cannot be

@@ -170,7 +170,11 @@ pub(crate) async fn answer_question(
             let elsewhere = ask(others).await.map_err(rename_query_field)?;
             if elsewhere.answered() {
                 reason = v1::HandOffReason::OutsideKnowledgeBases;
-                belongs_to = elsewhere.closest_kb.clone();
+                belongs_to = elsewhere
+                    .sentences
+                    .first()
+                    .map(|s| s.citation.kb.clone())
+                    .or(elsewhere.closest_kb);
                 explanation = format!(
                     "the requested knowledge bases do not hold the answer; {} does",
                     belongs_to.as_ref().map_or("another", |kb| kb.as_str())
