@@ -75,16 +75,18 @@ def main() -> int:
         print()
 
     if not args.skip_ask:
-        print("| set | scope | group | questions (answerable) | answer in first sentence "
-              "| in any quoted | right document first | Ask p50 / p99 ms |")
-        print("|---|---|---|---|---|---|---|---|")
+        reports = []
         for name, folder in ANSWER_SETS:
             folder = folder or eval_dir / name
             if not folder.is_dir():
                 print(f"skipped {name}: {folder} is absent", file=sys.stderr)
                 continue
-            report = run(args.binary, folder, args, args.work_dir and f"{args.work_dir}/ask",
-                         name, ["--ask"])
+            reports.append((name, run(args.binary, folder, args,
+                                      args.work_dir and f"{args.work_dir}/ask", name, ["--ask"])))
+        print("| set | scope | group | questions (answerable) | answer in first sentence "
+              "| in any quoted | right document first | Ask p50 / p99 ms |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, report in reports:
             for scope in report["scopes"]:
                 latency = f"{scope['latency_p50_ms']:.1f} / {scope['latency_p99_ms']:.1f}"
                 for group, g in scope["groups"].items():
@@ -95,6 +97,37 @@ def main() -> int:
                           f"| {percent(g['answer_in_first_sentence'])} "
                           f"| {percent(g['answer_in_any_sentence'])} "
                           f"| {percent(g['right_document_first'])} | {latency} |")
+        print()
+        print("Answer or hand off, at ask.min_confidence "
+              f"{reports[0][1]['min_confidence'] if reports else '-'}:")
+        print()
+        print("| set | scope | group | questions (answerable) | right decisions "
+              "| answerable answered with the answer | unanswerable handed off | wrong answers "
+              "| ECE |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for name, report in reports:
+            for scope in report["scopes"]:
+                for group, g in scope["groups"].items():
+                    if group.startswith("kind"):
+                        continue
+                    print(f"| {name} | {scope['scope']} | {group} "
+                          f"| {g['questions']} ({g['answerable']}) "
+                          f"| {percent(g['decision_accuracy'])} "
+                          f"| {percent(g['answerable_answered_with_answer'])} "
+                          f"| {percent(g['unanswerable_handed_off'])} "
+                          f"| {percent(g['wrong_answers'])} "
+                          f"| {g['expected_calibration_error']:.3f} |")
+        for name, report in reports:
+            scope = report["scopes"][0]
+            print()
+            print(f"Reliability of `confidence`, {name}, {scope['scope']} (ECE "
+                  f"{scope['groups']['all']['expected_calibration_error']:.3f}):")
+            print()
+            print("| confidence | questions | mean confidence | quoted sentences answered |")
+            print("|---|---|---|---|")
+            for b in scope["groups"]["all"]["reliability"]:
+                print(f"| {b['confidence_from']:.1f} to {b['confidence_to']:.1f} "
+                      f"| {b['questions']} | {b['mean_confidence']:.3f} | {b['observed']:.3f} |")
     return 0
 
 
