@@ -121,3 +121,81 @@ async fn a_handed_off_question_reaches_its_owner_and_is_answered_once_written() 
     assert_eq!(first["citation"]["document_path"], "ticket-priorities.md");
     wait_for_gaps(port, |g| g.is_empty());
 }
+
+/// `lumbung calibrate` on the project's labelled questions, asked of a real service: it prints
+/// the decision before and after on the held-back questions and installs the new parameters,
+/// which the service keeps in its data directory and uses without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calibrate_refits_the_decision_of_a_running_service() {
+    let dir = tempfile::tempdir().unwrap();
+    for kb in ["it-helpdesk", "safety-zh", "production-data"] {
+        crate::harness::copy_dir(
+            &repo_root().join("ingest").join(kb),
+            &dir.path().join("ingest").join(kb),
+        );
+    }
+    let port = free_port();
+    let _service = Service::start(dir.path(), port);
+    for kb in ["it-helpdesk", "safety-zh", "production-data"] {
+        let documents = crate::harness::documents_in(&dir.path().join("ingest").join(kb));
+        wait_for_status(port, kb, "the sample articles", |s| {
+            s.documents_indexed as usize == documents && s.documents_queued == 0
+        })
+        .await;
+    }
+
+    let output = Command::new(env!("CARGO_BIN_EXE_lumbung"))
+        .arg("calibrate")
+        .arg(repo_root().join("eval/samples/queries.jsonl"))
+        .args(["--l2", "10", "--addr"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "held-back questions",
+        "all before",
+        "all after",
+        "min_confidence",
+        "installed on the service",
+    ] {
+        assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
+    }
+    let installed = std::fs::read_to_string(dir.path().join("data/answer-decision.json")).unwrap();
+    let decision = lumbung_search::AnswerDecision::parse(&installed).unwrap();
+    assert!(
+        decision.fitted_on.contains("queries.jsonl"),
+        "{}",
+        decision.fitted_on
+    );
+    assert_ne!(decision, lumbung_search::AnswerDecision::builtin());
+
+    // The next question is decided by the installed parameters, without a restart.
+    let mut admin = lumbung_proto::v1::admin_service_client::AdminServiceClient::connect(format!(
+        "http://127.0.0.1:{port}"
+    ))
+    .await
+    .unwrap();
+    let explained = admin
+        .explain_answer(lumbung_proto::v1::ExplainAnswerRequest {
+            question: QUESTION.to_string(),
+            knowledge_bases: vec![KB.to_string()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let expected = decision.confidence(&lumbung_search::DecisionFeatures {
+        values: explained.features,
+    });
+    let answer = ask(port, QUESTION);
+    let confidence = answer["confidence"].as_f64().unwrap() as f32;
+    assert!(
+        (confidence - expected).abs() < 1e-5,
+        "Ask's confidence {confidence} is not the installed decision's {expected}"
+    );
+}
