@@ -143,12 +143,6 @@ impl DecisionFeatures {
             .map(|(t, _)| t)
             .filter(|t| is_identifier(t))
             .collect();
-        let identifiers_in_section = if identifiers.is_empty() {
-            1.0
-        } else {
-            identifiers.iter().filter(|t| section.contains(**t)).count() as f32
-                / identifiers.len() as f32
-        };
         let reciprocal = |rank: Option<u32>| rank.map_or(0.0, |r| 1.0 / r as f32);
         let bm25_rank = passage.bm25.map(|s| s.rank);
         let dense_rank = passage.dense.map(|s| s.rank);
@@ -165,6 +159,11 @@ impl DecisionFeatures {
             .iter()
             .filter(|t| !section.contains(**t))
             .count() as f32;
+        let identifiers_in_section = if identifiers.is_empty() {
+            1.0
+        } else {
+            1.0 - missing_identifiers / identifiers.len() as f32
+        };
         let values = vec![
             *best_score,
             best_score - runner_up,
@@ -488,6 +487,109 @@ mod tests {
         let again = AnswerDecision::parse(&decision.to_json()).unwrap();
         assert_eq!(again, decision);
         assert!(AnswerDecision::fit(&rows[..1], 1.0, "one kind").is_err());
+    }
+
+    #[test]
+    fn a_near_miss_shows_in_its_missing_identifier_and_terms() {
+        use lumbung_core::{Chunk, ChunkId, Citation, ContentHash, DocumentPath, KbName};
+
+        let kb = KbName::new("it").unwrap();
+        let path = DocumentPath::new("tickets.md").unwrap();
+        let text = "P3 tickets are answered within 1 working day.";
+        let chunk = Chunk {
+            id: ChunkId::derive(&kb, &path, &ContentHash::of_bytes(text.as_bytes()), 0),
+            ordinal: 0,
+            citation: Citation {
+                kb,
+                document_path: path,
+                title: "Ticket priorities".to_string(),
+                heading_path: vec!["Response times".to_string()],
+                page: None,
+                char_range: 0..text.chars().count() as u32,
+            },
+            language: Language::En,
+            sentences: Vec::new(),
+            text: text.to_string(),
+        };
+        let signal = SentenceSignals {
+            text: text.to_string(),
+            citation: chunk.citation.clone(),
+            chunk_id: chunk.id,
+            similarity: 0.85,
+            similarity_scaled: 1.0,
+            similarity_centred: 0.6,
+            overlap: 0.5,
+            heading_overlap: 0.7,
+            neighbour_overlap: 0.0,
+            passage: 1.0,
+            passage_rank: 1,
+            number: true,
+        };
+        let passage = Passage {
+            chunk,
+            fused_score: 1.0,
+            bm25: None,
+            bm25_coverage: None,
+            dense: None,
+            best_sentence: None,
+            rerank: None,
+        };
+        let features = |question: &str, terms: &[(&str, f32)]| {
+            let terms: Vec<(String, f32)> =
+                terms.iter().map(|(t, w)| (t.to_string(), *w)).collect();
+            let values = DecisionFeatures::compute(&DecisionInput {
+                question,
+                question_language: Language::En,
+                terms: &terms,
+                ranked: &[(3.0, signal.clone())],
+                passages: std::slice::from_ref(&passage),
+            })
+            .values;
+            let named: std::collections::HashMap<&str, f32> =
+                FEATURE_NAMES.iter().copied().zip(values).collect();
+            named
+        };
+
+        let near_miss = features(
+            "How fast are P4 tickets answered?",
+            &[("p4", 3.0), ("ticket", 1.0), ("answer", 1.0)],
+        );
+        assert_eq!(near_miss["missing_identifiers"], 1.0);
+        assert_eq!(near_miss["identifiers_in_section"], 0.0);
+        assert_eq!(near_miss["question_has_identifiers"], 1.0);
+        assert_eq!(
+            near_miss["missing_section_idf"], 1.0,
+            "p4 is the heaviest term"
+        );
+        assert_eq!(near_miss["section_overlap"], 0.4);
+        assert_eq!(near_miss["missing_terms_same_language"], 1.0);
+        assert_eq!(near_miss["cross_lingual"], 0.0);
+
+        let answerable = features(
+            "How fast are P3 tickets answered?",
+            &[("p3", 3.0), ("ticket", 1.0), ("answer", 1.0)],
+        );
+        assert_eq!(answerable["missing_identifiers"], 0.0);
+        assert_eq!(answerable["identifiers_in_section"], 1.0);
+        assert_eq!(answerable["section_overlap"], 1.0);
+        assert_eq!(answerable["negation_mismatch"], 0.0);
+        let negated = features(
+            "Which tickets are not answered within a day?",
+            &[("ticket", 1.0), ("answer", 1.0), ("dai", 1.0)],
+        );
+        assert_eq!(negated["negation_mismatch"], 1.0);
+        assert_eq!(
+            DecisionFeatures::compute(&DecisionInput {
+                question: "anything",
+                question_language: Language::En,
+                terms: &[],
+                ranked: &[],
+                passages: &[],
+            })
+            .values,
+            vec![0.0; FEATURE_NAMES.len()],
+            "nothing to quote: no signal"
+        );
     }
 
     #[test]
