@@ -338,6 +338,7 @@ impl Outcome {
             "kind": self.kind,
             "language": self.language,
             "verdict": self.verdict(),
+            "confidence": self.decision.confidence,
             "right_document_first": self.right_document_first,
             "quoted": self.quoted.iter().map(|(place, text)| json!({"place": place, "text": text})).collect::<Vec<_>>(),
         })
@@ -345,11 +346,12 @@ impl Outcome {
 
     fn print(&self) {
         println!(
-            "{:<10} {} [{} {}] {}",
+            "{:<10} {} [{} {}, confidence {:.2}] {}",
             self.verdict(),
             self.id,
             self.kind,
             self.language,
+            self.decision.confidence,
             self.question
         );
         for (place, text) in &self.quoted {
