@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use lumbung_core::{Config, KbName, Language};
 use lumbung_search::eval::{self, AskQuery, AskSet, DecisionMeasures, DecisionOutcome};
-use lumbung_search::{AnswerDecision, SentenceSignals, SupportingSentence};
+use lumbung_search::{AnswerDecision, Scope, SentenceSignals, SupportingSentence};
 use serde_json::json;
 
 use crate::eval::{KB, WorkDir, ms, open_and_ingest, write_corpus};
@@ -231,19 +231,20 @@ pub async fn eval_ask(mut config: Config, options: AskEvalOptions) -> anyhow::Re
     for scope in scopes {
         let mut outcomes = Vec::with_capacity(set.queries.len());
         for query in &set.queries {
-            let kbs = match (scope, &query.knowledge_base) {
+            // The evaluation owns the whole data directory: it reads every knowledge base.
+            let kbs = Scope::resolved(match (scope, &query.knowledge_base) {
                 ("knowledge base", Some(kb)) => vec![KbName::new(kb.clone())?],
                 ("collection", _) => vec![KbName::new(KB)?],
                 _ => all_kbs.clone(),
-            };
+            });
             if let Some(dump) = &mut dump {
-                let signals = app.engine.ask_signals(&query.text, kbs.clone()).await?;
+                let signals = app.engine.ask_signals(&query.text, &kbs).await?;
                 write_signals(dump, scope, query, &signals)?;
             }
             let started = Instant::now();
             let answer = app
                 .engine
-                .ask(&query.text, kbs, options.max_sentences)
+                .ask(&query.text, &kbs, options.max_sentences)
                 .await?;
             let latency = started.elapsed();
             let outcome = judge(

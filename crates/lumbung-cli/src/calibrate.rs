@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use lumbung_core::Language;
 use lumbung_proto::v1;
-use lumbung_proto::v1::admin_service_client::AdminServiceClient;
 use lumbung_search::eval::{self, AskQuery, DecisionMeasures, DecisionOutcome};
 use lumbung_search::{AnswerDecision, DecisionFeatures, FEATURE_NAMES};
 use serde::Deserialize;
@@ -257,7 +256,7 @@ async fn calibrate_service(file: &Path, args: &CalibrateArgs) -> anyhow::Result<
         file.display()
     );
 
-    let mut client = AdminServiceClient::new(crate::client::channel(&args.client).await?);
+    let mut client = crate::client::admin_client(&args.client).await?;
     let mut fitted = Vec::new();
     let mut held_back = Vec::new();
     let mut min_confidence = args.min_confidence;

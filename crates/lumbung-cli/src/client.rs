@@ -6,11 +6,60 @@ use lumbung_proto::v1;
 use lumbung_proto::v1::admin_service_client::AdminServiceClient;
 use lumbung_proto::v1::knowledge_service_client::KnowledgeServiceClient;
 use serde_json::{Value, json};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::{AskArgs, ClientArgs, GapsArgs, ReindexArgs, SearchArgs, StatusArgs};
 
-pub(crate) async fn channel(args: &ClientArgs) -> anyhow::Result<Channel> {
+/// Sends the caller's token with every request, as `authorization: Bearer <token>`.
+#[derive(Clone)]
+pub(crate) struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub(crate) type Authorized = InterceptedService<Channel, BearerToken>;
+
+pub(crate) async fn knowledge_client(
+    args: &ClientArgs,
+) -> anyhow::Result<KnowledgeServiceClient<Authorized>> {
+    let (channel, token) = connect(args).await?;
+    Ok(KnowledgeServiceClient::with_interceptor(channel, token))
+}
+
+pub(crate) async fn admin_client(
+    args: &ClientArgs,
+) -> anyhow::Result<AdminServiceClient<Authorized>> {
+    let (channel, token) = connect(args).await?;
+    Ok(AdminServiceClient::with_interceptor(channel, token))
+}
+
+async fn connect(args: &ClientArgs) -> anyhow::Result<(Channel, BearerToken)> {
+    let token = match &args.token {
+        Some(token) => Some(
+            format!("Bearer {token}")
+                .parse()
+                .context("the token must be printable ASCII")?,
+        ),
+        None => None,
+    };
+    Ok((channel(args).await?, BearerToken(token)))
+}
+
+async fn channel(args: &ClientArgs) -> anyhow::Result<Channel> {
     Channel::from_shared(args.addr.clone())
         .with_context(|| format!("invalid address {:?}", args.addr))?
         .connect()
@@ -28,7 +77,7 @@ pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
 }
 
 pub async fn search(args: SearchArgs) -> anyhow::Result<()> {
-    let mut client = KnowledgeServiceClient::new(channel(&args.client).await?);
+    let mut client = knowledge_client(&args.client).await?;
     let response = client
         .search(v1::SearchRequest {
             query: args.query,
@@ -64,7 +113,7 @@ pub async fn search(args: SearchArgs) -> anyhow::Result<()> {
 }
 
 pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
-    let mut client = KnowledgeServiceClient::new(channel(&args.client).await?);
+    let mut client = knowledge_client(&args.client).await?;
     let response = client
         .ask(v1::AskRequest {
             question: args.question,
@@ -143,7 +192,7 @@ pub async fn gaps(args: GapsArgs) -> anyhow::Result<()> {
         Some(since) => Some(parse_since(since)?),
         None => None,
     };
-    let mut client = AdminServiceClient::new(channel(&args.client).await?);
+    let mut client = admin_client(&args.client).await?;
     let response = client
         .list_gaps(v1::ListGapsRequest {
             knowledge_base: args.kb.clone(),
@@ -201,7 +250,7 @@ fn parse_since(since: &str) -> anyhow::Result<prost_types::Timestamp> {
 }
 
 pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
-    let mut client = AdminServiceClient::new(channel(&args.client).await?);
+    let mut client = admin_client(&args.client).await?;
     let response = client
         .get_ingest_status(v1::GetIngestStatusRequest {
             knowledge_base: args.kb.unwrap_or_default(),
@@ -261,7 +310,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
 }
 
 pub async fn reindex(args: ReindexArgs) -> anyhow::Result<()> {
-    let mut client = AdminServiceClient::new(channel(&args.client).await?);
+    let mut client = admin_client(&args.client).await?;
     let response = client
         .reindex(v1::ReindexRequest {
             knowledge_base: args.kb,

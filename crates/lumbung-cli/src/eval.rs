@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use lumbung_core::{Config, KbName};
 use lumbung_ingest::SyncReport;
 use lumbung_search::eval::{self, Collection, CorpusDocument};
-use lumbung_search::{Retriever, SearchRequest};
+use lumbung_search::{Retriever, Scope, SearchRequest};
 use lumbung_server::App;
 use serde_json::json;
 
@@ -191,13 +191,13 @@ async fn score(
     name: &'static str,
     retriever: Retriever,
 ) -> anyhow::Result<RetrieverScores> {
-    let kbs = vec![KbName::new(KB)?];
+    let scope = Scope::resolved(vec![KbName::new(KB)?]);
     let (mut ndcg, mut recall, mut mrr) = (0.0, 0.0, 0.0);
     let mut latencies = Vec::with_capacity(collection.queries.len());
     for query in &collection.queries {
         let request = SearchRequest {
             query: query.text.clone(),
-            kbs: kbs.clone(),
+            scope: scope.clone(),
             top_k: PASSAGES_PER_QUERY,
             retriever,
         };

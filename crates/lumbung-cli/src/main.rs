@@ -46,6 +46,9 @@ enum Command {
     Status(StatusArgs),
     /// Re-extract, re-embed and re-index one knowledge base on a running service.
     Reindex(ReindexArgs),
+    /// Make a new API token: prints the token (to give to the assistant, it is stored nowhere)
+    /// and the entry of the token file (`server.tokens_file`) that grants it, by its hash.
+    NewToken(NewTokenArgs),
     /// The questions a knowledge base could not answer, most asked first: what its owner
     /// should write next. From a running service.
     Gaps(GapsArgs),
@@ -196,6 +199,9 @@ struct ClientArgs {
     /// The service's address.
     #[arg(long, env = "LUMBUNG_ADDR", default_value = "http://127.0.0.1:50051")]
     addr: String,
+    /// The API token, when the service has a token file.
+    #[arg(long, env = "LUMBUNG_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Print JSON instead of readable text.
     #[arg(long)]
     json: bool,
@@ -261,6 +267,26 @@ struct StatusArgs {
     failed: bool,
     #[command(flatten)]
     client: ClientArgs,
+}
+
+#[derive(Args)]
+struct NewTokenArgs {
+    /// What the token is for; `kb.toml` `readers` lists this name.
+    #[arg(long)]
+    name: String,
+    #[arg(long, value_enum, default_value_t = RoleArg::Reader)]
+    role: RoleArg,
+    /// Knowledge bases it may read, by name or pattern (`it-*`, `*`); repeatable.
+    #[arg(long = "kb", required = true)]
+    kbs: Vec<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    /// Search, Ask, and the status and gaps of its knowledge bases.
+    Reader,
+    /// Everything, including reindexing and the answer decision.
+    Admin,
 }
 
 #[derive(Args)]
@@ -338,6 +364,7 @@ fn main() -> anyhow::Result<()> {
             let mut config = args.config.load()?;
             if let Some(listen) = args.listen {
                 config.server.listen = listen;
+                config.validate()?;
             }
             runtime.block_on(local::serve(config))
         }
@@ -386,6 +413,15 @@ fn main() -> anyhow::Result<()> {
         Command::Status(args) => runtime.block_on(client::status(args)),
         Command::Reindex(args) => runtime.block_on(client::reindex(args)),
         Command::Gaps(args) => runtime.block_on(client::gaps(args)),
+        Command::NewToken(args) => {
+            let role = match args.role {
+                RoleArg::Reader => "reader",
+                RoleArg::Admin => "admin",
+            };
+            let (token, entry) = lumbung_server::new_token(&args.name, role, &args.kbs)?;
+            println!("token: {token}\n\nadd to the token file:\n\n{entry}");
+            Ok(())
+        }
         Command::Calibrate(args) => runtime.block_on(calibrate::calibrate(args)),
         Command::Bench(args) => {
             init_tracing();

@@ -27,6 +27,10 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// API tokens (see `deploy/tokens.toml`): each maps to a role and the knowledge bases it may
+    /// read. Without it every caller is an administrator of everything, so the service then
+    /// listens on loopback only.
+    pub tokens_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +218,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            tokens_file: None,
         }
     }
 }
@@ -318,6 +323,16 @@ impl Config {
 
     /// Checks bounds that serde cannot express.
     pub fn validate(&self) -> Result<()> {
+        if self.server.tokens_file.is_none() && !self.server.listen.ip().is_loopback() {
+            return Err(Error::invalid(
+                "server.listen",
+                format!(
+                    "{} is not a loopback address: without server.tokens_file anyone who reaches \
+                     the port could read and administer every knowledge base",
+                    self.server.listen
+                ),
+            ));
+        }
         if self.data_dir.starts_with(&self.ingest_root) {
             // The watcher would see every index write, and the data folder as a knowledge base.
             return Err(Error::invalid("data_dir", "must not be inside ingest_root"));
@@ -476,7 +491,7 @@ mod tests {
         let env = [
             (
                 "LUMBUNG__SERVER__LISTEN".to_string(),
-                "0.0.0.0:6000".to_string(),
+                "127.0.0.2:6000".to_string(),
             ),
             ("LUMBUNG__SEARCH__CANDIDATES".to_string(), "20".to_string()),
             ("OTHER".to_string(), "x".to_string()),
@@ -516,5 +531,28 @@ mod tests {
         )];
         let err = Config::load_with_env(None, env).unwrap_err().to_string();
         assert!(err.contains("chunk_max_tokens"), "{err}");
+    }
+
+    #[test]
+    fn without_tokens_the_service_listens_on_loopback_only() {
+        let open = [(
+            "LUMBUNG__SERVER__LISTEN".to_string(),
+            "0.0.0.0:50051".to_string(),
+        )];
+        let err = Config::load_with_env(None, open.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.listen") && err.contains("tokens_file"),
+            "{err}"
+        );
+        let with_tokens = [
+            open[0].clone(),
+            (
+                "LUMBUNG__SERVER__TOKENS_FILE".to_string(),
+                "/etc/lumbung/tokens.toml".to_string(),
+            ),
+        ];
+        assert!(Config::load_with_env(None, with_tokens).is_ok());
     }
 }

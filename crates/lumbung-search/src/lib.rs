@@ -66,11 +66,37 @@ pub enum Retriever {
     HybridRerank,
 }
 
-/// A validated search: the knowledge bases are the ones the caller may read.
+/// The knowledge bases one request reads: the ones it named, or all, among those its caller may
+/// read. Every engine call takes one, never a raw list, so that no path reaches a knowledge
+/// base the caller's identity was not checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    kbs: Vec<KbName>,
+}
+
+impl Scope {
+    /// Built by the server's resolver from the caller's identity, or by a tool that owns the
+    /// whole data directory (`lumbung eval`, `lumbung bench`).
+    pub fn resolved(mut kbs: Vec<KbName>) -> Scope {
+        kbs.sort();
+        kbs.dedup();
+        Scope { kbs }
+    }
+
+    pub fn kbs(&self) -> &[KbName] {
+        &self.kbs
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kbs.is_empty()
+    }
+}
+
+/// A validated search over a checked scope.
 #[derive(Debug, Clone)]
 pub struct SearchRequest {
     pub query: String,
-    pub kbs: Vec<KbName>,
+    pub scope: Scope,
     pub top_k: usize,
     pub retriever: Retriever,
 }
@@ -152,7 +178,7 @@ impl SearchEngine {
                 format!("{} is outside 1..={}", request.top_k, self.search.max_top_k),
             ));
         }
-        if request.kbs.is_empty() {
+        if request.scope.is_empty() {
             return Err(Error::invalid(
                 "knowledge_bases",
                 "no knowledge base to search",
@@ -197,7 +223,8 @@ impl SearchEngine {
             }
             let snapshot = Arc::clone(&snapshot);
             // "how long", "berapa lama": question words, not what to match.
-            let (query, kbs) = (question::subject(&request.query), request.kbs.clone());
+            let query = question::subject(&request.query);
+            let kbs = request.scope.kbs().to_vec();
             Ok(self
                 .pool
                 .run(move || snapshot.search(&query, &kbs, candidates))
@@ -208,7 +235,7 @@ impl SearchEngine {
                 return Ok(None);
             }
             let (embedder, vectors) = (Arc::clone(&self.embedder), Arc::clone(&self.vectors));
-            let (query, kbs) = (request.query.clone(), request.kbs.clone());
+            let (query, kbs) = (request.query.clone(), request.scope.kbs().to_vec());
             let centroids = Arc::clone(&self.centroids);
             let centering = self.search.language_centering;
             self.pool
@@ -279,7 +306,7 @@ impl SearchEngine {
         }
         passages.truncate(request.top_k);
         tracing::debug!(
-            kbs = request.kbs.len(),
+            kbs = request.scope.kbs().len(),
             passages = passages.len(),
             elapsed_us = started.elapsed().as_micros() as u64,
             "search"
@@ -293,12 +320,7 @@ impl SearchEngine {
 
     /// The sentences that best support an answer to `question`, how likely they answer it, and
     /// whether that is likely enough (`ask.min_confidence`) to answer rather than hand off.
-    pub async fn ask(
-        &self,
-        question: &str,
-        kbs: Vec<KbName>,
-        max_sentences: usize,
-    ) -> Result<Answer> {
+    pub async fn ask(&self, question: &str, scope: &Scope, max_sentences: usize) -> Result<Answer> {
         if max_sentences == 0 || max_sentences > answer::MAX_SENTENCES {
             return Err(Error::invalid(
                 "max_sentences",
@@ -307,7 +329,7 @@ impl SearchEngine {
         }
         let decision = self.decision();
         let config = self.ask.clone();
-        self.with_signals(question, kbs, move |input| {
+        self.with_signals(question, scope, move |input| {
             let features = DecisionFeatures::compute(input);
             let sentences = answer::quote(input.ranked, &config, max_sentences);
             let confidence = if sentences.is_empty() {
@@ -335,12 +357,8 @@ impl SearchEngine {
 
     /// Every sentence `ask` chooses from, with the signals it ranks them by: what
     /// `lumbung eval --ask` records to explain and fit the weights in `[ask]`.
-    pub async fn ask_signals(
-        &self,
-        question: &str,
-        kbs: Vec<KbName>,
-    ) -> Result<Vec<SentenceSignals>> {
-        self.with_signals(question, kbs, |input| {
+    pub async fn ask_signals(&self, question: &str, scope: &Scope) -> Result<Vec<SentenceSignals>> {
+        self.with_signals(question, scope, |input| {
             input.ranked.iter().map(|(_, s)| s.clone()).collect()
         })
         .await
@@ -351,12 +369,12 @@ impl SearchEngine {
     async fn with_signals<T: Send + 'static>(
         &self,
         question: &str,
-        kbs: Vec<KbName>,
+        scope: &Scope,
         then: impl FnOnce(&decision::DecisionInput<'_>) -> T + Send + 'static,
     ) -> Result<T> {
         let request = SearchRequest {
             query: question.to_string(),
-            kbs,
+            scope: scope.clone(),
             top_k: self.ask.passages,
             retriever: Retriever::Hybrid,
         };

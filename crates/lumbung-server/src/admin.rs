@@ -6,10 +6,11 @@ use lumbung_ingest::{DocumentRecord, DocumentState, KbStatus, LiveState};
 use lumbung_proto::v1;
 use lumbung_proto::v1::admin_service_server::AdminService;
 use lumbung_proto::{timestamp_from_unix_millis, unix_millis_from_timestamp};
+use lumbung_search::Scope;
 use tonic::{Request, Response, Status};
 
 use crate::knowledge::{answer_question, sentence_to_proto};
-use crate::{App, Error, Result};
+use crate::{App, Caller, Error, Result};
 
 pub struct AdminApi {
     app: Arc<App>,
@@ -20,35 +21,52 @@ impl AdminApi {
         AdminApi { app }
     }
 
-    fn status(&self, request: v1::GetIngestStatusRequest) -> Result<v1::GetIngestStatusResponse> {
-        let kbs = if request.knowledge_base.is_empty() {
-            self.app.ingestor.knowledge_bases()?
-        } else {
-            self.app
-                .resolve_kbs(std::slice::from_ref(&request.knowledge_base))
-                .map_err(|err| match err {
-                    Error::InvalidArgument { reason, .. } => {
-                        Error::invalid("knowledge_base", reason)
-                    }
-                    other => other,
-                })?
-        };
-        let mut statuses = Vec::with_capacity(kbs.len());
-        for kb in kbs {
-            let status = self.app.ingestor.status(&kb)?;
-            statuses.push(kb_status(status, request.include_documents));
+    /// The one knowledge base a request names in its `knowledge_base` field, checked against
+    /// what the caller may read.
+    async fn one_kb(&self, caller: &Caller, name: &str) -> Result<KbName> {
+        if name.is_empty() {
+            return Err(Error::invalid("knowledge_base", "must not be empty"));
         }
+        let scope = self
+            .app
+            .scope(caller, &[name.to_string()], "knowledge_base")
+            .await?;
+        Ok(scope.kbs()[0].clone())
+    }
+
+    async fn status(
+        &self,
+        caller: &Caller,
+        request: v1::GetIngestStatusRequest,
+    ) -> Result<v1::GetIngestStatusResponse> {
+        let scope = if request.knowledge_base.is_empty() {
+            self.app.scope(caller, &[], "knowledge_base").await?
+        } else {
+            Scope::resolved(vec![self.one_kb(caller, &request.knowledge_base).await?])
+        };
+        let ingestor = Arc::clone(&self.app.ingestor);
+        let statuses = tokio::task::spawn_blocking(move || -> Result<Vec<_>> {
+            let mut statuses = Vec::with_capacity(scope.kbs().len());
+            for kb in scope.kbs() {
+                let status = ingestor.status(kb)?;
+                statuses.push(kb_status(status, request.include_documents));
+            }
+            Ok(statuses)
+        })
+        .await
+        .map_err(|err| Error::Task(err.to_string()))??;
         Ok(v1::GetIngestStatusResponse {
             knowledge_bases: statuses,
         })
     }
 
-    async fn reindex(&self, request: v1::ReindexRequest) -> Result<v1::ReindexResponse> {
-        if request.knowledge_base.is_empty() {
-            return Err(Error::invalid("knowledge_base", "must not be empty"));
-        }
-        let kb = KbName::new(request.knowledge_base)
-            .map_err(|err| Error::invalid("knowledge_base", err.to_string()))?;
+    async fn reindex(
+        &self,
+        caller: &Caller,
+        request: v1::ReindexRequest,
+    ) -> Result<v1::ReindexResponse> {
+        caller.require_admin()?;
+        let kb = self.one_kb(caller, &request.knowledge_base).await?;
         let ingestor = Arc::clone(&self.app.ingestor);
         let report = tokio::task::spawn_blocking(move || ingestor.sync_kb(&kb, true, &|_| {}))
             .await
@@ -59,21 +77,13 @@ impl AdminApi {
             chunks: report.chunks_written,
         })
     }
-}
 
-impl AdminApi {
-    async fn list_gaps(&self, request: v1::ListGapsRequest) -> Result<v1::ListGapsResponse> {
-        if request.knowledge_base.is_empty() {
-            return Err(Error::invalid("knowledge_base", "must not be empty"));
-        }
-        let kb = self
-            .app
-            .resolve_kbs(std::slice::from_ref(&request.knowledge_base))
-            .map_err(|err| match err {
-                Error::InvalidArgument { reason, .. } => Error::invalid("knowledge_base", reason),
-                other => other,
-            })?
-            .remove(0);
+    async fn list_gaps(
+        &self,
+        caller: &Caller,
+        request: v1::ListGapsRequest,
+    ) -> Result<v1::ListGapsResponse> {
+        let kb = self.one_kb(caller, &request.knowledge_base).await?;
         let since = request.since.as_ref().map(unix_millis_from_timestamp);
         let gaps = Arc::clone(&self.app.gaps);
         let listed = tokio::task::spawn_blocking(move || gaps.list(kb.as_str(), since))
@@ -94,6 +104,7 @@ impl AdminApi {
 
     async fn explain_answer(
         &self,
+        caller: &Caller,
         request: v1::ExplainAnswerRequest,
     ) -> Result<v1::ExplainAnswerResponse> {
         let ask = v1::AskRequest {
@@ -101,7 +112,7 @@ impl AdminApi {
             knowledge_bases: request.knowledge_bases,
             max_sentences: 0,
         };
-        let (response, answer) = answer_question(&self.app, &ask).await?;
+        let (response, answer) = answer_question(&self.app, caller, &ask).await?;
         let (features, candidate_sentences) = match answer {
             Some(answer) => (
                 answer.features.values,
@@ -123,8 +134,10 @@ impl AdminApi {
 
     async fn set_answer_decision(
         &self,
+        caller: &Caller,
         request: v1::SetAnswerDecisionRequest,
     ) -> Result<v1::SetAnswerDecisionResponse> {
+        caller.require_admin()?;
         let app = Arc::clone(&self.app);
         let decision = tokio::task::spawn_blocking(move || app.set_decision(&request.parameters))
             .await
@@ -218,7 +231,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::GetIngestStatusRequest>,
     ) -> Result<Response<v1::GetIngestStatusResponse>, Status> {
-        Ok(Response::new(self.status(request.into_inner())?))
+        let caller = self.app.caller(request.metadata())?;
+        Ok(Response::new(
+            self.status(&caller, request.into_inner()).await?,
+        ))
     }
 
     #[tracing::instrument(skip_all)]
@@ -226,7 +242,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::ReindexRequest>,
     ) -> Result<Response<v1::ReindexResponse>, Status> {
-        Ok(Response::new(self.reindex(request.into_inner()).await?))
+        let caller = self.app.caller(request.metadata())?;
+        Ok(Response::new(
+            self.reindex(&caller, request.into_inner()).await?,
+        ))
     }
 
     #[tracing::instrument(skip_all)]
@@ -234,7 +253,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::ListGapsRequest>,
     ) -> Result<Response<v1::ListGapsResponse>, Status> {
-        Ok(Response::new(self.list_gaps(request.into_inner()).await?))
+        let caller = self.app.caller(request.metadata())?;
+        Ok(Response::new(
+            self.list_gaps(&caller, request.into_inner()).await?,
+        ))
     }
 
     #[tracing::instrument(skip_all)]
@@ -242,8 +264,9 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::ExplainAnswerRequest>,
     ) -> Result<Response<v1::ExplainAnswerResponse>, Status> {
+        let caller = self.app.caller(request.metadata())?;
         Ok(Response::new(
-            self.explain_answer(request.into_inner()).await?,
+            self.explain_answer(&caller, request.into_inner()).await?,
         ))
     }
 
@@ -252,8 +275,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::SetAnswerDecisionRequest>,
     ) -> Result<Response<v1::SetAnswerDecisionResponse>, Status> {
+        let caller = self.app.caller(request.metadata())?;
         Ok(Response::new(
-            self.set_answer_decision(request.into_inner()).await?,
+            self.set_answer_decision(&caller, request.into_inner())
+                .await?,
         ))
     }
 }

@@ -5,8 +5,9 @@ use lumbung_embed::{Embedder, Reranker};
 use lumbung_index::{EdgeVectorStore, LexicalIndex, TantivyLexicalIndex, VectorStore};
 use lumbung_ingest::{Catalog, Ingestor, KbSettings, SyncReport, Watcher};
 use lumbung_proto::v1;
-use lumbung_search::{Answer, AnswerDecision, CpuPool, SearchEngine};
+use lumbung_search::{Answer, AnswerDecision, CpuPool, Scope, SearchEngine};
 
+use crate::auth::{Caller, TokenStore};
 use crate::gaps::GapLog;
 use crate::{Error, Result};
 
@@ -22,6 +23,8 @@ pub struct App {
     pub engine: SearchEngine,
     pub ingestor: Arc<Ingestor>,
     pub gaps: Arc<GapLog>,
+    /// `None` without `server.tokens_file`: every caller is the local administrator.
+    tokens: Option<Arc<TokenStore>>,
 }
 
 impl App {
@@ -79,11 +82,22 @@ impl App {
             &config.data_dir.join("gaps.redb"),
             GAPS_PER_KB,
         )?);
+        let tokens = match &config.server.tokens_file {
+            Some(path) => Some(TokenStore::open(path)?),
+            None => {
+                tracing::warn!(
+                    "no server.tokens_file: every caller is an administrator of every knowledge \
+                     base, so the service listens on loopback only"
+                );
+                None
+            }
+        };
         Ok(App {
             config,
             engine,
             ingestor,
             gaps,
+            tokens,
         })
     }
 
@@ -172,23 +186,50 @@ impl App {
         Ok(Watcher::start(Arc::clone(&self.ingestor))?)
     }
 
-    /// The knowledge bases a request may search: the named ones, each checked, or all.
-    pub fn resolve_kbs(&self, requested: &[String]) -> Result<Vec<KbName>> {
-        let known = self.ingestor.knowledge_bases()?;
-        if requested.is_empty() {
-            return Ok(known);
+    /// Who made a request: the token it carries, or, without a token file (loopback only),
+    /// the local administrator.
+    pub fn caller(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Caller> {
+        match &self.tokens {
+            Some(tokens) => tokens.authenticate(metadata),
+            None => Ok(Caller::local_admin()),
         }
-        let mut kbs = Vec::with_capacity(requested.len());
+    }
+
+    /// The knowledge bases a request reads: those named in `requested` (the request's `field`),
+    /// each checked, or all, among those `caller` may read. A knowledge base the caller may not
+    /// read is reported exactly like one that does not exist. Reads the folder tree and each
+    /// `kb.toml` on a blocking thread.
+    pub async fn scope(&self, caller: &Caller, requested: &[String], field: &str) -> Result<Scope> {
+        let mut names = Vec::with_capacity(requested.len());
         for name in requested {
-            let kb = KbName::new(name.clone())
-                .map_err(|err| Error::invalid("knowledge_bases", err.to_string()))?;
-            if !known.contains(&kb) {
+            names.push(
+                KbName::new(name.clone()).map_err(|err| Error::invalid(field, err.to_string()))?,
+            );
+        }
+        let (ingestor, caller) = (Arc::clone(&self.ingestor), caller.clone());
+        let readable = tokio::task::spawn_blocking(move || -> Result<Vec<KbName>> {
+            let mut readable = Vec::new();
+            for kb in ingestor.knowledge_bases()? {
+                // An unreadable kb.toml grants nobody but the local administrator.
+                let readers = KbSettings::load(&ingestor.root().join(kb.as_str()))
+                    .map(|settings| settings.readers)
+                    .unwrap_or_else(|_| vec![String::new()]);
+                if caller.may_read(&kb, &readers) {
+                    readable.push(kb);
+                }
+            }
+            Ok(readable)
+        })
+        .await
+        .map_err(|err| Error::Task(err.to_string()))??;
+        if names.is_empty() {
+            return Ok(Scope::resolved(readable));
+        }
+        for (kb, name) in names.iter().zip(requested) {
+            if !readable.contains(kb) {
                 return Err(Error::KbNotFound(name.clone()));
             }
-            kbs.push(kb);
         }
-        kbs.sort();
-        kbs.dedup();
-        Ok(kbs)
+        Ok(Scope::resolved(names))
     }
 }

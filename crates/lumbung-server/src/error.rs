@@ -8,6 +8,12 @@ pub enum Error {
     InvalidArgument { field: String, reason: String },
     #[error("knowledge base {0:?} not found")]
     KbNotFound(String),
+    /// No token, or one the token file does not hold.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// A token whose role does not allow the call.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     #[error(transparent)]
     Search(#[from] lumbung_search::Error),
     #[error(transparent)]
@@ -47,6 +53,8 @@ impl From<Error> for Status {
         let code = match &err {
             Error::InvalidArgument { .. } => Code::InvalidArgument,
             Error::KbNotFound(_) => Code::NotFound,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Search(search) => match search {
                 lumbung_search::Error::InvalidArgument { .. } => Code::InvalidArgument,
                 lumbung_search::Error::Unavailable(_) => Code::FailedPrecondition,

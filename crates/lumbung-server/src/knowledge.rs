@@ -3,10 +3,12 @@ use std::sync::Arc;
 use lumbung_core::KbName;
 use lumbung_proto::v1;
 use lumbung_proto::v1::knowledge_service_server::KnowledgeService;
-use lumbung_search::{Answer, HandOff, Passage, Retriever, SearchRequest, SupportingSentence};
+use lumbung_search::{
+    Answer, HandOff, Passage, Retriever, Scope, SearchRequest, SupportingSentence,
+};
 use tonic::{Request, Response, Status};
 
-use crate::{App, Error, Result};
+use crate::{App, Caller, Error, Result};
 
 const DEFAULT_TOP_K: u32 = 10;
 const DEFAULT_MAX_SENTENCES: u32 = 3;
@@ -22,9 +24,16 @@ impl KnowledgeApi {
         KnowledgeApi { app }
     }
 
-    async fn search(&self, request: v1::SearchRequest) -> Result<v1::SearchResponse> {
-        let kbs = self.app.resolve_kbs(&request.knowledge_bases)?;
-        if kbs.is_empty() {
+    async fn search(
+        &self,
+        caller: &Caller,
+        request: v1::SearchRequest,
+    ) -> Result<v1::SearchResponse> {
+        let scope = self
+            .app
+            .scope(caller, &request.knowledge_bases, "knowledge_bases")
+            .await?;
+        if scope.is_empty() {
             return Ok(v1::SearchResponse {
                 passages: Vec::new(),
             });
@@ -46,7 +55,7 @@ impl KnowledgeApi {
         };
         let request = SearchRequest {
             query: request.query,
-            kbs,
+            scope,
             top_k: top_k as usize,
             retriever,
         };
@@ -56,14 +65,15 @@ impl KnowledgeApi {
         })
     }
 
-    async fn ask(&self, request: v1::AskRequest) -> Result<v1::AskResponse> {
-        let (response, answer) = answer_question(&self.app, &request).await?;
+    async fn ask(&self, caller: &Caller, request: v1::AskRequest) -> Result<v1::AskResponse> {
+        let (response, answer) = answer_question(&self.app, caller, &request).await?;
         self.app.note_outcome(&request.question, &response, &answer);
         Ok(response)
     }
 
-    fn list(
+    async fn list(
         &self,
+        caller: &Caller,
         request: v1::ListKnowledgeBasesRequest,
     ) -> Result<v1::ListKnowledgeBasesResponse> {
         let page_size = match request.page_size {
@@ -77,28 +87,35 @@ impl KnowledgeApi {
             n => n,
         } as usize;
         // The token is the last name of the previous page: names are unique and sorted.
-        let kbs: Vec<_> = self
-            .app
-            .ingestor
-            .knowledge_bases()?
-            .into_iter()
+        let scope = self.app.scope(caller, &[], "knowledge_bases").await?;
+        let kbs: Vec<KbName> = scope
+            .kbs()
+            .iter()
             .filter(|kb| request.page_token.is_empty() || kb.as_str() > request.page_token.as_str())
+            .cloned()
             .collect();
-        let mut page = Vec::with_capacity(page_size.min(kbs.len()));
-        for kb in kbs.iter().take(page_size) {
-            let status = self.app.ingestor.status(kb)?;
-            // A broken kb.toml is reported by GetIngestStatus; here it reads as no settings.
-            let settings = status.settings.unwrap_or_default();
-            page.push(v1::KnowledgeBase {
-                name: kb.to_string(),
-                documents_indexed: status.summary.indexed,
-                chunks: status.summary.chunks,
-                title: settings.title.unwrap_or_default(),
-                description: settings.description.unwrap_or_default(),
-                language: settings.language.unwrap_or_default(),
-                escalation: settings.escalation.unwrap_or_default(),
-            });
-        }
+        let ingestor = Arc::clone(&self.app.ingestor);
+        let listed: Vec<KbName> = kbs.iter().take(page_size).cloned().collect();
+        let page = tokio::task::spawn_blocking(move || -> Result<Vec<v1::KnowledgeBase>> {
+            let mut page = Vec::with_capacity(listed.len());
+            for kb in listed {
+                let status = ingestor.status(&kb)?;
+                // A broken kb.toml is reported by GetIngestStatus; here it reads as no settings.
+                let settings = status.settings.unwrap_or_default();
+                page.push(v1::KnowledgeBase {
+                    name: kb.to_string(),
+                    documents_indexed: status.summary.indexed,
+                    chunks: status.summary.chunks,
+                    title: settings.title.unwrap_or_default(),
+                    description: settings.description.unwrap_or_default(),
+                    language: settings.language.unwrap_or_default(),
+                    escalation: settings.escalation.unwrap_or_default(),
+                });
+            }
+            Ok(page)
+        })
+        .await
+        .map_err(|err| Error::Task(err.to_string()))??;
         let next_page_token = if kbs.len() > page_size {
             page.last().map(|kb| kb.name.clone()).unwrap_or_default()
         } else {
@@ -115,9 +132,12 @@ impl KnowledgeApi {
 /// sentences and the decision's signals included).
 pub(crate) async fn answer_question(
     app: &App,
+    caller: &Caller,
     request: &v1::AskRequest,
 ) -> Result<(v1::AskResponse, Option<Answer>)> {
-    let kbs = app.resolve_kbs(&request.knowledge_bases)?;
+    let scope = app
+        .scope(caller, &request.knowledge_bases, "knowledge_bases")
+        .await?;
     let max_sentences = if request.max_sentences == 0 {
         DEFAULT_MAX_SENTENCES
     } else {
@@ -126,7 +146,7 @@ pub(crate) async fn answer_question(
     if request.question.trim().is_empty() {
         return Err(Error::invalid("question", "must not be empty"));
     }
-    if kbs.is_empty() {
+    if scope.is_empty() {
         let response = v1::AskResponse {
             status: v1::AnswerStatus::NoAnswer.into(),
             no_answer_reason: "there is no knowledge base to draw from".to_string(),
@@ -135,11 +155,13 @@ pub(crate) async fn answer_question(
         };
         return Ok((response, None));
     }
-    let ask = |kbs: Vec<KbName>| {
+    let ask = |scope: Scope| async move {
         app.engine
-            .ask(&request.question, kbs, max_sentences as usize)
+            .ask(&request.question, &scope, max_sentences as usize)
+            .await
+            .map_err(rename_query_field)
     };
-    let answer = ask(kbs.clone()).await.map_err(rename_query_field)?;
+    let answer = ask(scope.clone()).await?;
     let Some(hand_off) = answer.hand_off else {
         let response = v1::AskResponse {
             status: v1::AnswerStatus::Answered.into(),
@@ -155,19 +177,23 @@ pub(crate) async fn answer_question(
         HandOff::NoPassage => v1::HandOffReason::NoMatchingPassage,
         HandOff::NotSupported => v1::HandOffReason::NotSupported,
     };
-    let mut belongs_to = match kbs.as_slice() {
+    let mut belongs_to = match scope.kbs() {
         [only] => Some(only.clone()),
         _ => answer.closest_kb.clone(),
     };
     let mut explanation = hand_off.explanation().to_string();
     if !request.knowledge_bases.is_empty() {
+        // Only among those the caller may read: a hand-off must not reveal the others.
         let others: Vec<KbName> = app
-            .resolve_kbs(&[])?
-            .into_iter()
-            .filter(|kb| !kbs.contains(kb))
+            .scope(caller, &[], "knowledge_bases")
+            .await?
+            .kbs()
+            .iter()
+            .filter(|kb| !scope.kbs().contains(kb))
+            .cloned()
             .collect();
         if !others.is_empty() {
-            let elsewhere = ask(others).await.map_err(rename_query_field)?;
+            let elsewhere = ask(Scope::resolved(others)).await?;
             if elsewhere.answered() {
                 reason = v1::HandOffReason::OutsideKnowledgeBases;
                 belongs_to = elsewhere
@@ -245,7 +271,10 @@ impl KnowledgeService for KnowledgeApi {
         &self,
         request: Request<v1::SearchRequest>,
     ) -> Result<Response<v1::SearchResponse>, Status> {
-        Ok(Response::new(self.search(request.into_inner()).await?))
+        let caller = self.app.caller(request.metadata())?;
+        Ok(Response::new(
+            self.search(&caller, request.into_inner()).await?,
+        ))
     }
 
     #[tracing::instrument(skip_all)]
@@ -253,7 +282,10 @@ impl KnowledgeService for KnowledgeApi {
         &self,
         request: Request<v1::AskRequest>,
     ) -> Result<Response<v1::AskResponse>, Status> {
-        Ok(Response::new(self.ask(request.into_inner()).await?))
+        let caller = self.app.caller(request.metadata())?;
+        Ok(Response::new(
+            self.ask(&caller, request.into_inner()).await?,
+        ))
     }
 
     #[tracing::instrument(skip_all)]
@@ -261,6 +293,9 @@ impl KnowledgeService for KnowledgeApi {
         &self,
         request: Request<v1::ListKnowledgeBasesRequest>,
     ) -> Result<Response<v1::ListKnowledgeBasesResponse>, Status> {
-        Ok(Response::new(self.list(request.into_inner())?))
+        let caller = self.app.caller(request.metadata())?;
+        Ok(Response::new(
+            self.list(&caller, request.into_inner()).await?,
+        ))
     }
 }

@@ -6,6 +6,7 @@
 
 mod admin;
 mod app;
+mod auth;
 mod data_dir;
 mod error;
 mod gaps;
@@ -20,6 +21,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 pub use app::App;
+pub use auth::{Caller, Role, new_token};
 pub use error::{Error, Result};
 
 /// Serves both services, health checking and reflection on `listener` until `shutdown`

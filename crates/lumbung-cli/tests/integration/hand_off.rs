@@ -199,3 +199,71 @@ async fn calibrate_refits_the_decision_of_a_running_service() {
         "Ask's confidence {confidence} is not the installed decision's {expected}"
     );
 }
+
+/// `lumbung new-token` makes a token the service accepts once its entry is in the token file;
+/// the CLI sends it with `--token`, and without it the call is refused as unauthenticated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_commands_carry_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb_dir = dir.path().join("ingest").join(KB);
+    std::fs::create_dir_all(&kb_dir).unwrap();
+    std::fs::write(
+        kb_dir.join("vpn.md"),
+        "# VPN\n\nThe VPN portal is vpn.example-manufacturing.com.\n",
+    )
+    .unwrap();
+    let made = Command::new(env!("CARGO_BIN_EXE_lumbung"))
+        .args(["new-token", "--name", "helpdesk-bot", "--kb", "it-*"])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let printed = String::from_utf8(made.stdout).unwrap();
+    let token = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("token: "))
+        .unwrap()
+        .to_string();
+    let entry = &printed[printed.find("[[token]]").unwrap()..];
+    assert!(!entry.contains(&token), "only the hash goes to the file");
+    let tokens_file = dir.path().join("tokens.toml");
+    std::fs::write(&tokens_file, entry).unwrap();
+
+    let port = free_port();
+    let _service = Service::start_with(
+        dir.path(),
+        port,
+        &[("LUMBUNG__SERVER__TOKENS_FILE", &tokens_file)],
+    );
+    let search = |token: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lumbung"));
+        command
+            .args(["search", "VPN portal", "--json", "--addr"])
+            .arg(format!("http://127.0.0.1:{port}"))
+            .env_remove("LUMBUNG_TOKEN");
+        if let Some(token) = token {
+            command.env("LUMBUNG_TOKEN", token);
+        }
+        command.output().unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let output = search(Some(&token));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if output.status.success() && stdout.contains("vpn.example-manufacturing.com") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let refused = search(None);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Unauthenticated"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

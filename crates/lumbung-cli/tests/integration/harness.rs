@@ -55,7 +55,13 @@ pub struct Service(Child);
 
 impl Service {
     pub fn start(dir: &Path, port: u16) -> Service {
+        Service::start_with(dir, port, &[])
+    }
+
+    /// With more `LUMBUNG__*` settings.
+    pub fn start_with(dir: &Path, port: u16, env: &[(&str, &Path)]) -> Service {
         let child = lumbung(dir, "serve")
+            .envs(env.iter().copied())
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())

@@ -107,7 +107,7 @@ async fn bad_files_are_recorded_and_the_rest_of_the_folder_indexes() {
 
     let request = lumbung_search::SearchRequest {
         query: "condensate trap compressor".to_string(),
-        kbs: vec![kb],
+        scope: lumbung_search::Scope::resolved(vec![kb]),
         top_k: 5,
         retriever: lumbung_search::Retriever::Hybrid,
     };

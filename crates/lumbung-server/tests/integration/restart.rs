@@ -38,7 +38,14 @@ async fn restart_reembeds_nothing_and_removes_deleted_files() {
 
     let request = lumbung_search::SearchRequest {
         query: "GlobalProtect certificate expired ERR-VPN-809".to_string(),
-        kbs: second.resolve_kbs(&[]).unwrap(),
+        scope: second
+            .scope(
+                &lumbung_server::Caller::local_admin(),
+                &[],
+                "knowledge_bases",
+            )
+            .await
+            .unwrap(),
         top_k: 50,
         retriever: lumbung_search::Retriever::Hybrid,
     };
