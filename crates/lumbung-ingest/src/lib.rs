@@ -13,7 +13,7 @@ mod watch;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use lumbung_core::{DocumentPath, IngestConfig, KbName};
@@ -53,6 +53,19 @@ pub struct KbStatus {
     pub in_progress: Vec<(DocumentPath, LiveState)>,
 }
 
+/// What requests need to know of one knowledge base, kept in memory.
+#[derive(Debug, Clone)]
+pub struct KbEntry {
+    /// The folder's `kb.toml`, or why it could not be read.
+    pub settings: std::result::Result<KbSettings, String>,
+    /// Counts over its catalog rows at the end of its last sync.
+    pub summary: KbSummary,
+}
+
+/// Every knowledge base with its settings and counts: what request paths read instead of the
+/// folder tree and the catalog.
+pub type Registry = BTreeMap<KbName, KbEntry>;
+
 /// Keeps the catalog and both indexes in step with the folders under the watched root.
 pub struct Ingestor {
     root: PathBuf,
@@ -67,6 +80,8 @@ pub struct Ingestor {
     /// catalog rows.
     running: Mutex<()>,
     live: Mutex<HashMap<KbName, BTreeMap<DocumentPath, LiveState>>>,
+    /// Rebuilt at start and refreshed after each sync of a knowledge base, swapped whole.
+    registry: RwLock<Arc<Registry>>,
 }
 
 impl Ingestor {
@@ -83,7 +98,7 @@ impl Ingestor {
             config.chunk_max_tokens,
             config.chunk_overlap_tokens,
         )?;
-        Ok(Ingestor {
+        let ingestor = Ingestor {
             root: root.to_path_buf(),
             catalog,
             lexical,
@@ -99,7 +114,46 @@ impl Ingestor {
             config,
             running: Mutex::new(()),
             live: Mutex::new(HashMap::new()),
-        })
+            registry: RwLock::new(Arc::new(Registry::new())),
+        };
+        ingestor.refresh_registry(None)?;
+        Ok(ingestor)
+    }
+
+    /// The knowledge bases as of their last sync, with settings and counts. Reads no disk.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Reads the settings and counts of `only` (or of every knowledge base, which also drops
+    /// those that are gone) and swaps the registry.
+    fn refresh_registry(&self, only: Option<&KbName>) -> Result<()> {
+        let entry = |kb: &KbName| -> Result<KbEntry> {
+            Ok(KbEntry {
+                settings: KbSettings::load(&self.root.join(kb.as_str())),
+                summary: KbSummary::of(&self.catalog.list(kb)?),
+            })
+        };
+        let mut registry = match only {
+            Some(_) => (*self.registry()).clone(),
+            None => Registry::new(),
+        };
+        match only {
+            Some(kb) => {
+                registry.insert(kb.clone(), entry(kb)?);
+            }
+            None => {
+                for kb in self.knowledge_bases()? {
+                    let value = entry(&kb)?;
+                    registry.insert(kb, value);
+                }
+            }
+        }
+        *self
+            .registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(registry);
+        Ok(())
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -172,6 +226,8 @@ impl Ingestor {
         for kb in self.knowledge_bases()? {
             report.add(&self.run_kb(&kb, options, progress)?);
         }
+        // Also drops the knowledge bases whose folder and rows are gone.
+        self.refresh_registry(None)?;
         Ok(report)
     }
 
@@ -210,13 +266,17 @@ impl Ingestor {
         } else {
             Vec::new()
         };
-        pipeline::Run {
+        let report = pipeline::Run {
             ingestor: self,
             kb,
             options,
             progress,
         }
-        .execute(files)
+        .execute(files);
+        // Settings may have changed even when no document did; a failed run may have
+        // recorded some documents.
+        self.refresh_registry(Some(kb))?;
+        report
     }
 
     /// Like [`Ingestor::sync_all`] without force, leaving files that are still changing and

@@ -29,8 +29,7 @@ impl AdminApi {
         }
         let scope = self
             .app
-            .scope(caller, &[name.to_string()], "knowledge_base")
-            .await?;
+            .scope(caller, &[name.to_string()], "knowledge_base")?;
         Ok(scope.kbs()[0].clone())
     }
 
@@ -40,7 +39,7 @@ impl AdminApi {
         request: v1::GetIngestStatusRequest,
     ) -> Result<v1::GetIngestStatusResponse> {
         let scope = if request.knowledge_base.is_empty() {
-            self.app.scope(caller, &[], "knowledge_base").await?
+            self.app.scope(caller, &[], "knowledge_base")?
         } else {
             Scope::resolved(vec![self.one_kb(caller, &request.knowledge_base).await?])
         };

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use lumbung_core::{Config, KbName};
 use lumbung_embed::{Embedder, Reranker};
 use lumbung_index::{EdgeVectorStore, LexicalIndex, TantivyLexicalIndex, VectorStore};
-use lumbung_ingest::{Catalog, Ingestor, KbSettings, SyncReport, Watcher};
+use lumbung_ingest::{Catalog, Ingestor, SyncReport, Watcher};
 use lumbung_proto::v1;
 use lumbung_search::{Answer, AnswerDecision, CpuPool, Scope, SearchEngine};
 
@@ -120,12 +120,13 @@ impl App {
 
     /// The `escalation` of a knowledge base's kb.toml; empty when it names none or cannot be
     /// read.
-    pub async fn escalation_contact(&self, kb: &KbName) -> Result<String> {
-        let folder = self.ingestor.root().join(kb.as_str());
-        let settings = tokio::task::spawn_blocking(move || KbSettings::load(&folder))
-            .await
-            .map_err(|err| Error::Task(err.to_string()))?;
-        Ok(settings.ok().and_then(|s| s.escalation).unwrap_or_default())
+    pub fn escalation_contact(&self, kb: &KbName) -> String {
+        self.ingestor
+            .registry()
+            .get(kb)
+            .and_then(|entry| entry.settings.as_ref().ok())
+            .and_then(|settings| settings.escalation.clone())
+            .unwrap_or_default()
     }
 
     /// Records a handed-off question as a gap of the knowledge base it belongs to, or clears
@@ -197,31 +198,29 @@ impl App {
 
     /// The knowledge bases a request reads: those named in `requested` (the request's `field`),
     /// each checked, or all, among those `caller` may read. A knowledge base the caller may not
-    /// read is reported exactly like one that does not exist. Reads the folder tree and each
-    /// `kb.toml` on a blocking thread.
-    pub async fn scope(&self, caller: &Caller, requested: &[String], field: &str) -> Result<Scope> {
+    /// read is reported exactly like one that does not exist. Reads the ingestor's registry,
+    /// not the disk.
+    pub fn scope(&self, caller: &Caller, requested: &[String], field: &str) -> Result<Scope> {
         let mut names = Vec::with_capacity(requested.len());
         for name in requested {
             names.push(
                 KbName::new(name.clone()).map_err(|err| Error::invalid(field, err.to_string()))?,
             );
         }
-        let (ingestor, caller) = (Arc::clone(&self.ingestor), caller.clone());
-        let readable = tokio::task::spawn_blocking(move || -> Result<Vec<KbName>> {
-            let mut readable = Vec::new();
-            for kb in ingestor.knowledge_bases()? {
-                // An unreadable kb.toml grants nobody but the local administrator.
-                let readers = KbSettings::load(&ingestor.root().join(kb.as_str()))
-                    .map(|settings| settings.readers)
-                    .unwrap_or_else(|_| vec![String::new()]);
-                if caller.may_read(&kb, &readers) {
-                    readable.push(kb);
-                }
-            }
-            Ok(readable)
-        })
-        .await
-        .map_err(|err| Error::Task(err.to_string()))??;
+        let readable: Vec<KbName> = self
+            .ingestor
+            .registry()
+            .iter()
+            .filter(|(kb, entry)| {
+                // An unreadable kb.toml grants no reader.
+                let readers = match &entry.settings {
+                    Ok(settings) => settings.readers.as_slice(),
+                    Err(_) => &[String::new()],
+                };
+                caller.may_read(kb, readers)
+            })
+            .map(|(kb, _)| kb.clone())
+            .collect();
         if names.is_empty() {
             return Ok(Scope::resolved(readable));
         }

@@ -31,8 +31,7 @@ impl KnowledgeApi {
     ) -> Result<v1::SearchResponse> {
         let scope = self
             .app
-            .scope(caller, &request.knowledge_bases, "knowledge_bases")
-            .await?;
+            .scope(caller, &request.knowledge_bases, "knowledge_bases")?;
         if scope.is_empty() {
             return Ok(v1::SearchResponse {
                 passages: Vec::new(),
@@ -71,7 +70,7 @@ impl KnowledgeApi {
         Ok(response)
     }
 
-    async fn list(
+    fn list(
         &self,
         caller: &Caller,
         request: v1::ListKnowledgeBasesRequest,
@@ -87,35 +86,37 @@ impl KnowledgeApi {
             n => n,
         } as usize;
         // The token is the last name of the previous page: names are unique and sorted.
-        let scope = self.app.scope(caller, &[], "knowledge_bases").await?;
-        let kbs: Vec<KbName> = scope
+        if !request.page_token.is_empty() && KbName::new(request.page_token.clone()).is_err() {
+            return Err(Error::invalid(
+                "page_token",
+                "not a token from a previous page",
+            ));
+        }
+        let scope = self.app.scope(caller, &[], "knowledge_bases")?;
+        let kbs: Vec<&KbName> = scope
             .kbs()
             .iter()
             .filter(|kb| request.page_token.is_empty() || kb.as_str() > request.page_token.as_str())
-            .cloned()
             .collect();
-        let ingestor = Arc::clone(&self.app.ingestor);
-        let listed: Vec<KbName> = kbs.iter().take(page_size).cloned().collect();
-        let page = tokio::task::spawn_blocking(move || -> Result<Vec<v1::KnowledgeBase>> {
-            let mut page = Vec::with_capacity(listed.len());
-            for kb in listed {
-                let status = ingestor.status(&kb)?;
+        let registry = self.app.ingestor.registry();
+        let page: Vec<v1::KnowledgeBase> = kbs
+            .iter()
+            .take(page_size)
+            .filter_map(|kb| registry.get(*kb).map(|entry| (kb, entry)))
+            .map(|(kb, entry)| {
                 // A broken kb.toml is reported by GetIngestStatus; here it reads as no settings.
-                let settings = status.settings.unwrap_or_default();
-                page.push(v1::KnowledgeBase {
+                let settings = entry.settings.clone().unwrap_or_default();
+                v1::KnowledgeBase {
                     name: kb.to_string(),
-                    documents_indexed: status.summary.indexed,
-                    chunks: status.summary.chunks,
+                    documents_indexed: entry.summary.indexed,
+                    chunks: entry.summary.chunks,
                     title: settings.title.unwrap_or_default(),
                     description: settings.description.unwrap_or_default(),
                     language: settings.language.unwrap_or_default(),
                     escalation: settings.escalation.unwrap_or_default(),
-                });
-            }
-            Ok(page)
-        })
-        .await
-        .map_err(|err| Error::Task(err.to_string()))??;
+                }
+            })
+            .collect();
         let next_page_token = if kbs.len() > page_size {
             page.last().map(|kb| kb.name.clone()).unwrap_or_default()
         } else {
@@ -135,9 +136,7 @@ pub(crate) async fn answer_question(
     caller: &Caller,
     request: &v1::AskRequest,
 ) -> Result<(v1::AskResponse, Option<Answer>)> {
-    let scope = app
-        .scope(caller, &request.knowledge_bases, "knowledge_bases")
-        .await?;
+    let scope = app.scope(caller, &request.knowledge_bases, "knowledge_bases")?;
     let max_sentences = if request.max_sentences == 0 {
         DEFAULT_MAX_SENTENCES
     } else {
@@ -185,8 +184,7 @@ pub(crate) async fn answer_question(
     if !request.knowledge_bases.is_empty() {
         // Only among those the caller may read: a hand-off must not reveal the others.
         let others: Vec<KbName> = app
-            .scope(caller, &[], "knowledge_bases")
-            .await?
+            .scope(caller, &[], "knowledge_bases")?
             .kbs()
             .iter()
             .filter(|kb| !scope.kbs().contains(kb))
@@ -208,13 +206,10 @@ pub(crate) async fn answer_question(
             }
         }
     }
-    let escalation = match belongs_to {
-        Some(kb) => Some(v1::Escalation {
-            contact: app.escalation_contact(&kb).await?,
-            knowledge_base: kb.to_string(),
-        }),
-        None => None,
-    };
+    let escalation = belongs_to.map(|kb| v1::Escalation {
+        contact: app.escalation_contact(&kb),
+        knowledge_base: kb.to_string(),
+    });
     let response = v1::AskResponse {
         status: v1::AnswerStatus::NoAnswer.into(),
         sentences: Vec::new(),
@@ -294,8 +289,6 @@ impl KnowledgeService for KnowledgeApi {
         request: Request<v1::ListKnowledgeBasesRequest>,
     ) -> Result<Response<v1::ListKnowledgeBasesResponse>, Status> {
         let caller = self.app.caller(request.metadata())?;
-        Ok(Response::new(
-            self.list(&caller, request.into_inner()).await?,
-        ))
+        Ok(Response::new(self.list(&caller, request.into_inner())?))
     }
 }

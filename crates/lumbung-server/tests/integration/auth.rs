@@ -272,6 +272,25 @@ async fn a_token_sees_only_its_knowledge_bases() {
         assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
     }
 
+    // The owner of beta opens it to wide-bot: after the next sync, wide-bot reads it.
+    std::fs::write(
+        dir.path().join("ingest/beta/kb.toml"),
+        "escalation = \"Metallurgy lab\"\nreaders = [\"beta-bot\", \"wide-bot\"]\n",
+    )
+    .unwrap();
+    server.app.sync_all().await.unwrap();
+    let passages = clients.search(&wide, SECRET, &["beta"]).await.unwrap();
+    assert!(passages.iter().any(|p| p.text.contains(SECRET)));
+    assert_eq!(
+        clients
+            .search(&alpha, SECRET, &["beta"])
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound,
+        "readers narrow alpha-bot's token, which never covered beta"
+    );
+
     // Revoked: the file without alpha-bot is picked up without a restart.
     std::fs::write(&tokens_file, format!("{wide_entry}\n{admin_entry}")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -314,6 +314,16 @@ async fn invalid_admin_requests_name_the_field() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("parameters"), "{status:?}");
+    let status = harness::knowledge()
+        .await
+        .list_knowledge_bases(v1::ListKnowledgeBasesRequest {
+            page_size: 1,
+            page_token: "not a name!".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("page_token"), "{status:?}");
     let status = admin
         .list_gaps(v1::ListGapsRequest::default())
         .await

@@ -44,7 +44,6 @@ async fn restart_reembeds_nothing_and_removes_deleted_files() {
                 &[],
                 "knowledge_bases",
             )
-            .await
             .unwrap(),
         top_k: 50,
         retriever: lumbung_search::Retriever::Hybrid,
