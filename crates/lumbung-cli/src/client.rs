@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::{AskArgs, ClientArgs, GapsArgs, ReindexArgs, SearchArgs, StatusArgs};
 
@@ -60,16 +60,28 @@ async fn connect(args: &ClientArgs) -> anyhow::Result<(Channel, BearerToken)> {
 }
 
 async fn channel(args: &ClientArgs) -> anyhow::Result<Channel> {
-    Channel::from_shared(args.addr.clone())
-        .with_context(|| format!("invalid address {:?}", args.addr))?
-        .connect()
-        .await
-        .with_context(|| {
-            format!(
-                "cannot reach lumbung at {} (is `lumbung serve` running?)",
-                args.addr
-            )
-        })
+    let mut endpoint = Channel::from_shared(args.addr.clone())
+        .with_context(|| format!("invalid address {:?}", args.addr))?;
+    if args.addr.starts_with("https://") || args.tls_ca.is_some() {
+        let mut tls = ClientTlsConfig::new();
+        if let Some(ca) = &args.tls_ca {
+            tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        endpoint = endpoint.tls_config(tls).context("TLS settings")?;
+    }
+    endpoint.connect().await.with_context(|| {
+        format!(
+            "cannot reach lumbung at {} (is `lumbung serve` running?)",
+            args.addr
+        )
+    })
+}
+
+fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
 pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {

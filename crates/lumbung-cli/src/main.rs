@@ -202,6 +202,15 @@ struct ClientArgs {
     /// The API token, when the service has a token file.
     #[arg(long, env = "LUMBUNG_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// With TLS (an https:// address): the CA that issued the service's certificate (PEM);
+    /// without it the system's roots are not consulted, so it is needed.
+    #[arg(long, env = "LUMBUNG_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// This client's certificate and key (PEM), when the service checks client certificates.
+    #[arg(long, env = "LUMBUNG_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, env = "LUMBUNG_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Print JSON instead of readable text.
     #[arg(long)]
     json: bool,

@@ -31,6 +31,11 @@ pub struct ServerConfig {
     /// read. Without it every caller is an administrator of everything, so the service then
     /// listens on loopback only.
     pub tokens_file: Option<PathBuf>,
+    /// TLS for the gRPC port: the server's certificate chain and private key, PEM.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// With TLS, only clients with a certificate issued by this CA (PEM) may connect.
+    pub tls_client_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,6 +224,9 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             tokens_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
         }
     }
 }
@@ -331,6 +339,19 @@ impl Config {
                      the port could read and administer every knowledge base",
                     self.server.listen
                 ),
+            ));
+        }
+        let server = &self.server;
+        if server.tls_cert_file.is_some() != server.tls_key_file.is_some() {
+            return Err(Error::invalid(
+                "server.tls_cert_file",
+                "TLS needs both server.tls_cert_file and server.tls_key_file",
+            ));
+        }
+        if server.tls_client_ca_file.is_some() && server.tls_cert_file.is_none() {
+            return Err(Error::invalid(
+                "server.tls_client_ca_file",
+                "client certificates are checked only with TLS (server.tls_cert_file)",
             ));
         }
         if self.data_dir.starts_with(&self.ingest_root) {
@@ -554,5 +575,23 @@ mod tests {
             ),
         ];
         assert!(Config::load_with_env(None, with_tokens).is_ok());
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_and_its_key() {
+        let half = [(
+            "LUMBUNG__SERVER__TLS_CERT_FILE".to_string(),
+            "server.pem".to_string(),
+        )];
+        let err = Config::load_with_env(None, half).unwrap_err().to_string();
+        assert!(err.contains("tls_key_file"), "{err}");
+        let clients_only = [(
+            "LUMBUNG__SERVER__TLS_CLIENT_CA_FILE".to_string(),
+            "ca.pem".to_string(),
+        )];
+        let err = Config::load_with_env(None, clients_only)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls_client_ca_file"), "{err}");
     }
 }

@@ -19,6 +19,7 @@ use lumbung_proto::v1::admin_service_server::AdminServiceServer;
 use lumbung_proto::v1::knowledge_service_server::KnowledgeServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 pub use app::App;
 pub use auth::{Caller, Role, new_token};
@@ -51,10 +52,21 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(|err| Error::Startup(err.to_string()))?;
 
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls_config(&app.config.server)? {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|err| Error::Startup(format!("TLS: {err}")))?;
+    }
     // Without TCP_NODELAY small responses wait for the peer's delayed ACK (about 40 ms).
-    tracing::info!(addr = %listener.local_addr().map_err(Error::Io)?, "serving gRPC");
+    tracing::info!(
+        addr = %listener.local_addr().map_err(Error::Io)?,
+        tls = app.config.server.tls_cert_file.is_some(),
+        client_certificates = app.config.server.tls_client_ca_file.is_some(),
+        "serving gRPC"
+    );
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -65,4 +77,20 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|err| Error::Startup(err.to_string()))
+}
+
+/// The TLS identity (and the CA client certificates must come from) of `server`, read from
+/// its PEM files; `None` without `tls_cert_file`.
+fn tls_config(server: &lumbung_core::ServerConfig) -> Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&server.tls_cert_file, &server.tls_key_file) else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path| {
+        fs_err::read(path).map_err(|err| Error::Startup(format!("TLS: {err}")))
+    };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &server.tls_client_ca_file {
+        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(config))
 }

@@ -7,4 +7,5 @@ mod harness;
 mod knowledge;
 mod reflection;
 mod restart;
+mod tls;
 mod watch;
