@@ -122,6 +122,9 @@ pub struct SearchConfig {
     pub language_centering: f32,
     /// Largest `top_k` a request may ask for.
     pub max_top_k: usize,
+    /// Search and Ask tasks that may wait for a core; past that, requests are refused at once
+    /// with RESOURCE_EXHAUSTED, so that the admitted ones keep their latency under a burst.
+    pub max_waiting_tasks: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,6 +283,9 @@ impl Default for SearchConfig {
             sentence_weight: 0.5,
             language_centering: 0.5,
             max_top_k: 100,
+            // About four requests' worth of work per core: at ~15 ms a task, a wait of a few
+            // tens of milliseconds at most.
+            max_waiting_tasks: 12,
         }
     }
 }

@@ -1,28 +1,49 @@
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::{Error, Result};
 
 /// Runs blocking work (index reads, query embedding) off the async workers, with a bound on
-/// how many such tasks run at once, so that a burst of queries queues instead of spawning
-/// an unbounded number of blocking threads.
+/// how many such tasks run at once and on how many may wait: past that, work is refused at
+/// once with [`Error::Overloaded`], so that under a burst the requests admitted keep their
+/// latency instead of every request waiting longer. A request dropped while it waits (its
+/// client cancelled, its deadline passed) never starts its work.
 #[derive(Clone)]
 pub struct CpuPool {
     permits: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
+}
+
+/// Takes a waiting place back when the wait ends, however it ends.
+struct WaitingPlace<'a>(&'a AtomicUsize);
+
+impl Drop for WaitingPlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl CpuPool {
-    pub fn new(max_parallel: usize) -> Self {
+    pub fn new(max_parallel: usize, max_waiting: usize) -> Self {
         CpuPool {
             permits: Arc::new(Semaphore::new(max_parallel.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting,
         }
     }
 
     /// One permit per available core, plus one so that I/O waits do not idle a core.
-    pub fn for_this_machine() -> Self {
+    pub fn for_this_machine(max_waiting: usize) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        CpuPool::new(cores + 1)
+        CpuPool::new(cores + 1, max_waiting)
+    }
+
+    /// Tasks waiting for a permit now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
     }
 
     pub async fn run<T, F>(&self, work: F) -> Result<T>
@@ -30,10 +51,24 @@ impl CpuPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|err| Error::Task(err.to_string()))?;
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return Err(Error::Task("pool closed".into())),
+            Err(TryAcquireError::NoPermits) => {
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(Error::Overloaded(format!(
+                        "{} tasks already wait for the CPU",
+                        self.max_waiting
+                    )));
+                }
+                let _place = WaitingPlace(&self.waiting);
+                Arc::clone(&self.permits)
+                    .acquire_owned()
+                    .await
+                    .map_err(|err| Error::Task(err.to_string()))?
+            }
+        };
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             work()
@@ -52,7 +87,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn never_runs_more_than_its_bound() {
-        let pool = CpuPool::new(2);
+        let pool = CpuPool::new(2, 8);
         let running = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..8)
@@ -73,5 +108,63 @@ mod tests {
             task.await.unwrap().unwrap();
         }
         assert_eq!(peak.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_at_once_and_frees_its_places() {
+        let pool = CpuPool::new(1, 2);
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.run(move || hold.recv().unwrap()).await })
+        };
+        while pool.permits.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move { pool.run(|| ()).await })
+            })
+            .collect();
+        while pool.waiting() < 2 {
+            tokio::task::yield_now().await;
+        }
+        let refused = pool.run(|| ()).await;
+        assert!(matches!(refused, Err(Error::Overloaded(_))), "{refused:?}");
+        assert_eq!(pool.waiting(), 2, "a refused task takes no place");
+
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        for waiter in waiters {
+            waiter.await.unwrap().unwrap();
+        }
+        assert_eq!(pool.waiting(), 0);
+
+        // A waiter dropped before its turn (its client gone) gives its place back and its
+        // work never runs.
+        let ran = Arc::new(AtomicUsize::new(0));
+
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.run(move || hold.recv().unwrap()).await })
+        };
+        while pool.permits.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let cancelled = {
+            let (pool, ran) = (pool.clone(), Arc::clone(&ran));
+            tokio::spawn(async move { pool.run(move || ran.fetch_add(1, Ordering::SeqCst)).await })
+        };
+        while pool.waiting() < 1 {
+            tokio::task::yield_now().await;
+        }
+        cancelled.abort();
+        assert!(cancelled.await.unwrap_err().is_cancelled());
+        assert_eq!(pool.waiting(), 0, "a cancelled waiter gives its place back");
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "and its work never ran");
     }
 }

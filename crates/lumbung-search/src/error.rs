@@ -11,6 +11,9 @@ pub enum Error {
     /// The request needs a part this server was not configured with.
     #[error("{0}")]
     Unavailable(String),
+    /// Too much work waits for the CPU: retry a little later.
+    #[error("overloaded: {0}; retry shortly")]
+    Overloaded(String),
     /// The CPU pool's task panicked or was cancelled.
     #[error("search task failed: {0}")]
     Task(String),

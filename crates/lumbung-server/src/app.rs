@@ -55,7 +55,7 @@ impl App {
             lexical,
             vectors,
             embedder,
-            CpuPool::for_this_machine(),
+            CpuPool::for_this_machine(config.search.max_waiting_tasks),
             config.search.clone(),
             config.ask.clone(),
         );

@@ -1,5 +1,9 @@
 use tonic::{Code, Status};
 
+/// The metadata key of gRPC's retry pushback, and the wait an overloaded server asks for.
+const RETRY_PUSHBACK: &str = "grpc-retry-pushback-ms";
+const RETRY_AFTER_MS: u32 = 50;
+
 /// Everything a handler can fail with; `From<Error> for Status` is the one place that decides
 /// the gRPC code.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +62,7 @@ impl From<Error> for Status {
             Error::Search(search) => match search {
                 lumbung_search::Error::InvalidArgument { .. } => Code::InvalidArgument,
                 lumbung_search::Error::Unavailable(_) => Code::FailedPrecondition,
+                lumbung_search::Error::Overloaded(_) => Code::ResourceExhausted,
                 lumbung_search::Error::Index(_)
                 | lumbung_search::Error::Embed(_)
                 | lumbung_search::Error::Decision(_)
@@ -88,7 +93,14 @@ impl From<Error> for Status {
         if code == Code::Internal {
             tracing::error!(error = %err, "internal error");
         }
-        Status::new(code, err.to_string())
+        let mut status = Status::new(code, err.to_string());
+        if code == Code::ResourceExhausted {
+            // gRPC's retry pushback (gRFC A6): when to try again.
+            status
+                .metadata_mut()
+                .insert(RETRY_PUSHBACK, RETRY_AFTER_MS.into());
+        }
+        status
     }
 }
 
@@ -117,5 +129,13 @@ mod tests {
         );
         let ingest = lumbung_ingest::Error::UnknownKb("x".into());
         assert_eq!(Status::from(Error::from(ingest)).code(), Code::NotFound);
+        let overloaded = Status::from(Error::from(lumbung_search::Error::Overloaded(
+            "12 tasks already wait".into(),
+        )));
+        assert_eq!(overloaded.code(), Code::ResourceExhausted);
+        assert_eq!(
+            overloaded.metadata().get(RETRY_PUSHBACK).unwrap(),
+            &RETRY_AFTER_MS.to_string()
+        );
     }
 }
