@@ -40,6 +40,8 @@ enum Signal {
 pub struct Watcher {
     signals: SyncSender<Signal>,
     cancel: Arc<AtomicBool>,
+    /// Cleared when the loop ends for any reason but a stop: a panic in a sync, say.
+    alive: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     /// Kept alive for its events; `None` when `ingest.watch` is off or the watch failed.
     _events: Option<notify::RecommendedWatcher>,
@@ -80,17 +82,53 @@ impl Watcher {
             overflow,
             cancel: Arc::clone(&cancel),
         };
-        let thread = std::thread::Builder::new()
-            .name("lumbung-watch".to_string())
-            .spawn(move || watch_loop.run())
-            .map_err(|err| crate::Error::io(Path::new("<watcher thread>"), err))?;
+        let alive = Arc::new(AtomicBool::new(true));
+        let thread = {
+            let (alive, cancel) = (Arc::clone(&alive), Arc::clone(&cancel));
+            std::thread::Builder::new()
+                .name("lumbung-watch".to_string())
+                .spawn(move || run_guarded(&alive, &cancel, move || watch_loop.run()))
+                .map_err(|err| crate::Error::io(Path::new("<watcher thread>"), err))?
+        };
         Ok(Watcher {
             signals,
             cancel,
+            alive,
             thread: Some(thread),
             _events: events,
         })
     }
+}
+
+impl Watcher {
+    /// Whether the loop still runs: false once it died (the cause is logged). Shared, so that
+    /// health checking can follow it.
+    pub fn liveness(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.alive)
+    }
+}
+
+/// Runs the watcher loop; when it ends other than by a stop, by a panic or otherwise, says so
+/// in the log with the cause and clears `alive`, so that the service stops reporting itself
+/// healthy instead of silently serving an index that no longer follows its folders.
+fn run_guarded(alive: &AtomicBool, cancel: &AtomicBool, run: impl FnOnce()) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
+    if cancel.load(Ordering::Relaxed) && outcome.is_ok() {
+        return;
+    }
+    let cause = match &outcome {
+        Ok(()) => "the loop ended".to_string(),
+        Err(panic) => panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string()),
+    };
+    tracing::error!(
+        cause,
+        "the folder watcher died: changes are no longer ingested"
+    );
+    alive.store(false, Ordering::SeqCst);
 }
 
 impl Drop for Watcher {
@@ -369,5 +407,23 @@ mod tests {
             last: start + Duration::from_secs(5),
         };
         assert_eq!(busy.due_at(settle, max_delay), start + max_delay);
+    }
+
+    #[test]
+    fn a_dying_loop_clears_liveness_and_a_stop_does_not() {
+        let (alive, cancel) = (AtomicBool::new(true), AtomicBool::new(false));
+        run_guarded(&alive, &cancel, || panic!("a stage failed"));
+        assert!(!alive.load(Ordering::SeqCst));
+
+        let (alive, cancel) = (AtomicBool::new(true), AtomicBool::new(false));
+        run_guarded(&alive, &cancel, || {});
+        assert!(
+            !alive.load(Ordering::SeqCst),
+            "ending without a stop is dying too"
+        );
+
+        let (alive, cancel) = (AtomicBool::new(true), AtomicBool::new(true));
+        run_guarded(&alive, &cancel, || {});
+        assert!(alive.load(Ordering::SeqCst), "a stop is not a death");
     }
 }

@@ -1,4 +1,5 @@
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use lumbung_core::{Config, KbName};
 use lumbung_embed::{Embedder, Reranker};
@@ -25,6 +26,8 @@ pub struct App {
     pub gaps: Arc<GapLog>,
     /// `None` without `server.tokens_file`: every caller is the local administrator.
     tokens: Option<Arc<TokenStore>>,
+    /// The liveness of the watcher `watch` started, which health checking follows.
+    watcher_alive: Mutex<Option<Arc<AtomicBool>>>,
 }
 
 impl App {
@@ -98,6 +101,7 @@ impl App {
             ingestor,
             gaps,
             tokens,
+            watcher_alive: Mutex::new(None),
         })
     }
 
@@ -184,7 +188,22 @@ impl App {
     /// knowledge base once its files settle, and a full reconcile periodically. Search answers
     /// from what is indexed meanwhile. Stops when the returned watcher is dropped.
     pub fn watch(&self) -> Result<Watcher> {
-        Ok(Watcher::start(Arc::clone(&self.ingestor))?)
+        let watcher = Watcher::start(Arc::clone(&self.ingestor))?;
+        *self
+            .watcher_alive
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(watcher.liveness());
+        Ok(watcher)
+    }
+
+    /// False once the watcher this service started has died; true without one (a service
+    /// that only answers from what is indexed is healthy).
+    pub fn ingest_alive(&self) -> bool {
+        self.watcher_alive
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_none_or(|alive| alive.load(Ordering::SeqCst))
     }
 
     /// Who made a request: the token it carries, or, without a token file (loopback only),

@@ -22,6 +22,9 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 pub use app::App;
+
+/// How often health checking looks at the watcher.
+const HEALTH_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 pub use auth::{Caller, Role, new_token};
 pub use error::{Error, Result};
 
@@ -52,6 +55,26 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(|err| Error::Startup(err.to_string()))?;
 
+    // Health follows the watcher: an index that no longer follows its folders must not be
+    // reported as serving.
+    let monitor = {
+        let (app, health) = (Arc::downgrade(&app), health.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(HEALTH_CHECK_EVERY);
+            loop {
+                every.tick().await;
+                let Some(app) = app.upgrade() else {
+                    return;
+                };
+                if !app.ingest_alive() {
+                    health
+                        .set_not_serving::<KnowledgeServiceServer<knowledge::KnowledgeApi>>()
+                        .await;
+                    return;
+                }
+            }
+        })
+    };
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls_config(&app.config.server)? {
         builder = builder
@@ -66,7 +89,7 @@ pub async fn serve(
         "serving gRPC"
     );
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    builder
+    let served = builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -75,8 +98,9 @@ pub async fn serve(
         )))
         .add_service(AdminServiceServer::new(admin::AdminApi::new(app)))
         .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-        .map_err(|err| Error::Startup(err.to_string()))
+        .await;
+    monitor.abort();
+    served.map_err(|err| Error::Startup(err.to_string()))
 }
 
 /// The TLS identity (and the CA client certificates must come from) of `server`, read from

@@ -49,3 +49,38 @@ async fn health_reports_the_knowledge_service_serving() {
         .into_inner();
     assert_eq!(status.status, ServingStatus::Serving as i32);
 }
+
+/// Health follows the watcher: once the flag its thread clears when it dies is down (set
+/// here by hand, since nothing in a healthy folder makes it die), the knowledge service is
+/// reported NOT_SERVING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_turns_not_serving_when_the_watcher_is_reported_dead() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = harness::test_config(dir.path());
+    std::fs::create_dir_all(config.ingest_root.join("it")).unwrap();
+    let server = harness::TestServer::start(config).await;
+    let watcher = server.app.watch().unwrap();
+    let check = || async {
+        HealthClient::new(harness::connect(server.addr).await)
+            .check(HealthCheckRequest {
+                service: "lumbung.v1.KnowledgeService".to_string(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+    };
+    assert_eq!(check().await, ServingStatus::Serving as i32);
+    watcher
+        .liveness()
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while check().await != ServingStatus::NotServing as i32 {
+        assert!(std::time::Instant::now() < deadline, "still SERVING");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::task::spawn_blocking(move || drop(watcher))
+        .await
+        .unwrap();
+    server.stop().await;
+}
