@@ -17,11 +17,33 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     // Search answers from what is already indexed while the folders are synced and watched.
     let watcher = app.watch()?;
-    let shutdown = async {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let metrics = match app.config.server.metrics_listen {
+        Some(addr) => {
+            let metrics_listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+            let mut stopped = stopped.clone();
+            Some(tokio::spawn(lumbung_server::serve_metrics(
+                Arc::clone(&app),
+                metrics_listener,
+                async move {
+                    let _ = stopped.changed().await;
+                },
+            )))
+        }
+        None => None,
+    };
+    let shutdown = async move {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
+        let _ = stop.send(true);
     };
     lumbung_server::serve(app, listener, shutdown).await?;
+    drop(stopped);
+    if let Some(metrics) = metrics {
+        metrics.await??;
+    }
     // Stops the run in progress after its current documents; the rest is redone next start.
     tokio::task::spawn_blocking(move || drop(watcher)).await?;
     Ok(())

@@ -36,6 +36,9 @@ pub struct ServerConfig {
     pub tls_key_file: Option<PathBuf>,
     /// With TLS, only clients with a certificate issued by this CA (PEM) may connect.
     pub tls_client_ca_file: Option<PathBuf>,
+    /// Where Prometheus scrapes `GET /metrics` (plain HTTP); off when unset. Its labels name
+    /// the knowledge bases, so without a token file it too must stay on loopback.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,6 +233,7 @@ impl Default for ServerConfig {
             tls_cert_file: None,
             tls_key_file: None,
             tls_client_ca_file: None,
+            metrics_listen: None,
         }
     }
 }
@@ -337,6 +341,15 @@ impl Config {
 
     /// Checks bounds that serde cannot express.
     pub fn validate(&self) -> Result<()> {
+        if let Some(metrics) = self.server.metrics_listen
+            && self.server.tokens_file.is_none()
+            && !metrics.ip().is_loopback()
+        {
+            return Err(Error::invalid(
+                "server.metrics_listen",
+                format!("{metrics} is not a loopback address, and there is no server.tokens_file"),
+            ));
+        }
         if self.server.tokens_file.is_none() && !self.server.listen.ip().is_loopback() {
             return Err(Error::invalid(
                 "server.listen",

@@ -154,6 +154,11 @@ impl SearchEngine {
         &self.ask
     }
 
+    /// Tasks waiting for a core now.
+    pub fn pool_waiting(&self) -> usize {
+        self.pool.waiting()
+    }
+
     /// Serves [`Retriever::HybridRerank`]: `reranker` reorders the best `candidates` passages.
     pub fn with_reranker(mut self, reranker: Arc<Reranker>, candidates: usize) -> Self {
         self.reranker = Some((reranker, candidates.max(1)));

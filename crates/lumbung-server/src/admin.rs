@@ -230,10 +230,15 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::GetIngestStatusRequest>,
     ) -> Result<Response<v1::GetIngestStatusResponse>, Status> {
-        let caller = self.app.caller(request.metadata())?;
-        Ok(Response::new(
-            self.status(&caller, request.into_inner()).await?,
-        ))
+        self.app
+            .metrics
+            .observe("GetIngestStatus", async {
+                let caller = self.app.caller(request.metadata())?;
+                Ok(Response::new(
+                    self.status(&caller, request.into_inner()).await?,
+                ))
+            })
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -241,10 +246,15 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::ReindexRequest>,
     ) -> Result<Response<v1::ReindexResponse>, Status> {
-        let caller = self.app.caller(request.metadata())?;
-        Ok(Response::new(
-            self.reindex(&caller, request.into_inner()).await?,
-        ))
+        self.app
+            .metrics
+            .observe("Reindex", async {
+                let caller = self.app.caller(request.metadata())?;
+                Ok(Response::new(
+                    self.reindex(&caller, request.into_inner()).await?,
+                ))
+            })
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -252,10 +262,15 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::ListGapsRequest>,
     ) -> Result<Response<v1::ListGapsResponse>, Status> {
-        let caller = self.app.caller(request.metadata())?;
-        Ok(Response::new(
-            self.list_gaps(&caller, request.into_inner()).await?,
-        ))
+        self.app
+            .metrics
+            .observe("ListGaps", async {
+                let caller = self.app.caller(request.metadata())?;
+                Ok(Response::new(
+                    self.list_gaps(&caller, request.into_inner()).await?,
+                ))
+            })
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -263,10 +278,15 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::ExplainAnswerRequest>,
     ) -> Result<Response<v1::ExplainAnswerResponse>, Status> {
-        let caller = self.app.caller(request.metadata())?;
-        Ok(Response::new(
-            self.explain_answer(&caller, request.into_inner()).await?,
-        ))
+        self.app
+            .metrics
+            .observe("ExplainAnswer", async {
+                let caller = self.app.caller(request.metadata())?;
+                Ok(Response::new(
+                    self.explain_answer(&caller, request.into_inner()).await?,
+                ))
+            })
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -274,10 +294,15 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::SetAnswerDecisionRequest>,
     ) -> Result<Response<v1::SetAnswerDecisionResponse>, Status> {
-        let caller = self.app.caller(request.metadata())?;
-        Ok(Response::new(
-            self.set_answer_decision(&caller, request.into_inner())
-                .await?,
-        ))
+        self.app
+            .metrics
+            .observe("SetAnswerDecision", async {
+                let caller = self.app.caller(request.metadata())?;
+                Ok(Response::new(
+                    self.set_answer_decision(&caller, request.into_inner())
+                        .await?,
+                ))
+            })
+            .await
     }
 }

@@ -10,6 +10,7 @@ use lumbung_search::{Answer, AnswerDecision, CpuPool, Scope, SearchEngine};
 
 use crate::auth::{Caller, TokenStore};
 use crate::gaps::GapLog;
+use crate::metrics::Metrics;
 use crate::{Error, Result};
 
 /// Where a calibrated decision is kept, in the data directory; without it the shipped one
@@ -26,6 +27,7 @@ pub struct App {
     pub gaps: Arc<GapLog>,
     /// `None` without `server.tokens_file`: every caller is the local administrator.
     tokens: Option<Arc<TokenStore>>,
+    pub metrics: Metrics,
     /// The liveness of the watcher `watch` started, which health checking follows.
     watcher_alive: Mutex<Option<Arc<AtomicBool>>>,
 }
@@ -101,6 +103,7 @@ impl App {
             ingestor,
             gaps,
             tokens,
+            metrics: Metrics::new(),
             watcher_alive: Mutex::new(None),
         })
     }

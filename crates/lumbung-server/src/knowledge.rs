@@ -59,6 +59,7 @@ impl KnowledgeApi {
             retriever,
         };
         let passages = self.app.engine.search(&request).await?;
+        self.app.metrics.passages_returned(passages.len());
         Ok(v1::SearchResponse {
             passages: passages.iter().map(passage_to_proto).collect(),
         })
@@ -66,6 +67,12 @@ impl KnowledgeApi {
 
     async fn ask(&self, caller: &Caller, request: v1::AskRequest) -> Result<v1::AskResponse> {
         let (response, answer) = answer_question(&self.app, caller, &request).await?;
+        self.app.metrics.answer(match response.hand_off_reason() {
+            v1::HandOffReason::Unspecified => "answered",
+            v1::HandOffReason::NoMatchingPassage => "no_matching_passage",
+            v1::HandOffReason::NotSupported => "not_supported",
+            v1::HandOffReason::OutsideKnowledgeBases => "outside_knowledge_bases",
+        });
         self.app.note_outcome(&request.question, &response, &answer);
         Ok(response)
     }
@@ -266,10 +273,15 @@ impl KnowledgeService for KnowledgeApi {
         &self,
         request: Request<v1::SearchRequest>,
     ) -> Result<Response<v1::SearchResponse>, Status> {
-        let caller = self.app.caller(request.metadata())?;
-        Ok(Response::new(
-            self.search(&caller, request.into_inner()).await?,
-        ))
+        self.app
+            .metrics
+            .observe("Search", async {
+                let caller = self.app.caller(request.metadata())?;
+                Ok(Response::new(
+                    self.search(&caller, request.into_inner()).await?,
+                ))
+            })
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -277,10 +289,15 @@ impl KnowledgeService for KnowledgeApi {
         &self,
         request: Request<v1::AskRequest>,
     ) -> Result<Response<v1::AskResponse>, Status> {
-        let caller = self.app.caller(request.metadata())?;
-        Ok(Response::new(
-            self.ask(&caller, request.into_inner()).await?,
-        ))
+        self.app
+            .metrics
+            .observe("Ask", async {
+                let caller = self.app.caller(request.metadata())?;
+                Ok(Response::new(
+                    self.ask(&caller, request.into_inner()).await?,
+                ))
+            })
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -288,7 +305,12 @@ impl KnowledgeService for KnowledgeApi {
         &self,
         request: Request<v1::ListKnowledgeBasesRequest>,
     ) -> Result<Response<v1::ListKnowledgeBasesResponse>, Status> {
-        let caller = self.app.caller(request.metadata())?;
-        Ok(Response::new(self.list(&caller, request.into_inner())?))
+        self.app
+            .metrics
+            .observe("ListKnowledgeBases", async {
+                let caller = self.app.caller(request.metadata())?;
+                Ok(Response::new(self.list(&caller, request.into_inner())?))
+            })
+            .await
     }
 }

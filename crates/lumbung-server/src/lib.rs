@@ -11,6 +11,7 @@ mod data_dir;
 mod error;
 mod gaps;
 mod knowledge;
+mod metrics;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use app::App;
 const HEALTH_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 pub use auth::{Caller, Role, new_token};
 pub use error::{Error, Result};
+pub use metrics::serve_metrics;
 
 /// Serves both services, health checking and reflection on `listener` until `shutdown`
 /// completes.

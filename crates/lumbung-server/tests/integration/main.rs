@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod harness;
 mod knowledge;
+mod metrics;
 mod overload;
 mod reflection;
 mod restart;
