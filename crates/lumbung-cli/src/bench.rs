@@ -38,6 +38,10 @@ pub struct BenchOptions {
     pub edits: usize,
     /// Files dropped at once into a new knowledge base; 0 skips the burst.
     pub burst: usize,
+    /// Concurrent clients of the load phase at its peak; 0 skips it.
+    pub load: usize,
+    /// How long each load phase runs.
+    pub load_seconds: u64,
 }
 
 pub async fn bench(mut config: Config, options: BenchOptions) -> anyhow::Result<()> {
@@ -85,6 +89,14 @@ pub async fn bench(mut config: Config, options: BenchOptions) -> anyhow::Result<
         .await?;
     let mut client = KnowledgeServiceClient::new(channel.clone());
     search_latency(&mut client, options.rounds).await?;
+    if options.load > 0 {
+        load(
+            addr,
+            options.load,
+            Duration::from_secs(options.load_seconds),
+        )
+        .await?;
+    }
     change_to_searchable(&mut client, &root, options.edits, settle_ms).await?;
     if options.burst > 0 {
         burst(channel, &root, options.burst).await?;
@@ -319,6 +331,106 @@ burst of {files} files into a new knowledge base, ingested by the watcher: {} in
         );
     }
     Ok(())
+}
+
+/// Hybrid searches from 1, 2, 4, ... up to `peak` concurrent clients, each on its own
+/// connection, sending one request after another (after a refusal, waiting the retry pushback
+/// the server sends) for `phase` per client count: throughput,
+/// latency of the admitted requests, refusals and errors by code, and resident memory after
+/// each phase. The one-client phase is the unloaded baseline of the others.
+async fn load(addr: std::net::SocketAddr, peak: usize, phase: Duration) -> anyhow::Result<()> {
+    println!(
+        "\nload: hybrid Search (top_k 10), each client on its own connection, {} s per phase",
+        phase.as_secs()
+    );
+    println!(
+        "{:>7} {:>9} {:>9} {:>9} {:>9}  {:<40} {:>8}",
+        "clients", "admitted", "req/s", "p50 ms", "p99 ms", "refused and errors by code", "RSS MiB"
+    );
+    let mut clients = 1;
+    loop {
+        let deadline = Instant::now() + phase;
+        let mut tasks = Vec::with_capacity(clients);
+        for c in 0..clients {
+            let channel = Channel::from_shared(format!("http://{addr}"))?
+                .connect()
+                .await?;
+            tasks.push(tokio::spawn(async move {
+                let mut client = KnowledgeServiceClient::new(channel);
+                let mut admitted = Vec::new();
+                let mut codes: std::collections::BTreeMap<String, usize> = Default::default();
+                let mut i = c;
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    let outcome = client
+                        .search(v1::SearchRequest {
+                            query: QUERIES[i % QUERIES.len()].to_string(),
+                            knowledge_bases: Vec::new(),
+                            top_k: 10,
+                            retriever: v1::Retriever::Hybrid.into(),
+                        })
+                        .await;
+                    match outcome {
+                        Ok(_) => admitted.push(sent.elapsed()),
+                        Err(status) => {
+                            *codes.entry(format!("{:?}", status.code())).or_default() += 1;
+                            // A well-behaved client waits as long as the server asks.
+                            let pushback = status
+                                .metadata()
+                                .get("grpc-retry-pushback-ms")
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.parse().ok());
+                            if let Some(wait) = pushback {
+                                tokio::time::sleep(Duration::from_millis(wait)).await;
+                            }
+                        }
+                    }
+                    i += 1;
+                }
+                (admitted, codes)
+            }));
+        }
+        let mut admitted = Vec::new();
+        let mut codes: std::collections::BTreeMap<String, usize> = Default::default();
+        for task in tasks {
+            let (mut latencies, counts) = task.await?;
+            admitted.append(&mut latencies);
+            for (code, count) in counts {
+                *codes.entry(code).or_default() += count;
+            }
+        }
+        admitted.sort();
+        let refused = if codes.is_empty() {
+            "none".to_string()
+        } else {
+            codes
+                .iter()
+                .map(|(code, count)| format!("{code} {count}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "{:>7} {:>9} {:>9.1} {:>9.1} {:>9.1}  {:<40} {:>8}",
+            clients,
+            admitted.len(),
+            admitted.len() as f64 / phase.as_secs_f64(),
+            ms(percentile(&admitted, 0.5)),
+            ms(percentile(&admitted, 0.99)),
+            refused,
+            resident_kib().map_or("-".to_string(), |kib| format!("{:.0}", kib as f64 / 1024.0)),
+        );
+        if clients >= peak {
+            return Ok(());
+        }
+        clients = (clients * 2).min(peak);
+    }
+}
+
+/// The process's resident set size now (VmRSS), on Linux.
+fn resident_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The process's peak resident set size (VmHWM), on Linux.

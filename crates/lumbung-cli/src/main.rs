@@ -78,6 +78,14 @@ struct BenchArgs {
     /// ingest by the watcher, with Search latency meanwhile and peak memory.
     #[arg(long, default_value_t = 0)]
     burst: usize,
+    /// Also load the server with 1, 2, 4, ... up to this many concurrent clients (hybrid
+    /// Search, one connection each) and print throughput, admitted latency, refusals by code
+    /// and memory per phase.
+    #[arg(long, default_value_t = 0)]
+    load: usize,
+    /// Seconds each load phase runs.
+    #[arg(long, default_value_t = 10)]
+    load_seconds: u64,
 }
 
 /// Where the configuration comes from: defaults < file < LUMBUNG__* environment < flags.
@@ -439,6 +447,8 @@ fn main() -> anyhow::Result<()> {
                 rounds: args.rounds,
                 edits: args.edits,
                 burst: args.burst,
+                load: args.load,
+                load_seconds: args.load_seconds,
             };
             runtime.block_on(bench::bench(config, options))
         }
