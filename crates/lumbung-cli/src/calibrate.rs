@@ -125,25 +125,17 @@ fn split_weight(spec: &Path) -> anyhow::Result<(PathBuf, f64)> {
 }
 
 fn read_rows(path: &Path, weight: f64) -> anyhow::Result<Vec<Row>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut rows = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut row: Row = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}", path.display(), number + 1))?;
+    let mut rows: Vec<Row> = eval::read_jsonl(path)?;
+    for (number, row) in rows.iter_mut().enumerate() {
         anyhow::ensure!(
             row.features.len() == FEATURE_NAMES.len(),
-            "{}:{}: {} features, this build computes {}",
+            "{}: row {}: {} features, this build computes {}",
             path.display(),
             number + 1,
             row.features.len(),
             FEATURE_NAMES.len()
         );
         row.weight = weight;
-        rows.push(row);
     }
     Ok(rows)
 }
@@ -239,17 +231,7 @@ fn operating_points(rows: &[Row], decision: &AnswerDecision) {
 /// Asks each question of the service, fits on the part not held back, reports on the part
 /// held back, and installs the new parameters unless `--dry-run`.
 async fn calibrate_service(file: &Path, args: &CalibrateArgs) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let mut questions = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let query: AskQuery = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}", file.display(), number + 1))?;
-        questions.push(query);
-    }
+    let questions: Vec<AskQuery> = eval::read_jsonl(file)?;
     anyhow::ensure!(
         !questions.is_empty(),
         "{} holds no question",

@@ -70,6 +70,11 @@ pub fn token_texts(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
     texts
 }
 
+/// The distinct terms `analyzer` produces for `text`.
+pub fn term_set(analyzer: &mut TextAnalyzer, text: &str) -> std::collections::HashSet<String> {
+    token_texts(analyzer, text).into_iter().collect()
+}
+
 /// Splits text into alphanumeric words and CJK character bigrams; no normalisation.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MixedScriptTokenizer;

@@ -113,6 +113,21 @@ impl SentenceSignals {
     }
 }
 
+/// The share of the question's term weight (the sum of its terms' IDF) that `found` holds,
+/// from 0 to 1.
+pub(crate) fn weight_share(terms: &[(String, f32)], found: &HashSet<String>) -> f32 {
+    let total: f32 = terms.iter().map(|(_, w)| w).sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let weight: f32 = terms
+        .iter()
+        .filter(|(term, _)| found.contains(term))
+        .map(|(_, w)| w)
+        .sum();
+    weight / total
+}
+
 /// The signals of every embedded sentence of `passages`, in passage and sentence order. Uses
 /// the sentence embeddings stored at ingest: nothing is embedded here.
 pub(crate) fn sentence_signals(
@@ -120,24 +135,8 @@ pub(crate) fn sentence_signals(
     passages: &[Passage],
 ) -> Vec<SentenceSignals> {
     let mut analyzer = analyzer::analyzer();
-    let mut terms_of = |text: &str| -> HashSet<String> {
-        analyzer::token_texts(&mut analyzer, text)
-            .into_iter()
-            .collect()
-    };
-    let total_weight: f32 = question.terms.iter().map(|(_, w)| w).sum();
-    let share = |terms: &HashSet<String>| -> f32 {
-        if total_weight <= 0.0 {
-            return 0.0;
-        }
-        let found: f32 = question
-            .terms
-            .iter()
-            .filter(|(term, _)| terms.contains(term))
-            .map(|(_, w)| w)
-            .sum();
-        found / total_weight
-    };
+    let mut terms_of = |text: &str| analyzer::term_set(&mut analyzer, text);
+    let share = |found: &HashSet<String>| weight_share(question.terms, found);
     let wants_number = question::asks_for_number(question.text);
     let best_passage = passages.iter().map(|p| p.fused_score).fold(0f32, f32::max);
 

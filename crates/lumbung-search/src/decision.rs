@@ -14,7 +14,7 @@ use lumbung_core::Language;
 use lumbung_index::analyzer;
 use serde::{Deserialize, Serialize};
 
-use crate::answer::SentenceSignals;
+use crate::answer::{SentenceSignals, weight_share};
 use crate::{Error, Passage, Result};
 
 /// The parameters shipped with lumbung, fitted on IDK-MRC train and eval/samples.
@@ -91,11 +91,7 @@ impl DecisionFeatures {
         let similarity_margin = max_similarity - similarities.get(1).copied().unwrap_or(0.0);
 
         let mut analyzer = analyzer::analyzer();
-        let mut terms_of = |text: &str| -> HashSet<String> {
-            analyzer::token_texts(&mut analyzer, text)
-                .into_iter()
-                .collect()
-        };
+        let mut terms_of = |text: &str| analyzer::term_set(&mut analyzer, text);
         let passage = &input.passages[best.passage_rank - 1];
         let section = terms_of(&format!(
             "{}\n{}",
@@ -109,20 +105,8 @@ impl DecisionFeatures {
             .flat_map(|p| terms_of(&p.chunk.text))
             .chain(section.iter().cloned())
             .collect();
-        let total: f32 = input.terms.iter().map(|(_, w)| w).sum();
         let heaviest = input.terms.iter().map(|(_, w)| *w).fold(0.0, f32::max);
-        let share = |found: &HashSet<String>| {
-            if total <= 0.0 {
-                return 0.0;
-            }
-            let weight: f32 = input
-                .terms
-                .iter()
-                .filter(|(t, _)| found.contains(t))
-                .map(|(_, w)| w)
-                .sum();
-            weight / total
-        };
+        let share = |found: &HashSet<String>| weight_share(input.terms, found);
         // The heaviest term the text lacks, against the question's heaviest: a near miss
         // changes one telling word.
         let missing = |found: &HashSet<String>| {

@@ -182,7 +182,8 @@ impl AskSet {
     }
 }
 
-fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
+/// Every non-blank line of a JSON-lines file, parsed; an error names the file and line.
+pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
     let text = read(path)?;
     text.lines()
         .enumerate()
