@@ -110,9 +110,13 @@ mod tests {
         assert_eq!(peak.load(Ordering::SeqCst), 2);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_full_queue_refuses_at_once_and_frees_its_places() {
-        let pool = CpuPool::new(1, 2);
+    /// Starts a task that holds `pool`'s only permit until the returned sender sends.
+    async fn occupy_every_permit(
+        pool: &CpuPool,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<()>>,
+    ) {
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let busy = {
             let pool = pool.clone();
@@ -121,6 +125,13 @@ mod tests {
         while pool.permits.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
+        (release, busy)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_at_once_and_frees_its_places() {
+        let pool = CpuPool::new(1, 2);
+        let (release, busy) = occupy_every_permit(&pool).await;
         let waiters: Vec<_> = (0..2)
             .map(|_| {
                 let pool = pool.clone();
@@ -144,15 +155,7 @@ mod tests {
         // A waiter dropped before its turn (its client gone) gives its place back and its
         // work never runs.
         let ran = Arc::new(AtomicUsize::new(0));
-
-        let (release, hold) = std::sync::mpsc::channel::<()>();
-        let busy = {
-            let pool = pool.clone();
-            tokio::spawn(async move { pool.run(move || hold.recv().unwrap()).await })
-        };
-        while pool.permits.available_permits() > 0 {
-            tokio::task::yield_now().await;
-        }
+        let (release, busy) = occupy_every_permit(&pool).await;
         let cancelled = {
             let (pool, ran) = (pool.clone(), Arc::clone(&ran));
             tokio::spawn(async move { pool.run(move || ran.fetch_add(1, Ordering::SeqCst)).await })

@@ -1,7 +1,6 @@
 use std::path::PathBuf;
-use std::process::Command;
 
-use crate::harness::repo_root;
+use crate::harness::{lumbung_with_model, repo_root};
 
 /// The slice of SciFact checked in CI: its first queries and a corpus of their relevant
 /// abstracts filled up with the first others.
@@ -30,18 +29,8 @@ fn shared_collection(test: &str, name: &str) -> Option<PathBuf> {
 
 /// Runs `lumbung eval ARGS --json` with the model setup-runtime installs and returns the report.
 fn eval_json(args: &[&str]) -> serde_json::Value {
-    let runtime = repo_root().join("runtime");
-    let output = Command::new(env!("CARGO_BIN_EXE_lumbung"))
+    let output = lumbung_with_model()
         .current_dir(repo_root())
-        .env_remove("LUMBUNG_CONFIG")
-        .env(
-            "LUMBUNG__EMBEDDING__MODEL_DIR",
-            runtime.join("models/multilingual-e5-small"),
-        )
-        .env(
-            "LUMBUNG__EMBEDDING__ONNXRUNTIME_LIBRARY",
-            runtime.join("onnxruntime/libonnxruntime.so"),
-        )
         .arg("eval")
         .arg("--json")
         .args(args)

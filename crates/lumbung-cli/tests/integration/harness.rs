@@ -12,9 +12,9 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `lumbung <subcommand>` on the test's folders, with the model that
-/// `scripts/setup-runtime.sh` installs.
-pub fn lumbung(dir: &Path, subcommand: &str) -> Command {
+/// The `lumbung` binary with the model that `scripts/setup-runtime.sh` installs and no
+/// configuration file.
+pub fn lumbung_with_model() -> Command {
     let runtime = repo_root().join("runtime");
     assert!(
         runtime.exists(),
@@ -31,7 +31,14 @@ pub fn lumbung(dir: &Path, subcommand: &str) -> Command {
         .env(
             "LUMBUNG__EMBEDDING__ONNXRUNTIME_LIBRARY",
             runtime.join("onnxruntime/libonnxruntime.so"),
-        )
+        );
+    command
+}
+
+/// `lumbung <subcommand>` on the test's folders, with the model.
+pub fn lumbung(dir: &Path, subcommand: &str) -> Command {
+    let mut command = lumbung_with_model();
+    command
         .env("LUMBUNG__INGEST__SETTLE_MS", "0")
         .env("RUST_LOG", "warn")
         .arg(subcommand)

@@ -99,6 +99,13 @@ pub async fn connect(addr: SocketAddr) -> Channel {
         .unwrap()
 }
 
+/// Writes one document into knowledge base `kb` of `config`'s ingest root.
+pub fn write_document(config: &Config, kb: &str, path: &str, text: &str) {
+    let folder = config.ingest_root.join(kb);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join(path), text).unwrap();
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

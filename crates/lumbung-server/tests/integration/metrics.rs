@@ -25,13 +25,12 @@ async fn scrape(addr: std::net::SocketAddr) -> String {
 async fn metrics_count_requests_and_show_the_state() {
     let dir = tempfile::tempdir().unwrap();
     let config = harness::test_config(dir.path());
-    let kb = config.ingest_root.join("it");
-    std::fs::create_dir_all(&kb).unwrap();
-    std::fs::write(
-        kb.join("vpn.md"),
+    harness::write_document(
+        &config,
+        "it",
+        "vpn.md",
         "# VPN\n\nThe VPN portal is vpn.example-manufacturing.com.\n",
-    )
-    .unwrap();
+    );
     let server = harness::TestServer::start(config).await;
     server.app.sync_all().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

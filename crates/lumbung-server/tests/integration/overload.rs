@@ -12,13 +12,12 @@ async fn a_burst_past_capacity_is_shed_with_resource_exhausted() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = harness::test_config(dir.path());
     config.search.max_waiting_tasks = 0;
-    let kb = config.ingest_root.join("it");
-    std::fs::create_dir_all(&kb).unwrap();
-    std::fs::write(
-        kb.join("vpn.md"),
+    harness::write_document(
+        &config,
+        "it",
+        "vpn.md",
         "# VPN\n\nThe VPN portal is vpn.example-manufacturing.com.\n",
-    )
-    .unwrap();
+    );
     let server = harness::TestServer::start(config).await;
     server.app.sync_all().await.unwrap();
     let client = KnowledgeServiceClient::new(harness::connect(server.addr).await);

@@ -67,13 +67,12 @@ async fn a_replaced_decision_is_used_at_once_and_kept_across_restarts() {
 
     let dir = tempfile::tempdir().unwrap();
     let config = harness::test_config(dir.path());
-    let kb_dir = config.ingest_root.join("it");
-    std::fs::create_dir_all(&kb_dir).unwrap();
-    std::fs::write(
-        kb_dir.join("passwords.md"),
+    harness::write_document(
+        &config,
+        "it",
+        "passwords.md",
         "# Passwords\n\nA new password must have at least 14 characters.\n",
-    )
-    .unwrap();
+    );
     let ask = |addr| async move {
         let mut client = KnowledgeServiceClient::new(harness::connect(addr).await);
         client
