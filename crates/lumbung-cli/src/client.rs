@@ -304,16 +304,24 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
         if !kb.settings_error.is_empty() {
             println!("    kb.toml ignored: {}", kb.settings_error);
         }
+        if !kb.failures.is_empty() {
+            let kinds: Vec<String> = kb
+                .failures
+                .iter()
+                .map(|f| format!("{} {}", f.documents, failure_kind_name(f.kind())))
+                .collect();
+            println!("    not indexed: {}", kinds.join(", "));
+        }
         for doc in &kb.documents {
             let state = doc
                 .state()
                 .as_str_name()
                 .trim_start_matches("DOCUMENT_STATE_")
                 .to_lowercase();
-            let error = if doc.error.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", doc.error)
+            let error = match (doc.failure_kind(), doc.error.is_empty()) {
+                (_, true) => String::new(),
+                (v1::FailureKind::Unspecified, false) => format!(": {}", doc.error),
+                (kind, false) => format!(": [{}] {}", failure_kind_name(kind), doc.error),
             };
             println!("    {state:<8} {}{error}", doc.path);
         }
@@ -400,6 +408,13 @@ fn passage_json(p: &v1::Passage) -> Value {
     })
 }
 
+/// `too_large` for `FAILURE_KIND_TOO_LARGE`: the label the metrics use too.
+fn failure_kind_name(kind: v1::FailureKind) -> String {
+    kind.as_str_name()
+        .trim_start_matches("FAILURE_KIND_")
+        .to_lowercase()
+}
+
 fn kb_status_json(kb: &v1::KnowledgeBaseStatus) -> Value {
     let documents: Vec<Value> = kb
         .documents
@@ -409,6 +424,7 @@ fn kb_status_json(kb: &v1::KnowledgeBaseStatus) -> Value {
                 "path": d.path,
                 "state": d.state().as_str_name(),
                 "error": d.error,
+                "failure_kind": failure_kind_name(d.failure_kind()),
                 "chunks": d.chunks,
                 "size_bytes": d.size_bytes,
                 "content_hash": d.content_hash,
@@ -427,6 +443,11 @@ fn kb_status_json(kb: &v1::KnowledgeBaseStatus) -> Value {
         "last_change_seconds": kb.last_change.map(|t| t.seconds),
         "settings_error": kb.settings_error,
         "readers": kb.readers,
+        "failures": kb
+            .failures
+            .iter()
+            .map(|f| (failure_kind_name(f.kind()), Value::from(f.documents)))
+            .collect::<serde_json::Map<String, Value>>(),
         "documents": documents,
     })
 }

@@ -39,6 +39,23 @@ pub struct ServerConfig {
     /// Where Prometheus scrapes `GET /metrics` (plain HTTP); off when unset. Its labels name
     /// the knowledge bases, so without a token file it too must stay on loopback.
     pub metrics_listen: Option<SocketAddr>,
+    /// Search, Ask and ExplainAnswer requests computing at once; 0 is one per core. More
+    /// only share the same cores and lengthen every request.
+    pub max_concurrent_requests: usize,
+    /// Such requests that may wait for a turn; past that they are refused at once with
+    /// RESOURCE_EXHAUSTED and a retry pushback, so that admitted requests keep their latency
+    /// (each waiting place adds about one request's time divided by the running ones; about
+    /// half of `max_concurrent_requests` keeps the cores busy between arrivals).
+    pub max_waiting_requests: usize,
+    /// Requests one token may have in flight, unless its entry in the token file says
+    /// otherwise; 0 is no limit.
+    pub token_max_concurrent: u32,
+    /// Requests one token may start per second (in bursts of a second's worth), unless its
+    /// entry says otherwise; 0 is no limit.
+    pub token_requests_per_second: f64,
+    /// The largest request message accepted, in bytes; a larger one is refused with
+    /// OUT_OF_RANGE before it is decoded. A question needs a few kilobytes at most.
+    pub max_request_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +113,10 @@ pub struct IngestConfig {
     /// Seconds between two full scans of every folder while serving: the safety net for
     /// changes the watcher missed (network shares, overflowing event queues).
     pub reconcile_interval_seconds: u64,
+    /// The nice value (0 to 19) of the threads that read, embed and write documents (Linux):
+    /// queries run at the service's own priority, so they keep the cores while a burst of
+    /// files is embedded. 0 runs ingest at the same priority as queries.
+    pub niceness: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -234,6 +255,11 @@ impl Default for ServerConfig {
             tls_key_file: None,
             tls_client_ca_file: None,
             metrics_listen: None,
+            max_concurrent_requests: 0,
+            max_waiting_requests: 1,
+            token_max_concurrent: 4,
+            token_requests_per_second: 0.0,
+            max_request_bytes: 64 * 1024,
         }
     }
 }
@@ -268,6 +294,7 @@ impl Default for IngestConfig {
             settle_ms: 1_000,
             watch: true,
             reconcile_interval_seconds: 300,
+            niceness: 19,
         }
     }
 }
@@ -422,6 +449,27 @@ impl Config {
             if value == 0 {
                 return Err(Error::invalid(field, "must be positive"));
             }
+        }
+        if !(0..=19).contains(&i.niceness) {
+            return Err(Error::invalid(
+                "ingest.niceness",
+                format!("{} is outside 0..=19", i.niceness),
+            ));
+        }
+        let server = &self.server;
+        if !(server.token_requests_per_second >= 0.0
+            && server.token_requests_per_second.is_finite())
+        {
+            return Err(Error::invalid(
+                "server.token_requests_per_second",
+                "must be a finite number, 0 or more",
+            ));
+        }
+        if server.max_request_bytes < 1024 {
+            return Err(Error::invalid(
+                "server.max_request_bytes",
+                "must be at least 1024",
+            ));
         }
         let s = &self.search;
         if s.candidates == 0 || s.max_top_k == 0 {

@@ -9,6 +9,7 @@ mod config;
 mod error;
 mod ids;
 mod language;
+mod priority;
 mod sentences;
 
 pub use chunk::{Chunk, Citation, QuantizedVector, Section, Sentence};
@@ -19,4 +20,7 @@ pub use config::{
 pub use error::{Error, Result};
 pub use ids::{ChunkId, ContentHash, DocumentPath, KbName};
 pub use language::Language;
+#[cfg(target_os = "linux")]
+pub use priority::{current_thread_niceness, thread_niceness};
+pub use priority::{lower_current_thread_priority, lower_thread_priority, process_threads};
 pub use sentences::split_sentences;

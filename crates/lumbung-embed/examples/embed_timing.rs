@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let config = EmbeddingConfig::default();
     let started = Instant::now();
-    let embedder = Embedder::load(&config)?;
+    let embedder = Embedder::load(&config, 0)?;
     println!("load: {:.2} s", started.elapsed().as_secs_f64());
 
     // Realistic passages: a long mixed-language document cut by the real chunker.

@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use fastembed::{InitOptionsUserDefined, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
 use lumbung_core::{EmbeddingConfig, Pooling};
@@ -17,12 +17,33 @@ use crate::{Error, Result, runtime};
 pub struct Embedder {
     query_model: Mutex<TextEmbedding>,
     passage_model: Mutex<TextEmbedding>,
+    /// Told the time of every batch through the model.
+    batch_observer: OnceLock<BatchObserver>,
     tokenizer: Tokenizer,
     dimension: usize,
     query_prefix: String,
     passage_prefix: String,
     batch_size: usize,
 }
+
+/// Which session a batch ran on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedKind {
+    Query,
+    Passage,
+}
+
+impl EmbedKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmbedKind::Query => "query",
+            EmbedKind::Passage => "passage",
+        }
+    }
+}
+
+/// Receives the kind, the number of texts and the model time of each batch.
+pub type BatchObserver = Arc<dyn Fn(EmbedKind, usize, Duration) + Send + Sync>;
 
 impl std::fmt::Debug for Embedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,7 +61,11 @@ impl Embedder {
     /// empty) and the model from `config.model_dir`. Relative paths are resolved against the
     /// current directory. Fails with [`Error::MissingFile`] naming the first file that is absent,
     /// and with [`Error::Dimension`] when the model's vectors do not match `config.dimension`.
-    pub fn load(config: &EmbeddingConfig) -> Result<Embedder> {
+    ///
+    /// The passage session's worker threads start with the nice value `passage_niceness`
+    /// (see [`lumbung_core::lower_thread_priority`]), so that embedding a burst of
+    /// documents yields the cores to queries; its callers should lower their own threads too.
+    pub fn load(config: &EmbeddingConfig, passage_niceness: i32) -> Result<Embedder> {
         let started = Instant::now();
         let library = runtime_library(config)?;
         require_file("onnx runtime library", &library)?;
@@ -73,9 +98,24 @@ impl Embedder {
             )?))
         };
 
+        // ONNX Runtime starts a session's worker threads when it makes the session: the
+        // threads that appear meanwhile are its. (Making it on a thread of lower priority,
+        // whose nice value they would inherit, left that thread's malloc arena holding the
+        // session's temporary copies: 280 MiB more resident memory.) Nothing else starts
+        // threads while the model loads at start-up; one that did would only yield more.
+        let threads_before = lumbung_core::process_threads();
+        let passage_model = session()?;
+        if passage_niceness > 0 {
+            for thread in lumbung_core::process_threads() {
+                if !threads_before.contains(&thread) {
+                    lumbung_core::lower_thread_priority(thread, passage_niceness);
+                }
+            }
+        }
         let embedder = Embedder {
             query_model: session()?,
-            passage_model: session()?,
+            passage_model,
+            batch_observer: OnceLock::new(),
             tokenizer,
             dimension: config.dimension,
             query_prefix: config.query_prefix.clone(),
@@ -108,23 +148,28 @@ impl Embedder {
         &self.tokenizer
     }
 
+    /// Has `observer` told of every batch from now on (metrics); set once, later calls are
+    /// ignored.
+    pub fn observe_batches(&self, observer: BatchObserver) {
+        let _ = self.batch_observer.set(observer);
+    }
+
     /// Embeds passages (chunks to be indexed): one unit-length vector per text, in order.
     pub fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        self.embed(&self.passage_model, &self.passage_prefix, texts)
+        self.embed(EmbedKind::Passage, texts)
     }
 
     /// Embeds a search query: a unit-length vector comparable with passage vectors.
     pub fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
-        let mut vectors = self.embed(&self.query_model, &self.query_prefix, &[text])?;
+        let mut vectors = self.embed(EmbedKind::Query, &[text])?;
         Ok(vectors.pop().unwrap_or_default())
     }
 
-    fn embed(
-        &self,
-        model: &Mutex<TextEmbedding>,
-        prefix: &str,
-        texts: &[&str],
-    ) -> Result<Vec<Vec<f32>>> {
+    fn embed(&self, kind: EmbedKind, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let (model, prefix) = match kind {
+            EmbedKind::Query => (&self.query_model, &self.query_prefix),
+            EmbedKind::Passage => (&self.passage_model, &self.passage_prefix),
+        };
         let started = Instant::now();
         // A batch is padded to its longest text, so texts of similar length go together: a
         // chunk's short sentences are not padded to the length of a whole chunk.
@@ -136,11 +181,16 @@ impl Embedder {
                 .iter()
                 .map(|&index| format!("{prefix}{}", texts[index]))
                 .collect();
-            let embedded = model
+            let mut session = model
                 .lock()
                 // A panic elsewhere cannot leave the session half-updated: runs keep no state.
-                .unwrap_or_else(PoisonError::into_inner)
-                .embed(&prefixed, Some(prefixed.len()))?;
+                .unwrap_or_else(PoisonError::into_inner);
+            let batch_started = Instant::now();
+            let embedded = session.embed(&prefixed, Some(prefixed.len()))?;
+            drop(session);
+            if let Some(observe) = self.batch_observer.get() {
+                observe(kind, prefixed.len(), batch_started.elapsed());
+            }
             for (&index, vector) in batch.iter().zip(embedded) {
                 vectors[index] = vector;
             }

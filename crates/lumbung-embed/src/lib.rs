@@ -19,6 +19,6 @@ mod reranker;
 mod runtime;
 
 pub use chunker::{Chunker, SECTION_SEPARATOR, document_text};
-pub use embedder::Embedder;
+pub use embedder::{BatchObserver, EmbedKind, Embedder};
 pub use error::{Error, Result};
 pub use reranker::Reranker;

@@ -33,6 +33,9 @@ pub enum Error {
     /// millions of rows) end here instead of exhausting memory.
     #[error("limit exceeded: {limit} = {value}")]
     LimitExceeded { limit: &'static str, value: u64 },
+    /// The file is protected with a password; `format` is its extension.
+    #[error("{format}: encrypted with a password")]
+    Encrypted { format: &'static str },
     /// The file was read but holds no text at all (for example a scanned PDF without OCR).
     #[error("document contains no text")]
     Empty,

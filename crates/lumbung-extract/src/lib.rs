@@ -106,6 +106,15 @@ pub fn extract_with_limits(
         extension: path.extension().unwrap_or_default(),
     })?;
     let stem = path.file_stem();
+    match format {
+        Format::Docx if is_encrypted_ooxml(bytes) => {
+            return Err(Error::Encrypted { format: "docx" });
+        }
+        Format::Xlsx if is_encrypted_ooxml(bytes) => {
+            return Err(Error::Encrypted { format: "xlsx" });
+        }
+        _ => {}
+    }
     let spreadsheet = |format: &'static str| move |reason| Error::Spreadsheet { format, reason };
     let document = match format {
         Format::Markdown => md::extract(bytes, stem)?,
@@ -130,6 +139,15 @@ pub fn extract_with_limits(
         Format::Html => guarded("page", Error::Html, || html::extract(bytes, stem, limits))?,
     };
     finish(document, stem, limits)
+}
+
+/// Whether an Office file is password-protected: the zip is then wrapped, encrypted, in an
+/// OLE compound file with an `EncryptedPackage` stream.
+fn is_encrypted_ooxml(bytes: &[u8]) -> bool {
+    const COMPOUND_FILE_MAGIC: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+    bytes.starts_with(&COMPOUND_FILE_MAGIC)
+        && cfb::CompoundFile::open(std::io::Cursor::new(bytes))
+            .is_ok_and(|file| file.exists("/EncryptedPackage"))
 }
 
 /// Applies the rules every format shares, so each module only has to produce text.
@@ -169,6 +187,34 @@ mod tests {
 
     fn path(p: &str) -> DocumentPath {
         DocumentPath::new(p).unwrap()
+    }
+
+    /// An OLE compound file holding the given streams, as Office writes a protected file
+    /// (`EncryptedPackage`) or a legacy document (`WordDocument`).
+    fn compound_file(streams: &[&str]) -> Vec<u8> {
+        let mut file = cfb::CompoundFile::create(std::io::Cursor::new(Vec::new())).unwrap();
+        for stream in streams {
+            std::io::Write::write_all(&mut file.create_stream(stream).unwrap(), b"x").unwrap();
+        }
+        file.flush().unwrap();
+        file.into_inner().into_inner()
+    }
+
+    #[test]
+    fn password_protected_office_files_are_named_encrypted() {
+        let protected = compound_file(&["/EncryptionInfo", "/EncryptedPackage"]);
+        for (name, format) in [("plan.docx", "docx"), ("rota.xlsx", "xlsx")] {
+            match extract(&path(name), &protected) {
+                Err(Error::Encrypted { format: found }) => assert_eq!(found, format),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        // A legacy .doc renamed to .docx is broken, not encrypted.
+        let legacy = compound_file(&["/WordDocument"]);
+        assert!(matches!(
+            extract(&path("old.docx"), &legacy),
+            Err(Error::Docx(_))
+        ));
     }
 
     #[test]

@@ -56,7 +56,7 @@ fn load(bytes: &[u8]) -> Result<Document> {
         // password; those can be read. Anything else needs a password nobody gave us.
         document
             .decrypt("")
-            .map_err(|err| Error::Pdf(format!("encrypted with a password: {err}")))?;
+            .map_err(|_| Error::Encrypted { format: "pdf" })?;
     }
     Ok(document)
 }

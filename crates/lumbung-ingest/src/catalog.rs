@@ -24,6 +24,77 @@ pub enum DocumentState {
     Skipped,
 }
 
+/// Why a document failed or was skipped, for owners and alerts to tell "fix the file" from
+/// "fix the service".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// A file type lumbung does not read (the document is skipped, not failed).
+    Unsupported,
+    /// Over a limit: the file's size, its pages, rows, text or a compressed part.
+    TooLarge,
+    /// Not a valid document of its type, or it made the parser fail.
+    Corrupt,
+    /// Protected with a password.
+    Encrypted,
+    /// Extraction took longer than `ingest.max_extract_seconds`.
+    Timeout,
+    /// No text to index (a scan without OCR, an empty file).
+    Empty,
+    /// The file could not be read from its folder.
+    Unreadable,
+    /// The embedding model failed on it: a fault of the service, not of the file.
+    Embedding,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 8] = [
+        FailureKind::Unsupported,
+        FailureKind::TooLarge,
+        FailureKind::Corrupt,
+        FailureKind::Encrypted,
+        FailureKind::Timeout,
+        FailureKind::Empty,
+        FailureKind::Unreadable,
+        FailureKind::Embedding,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Unsupported => "unsupported",
+            FailureKind::TooLarge => "too_large",
+            FailureKind::Corrupt => "corrupt",
+            FailureKind::Encrypted => "encrypted",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Empty => "empty",
+            FailureKind::Unreadable => "unreadable",
+            FailureKind::Embedding => "embedding",
+        }
+    }
+}
+
+/// Documents failed or skipped, by [`FailureKind`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailureCounts([u32; FailureKind::ALL.len()]);
+
+impl FailureCounts {
+    pub fn get(&self, kind: FailureKind) -> u32 {
+        self.0[kind as usize]
+    }
+
+    fn add(&mut self, kind: FailureKind) {
+        self.0[kind as usize] += 1;
+    }
+
+    /// The kinds with at least one document.
+    pub fn iter(&self) -> impl Iterator<Item = (FailureKind, u32)> + '_ {
+        FailureKind::ALL
+            .into_iter()
+            .map(|kind| (kind, self.get(kind)))
+            .filter(|&(_, count)| count > 0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocumentRecord {
     pub kb: KbName,
@@ -35,6 +106,9 @@ pub struct DocumentRecord {
     pub state: DocumentState,
     /// Why the document failed or was skipped.
     pub error: Option<String>,
+    /// The kind of `error`; absent in rows written before kinds were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
     pub chunks: u32,
     /// When this row was written, in milliseconds since the Unix epoch.
     pub recorded_at_ms: i64,
@@ -54,6 +128,8 @@ pub struct KbSummary {
     pub chunks: u64,
     /// When the newest row was written, in milliseconds since the Unix epoch.
     pub last_change_ms: Option<i64>,
+    /// Failed and skipped documents by kind.
+    pub failures: FailureCounts,
 }
 
 impl KbSummary {
@@ -64,6 +140,15 @@ impl KbSummary {
                 DocumentState::Indexed => summary.indexed += 1,
                 DocumentState::Failed => summary.failed += 1,
                 DocumentState::Skipped => summary.skipped += 1,
+            }
+            // Rows from before kinds were recorded: a skipped file can only be unsupported.
+            let kind = record
+                .failure
+                .or((record.state == DocumentState::Skipped).then_some(FailureKind::Unsupported));
+            if let Some(kind) = kind
+                && record.state != DocumentState::Indexed
+            {
+                summary.failures.add(kind);
             }
             summary.chunks += u64::from(record.chunks);
             summary.last_change_ms = summary.last_change_ms.max(Some(record.recorded_at_ms));
@@ -180,6 +265,7 @@ mod tests {
             content_hash: ContentHash::of_bytes(path.as_bytes()),
             state,
             error: None,
+            failure: None,
             chunks: 2,
             recorded_at_ms: 3,
         }

@@ -21,7 +21,7 @@ use lumbung_embed::{Chunker, Embedder};
 use lumbung_extract::Limits;
 use lumbung_index::{LexicalIndex, VectorStore};
 
-pub use catalog::{Catalog, DocumentRecord, DocumentState, KbSummary};
+pub use catalog::{Catalog, DocumentRecord, DocumentState, FailureCounts, FailureKind, KbSummary};
 pub use error::{Error, Result};
 pub use pipeline::{Outcome, Progress, SyncReport};
 pub use settings::{KbSettings, SETTINGS_FILE};

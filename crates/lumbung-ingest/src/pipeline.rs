@@ -16,7 +16,7 @@ use lumbung_core::{Chunk, ChunkId, ContentHash, DocumentPath, KbName, QuantizedV
 use lumbung_extract::ExtractedDocument;
 use lumbung_index::VectorPoint;
 
-use crate::catalog::{DocumentRecord, DocumentState};
+use crate::catalog::{DocumentRecord, DocumentState, FailureKind};
 use crate::scan::FoundFile;
 use crate::{Ingestor, LiveState, Result, now_ms};
 
@@ -211,8 +211,16 @@ impl Run<'_> {
             let (write_tx, write_rx) = sync_channel::<ToWrite>(STAGE_CAPACITY);
             let written = std::thread::scope(|scope| {
                 let known = &known;
-                let prepared = scope.spawn(move || self.prepare_stage(to_read, known, prepared_tx));
-                scope.spawn(move || self.embed_stage(prepared_rx, write_tx));
+                // Reading and embedding are most of ingest's CPU: they yield it to queries.
+                let niceness = self.ingestor.config.niceness;
+                let prepared = scope.spawn(move || {
+                    lumbung_core::lower_current_thread_priority(niceness);
+                    self.prepare_stage(to_read, known, prepared_tx)
+                });
+                scope.spawn(move || {
+                    lumbung_core::lower_current_thread_priority(niceness);
+                    self.embed_stage(prepared_rx, write_tx)
+                });
                 // The writer runs here; when it fails, dropping its receiver stops the others.
                 let written = self.write_stage(write_rx, &mut report);
                 report.deferred += prepared.join().unwrap_or_default();
@@ -294,6 +302,7 @@ impl Run<'_> {
             content_hash: ContentHash::from_hex(""),
             state: DocumentState::Failed,
             error: None,
+            failure: None,
             // A failed new version leaves the previous one answering: its chunks stay counted.
             chunks: previous
                 .filter(|p| p.state == DocumentState::Indexed)
@@ -302,6 +311,7 @@ impl Run<'_> {
         };
         let limit = self.ingestor.config.max_file_bytes;
         if file.size_bytes > limit {
+            record.failure = Some(FailureKind::TooLarge);
             record.error = Some(format!(
                 "file is {} bytes, above the limit ingest.max_file_bytes = {limit}",
                 file.size_bytes
@@ -311,6 +321,7 @@ impl Run<'_> {
         let bytes = match fs_err::read(&file.absolute) {
             Ok(bytes) => bytes,
             Err(err) => {
+                record.failure = Some(FailureKind::Unreadable);
                 record.error = Some(err.to_string());
                 return Prepared::Record(record);
             }
@@ -330,6 +341,7 @@ impl Run<'_> {
         }
         if lumbung_extract::Format::from_path(&file.path).is_none() {
             record.state = DocumentState::Skipped;
+            record.failure = Some(FailureKind::Unsupported);
             record.chunks = 0;
             record.error = Some(format!(
                 "unsupported file type {:?}",
@@ -339,7 +351,8 @@ impl Run<'_> {
         }
         let document = match self.extract(&file.path, bytes) {
             Ok(document) => document,
-            Err(reason) => {
+            Err((kind, reason)) => {
+                record.failure = Some(kind);
                 record.error = Some(reason);
                 return Prepared::Record(record);
             }
@@ -352,6 +365,7 @@ impl Run<'_> {
             &document.sections,
         );
         if chunks.is_empty() {
+            record.failure = Some(FailureKind::Empty);
             record.error = Some("no text to index".to_string());
             return Prepared::Record(record);
         }
@@ -368,7 +382,11 @@ impl Run<'_> {
     /// Extracts under the configured limits, on a thread of its own so that a file whose
     /// parser loops is abandoned after `ingest.max_extract_seconds`. Parsers run third-party
     /// code on untrusted bytes: a panic fails this document, not the run.
-    fn extract(&self, path: &DocumentPath, bytes: Vec<u8>) -> Result<ExtractedDocument, String> {
+    fn extract(
+        &self,
+        path: &DocumentPath,
+        bytes: Vec<u8>,
+    ) -> Result<ExtractedDocument, (FailureKind, String)> {
         let limits = self.ingestor.limits;
         let seconds = self.ingestor.config.max_extract_seconds;
         let path_owned = path.clone();
@@ -377,16 +395,22 @@ impl Run<'_> {
         });
         match outcome {
             Ok(Ok(document)) => Ok(document),
-            Ok(Err(lumbung_extract::Error::LimitExceeded { limit, value })) => Err(format!(
-                "over the limit ingest.{limit} = {value} (raise it in the configuration to \
-                 index this file)"
+            Ok(Err(lumbung_extract::Error::LimitExceeded { limit, value })) => Err((
+                FailureKind::TooLarge,
+                format!(
+                    "over the limit ingest.{limit} = {value} (raise it in the configuration to \
+                     index this file)"
+                ),
             )),
-            Ok(Err(err)) => Err(err.to_string()),
-            Err(Abandoned::Panicked) => Err("extraction panicked".to_string()),
+            Ok(Err(err)) => Err((failure_kind(&err), err.to_string())),
+            Err(Abandoned::Panicked) => {
+                Err((FailureKind::Corrupt, "extraction panicked".to_string()))
+            }
             Err(Abandoned::TimedOut) => {
                 tracing::warn!(kb = %self.kb, path = %path, seconds, "extraction abandoned");
-                Err(format!(
-                    "extraction took longer than ingest.max_extract_seconds = {seconds}"
+                Err((
+                    FailureKind::Timeout,
+                    format!("extraction took longer than ingest.max_extract_seconds = {seconds}"),
                 ))
             }
         }
@@ -518,6 +542,7 @@ impl Run<'_> {
                     }
                     Err(reason) => {
                         record.state = DocumentState::Failed;
+                        record.failure = Some(FailureKind::Embedding);
                         record.error = Some(format!("embedding failed: {reason}"));
                         out.push(ToWrite::Record(record));
                     }
@@ -668,6 +693,22 @@ fn texts_to_embed(item: &Prepared) -> usize {
 enum Abandoned {
     Panicked,
     TimedOut,
+}
+
+/// The kind of an extraction failure other than a limit.
+fn failure_kind(err: &lumbung_extract::Error) -> FailureKind {
+    use lumbung_extract::Error;
+    match err {
+        Error::Unsupported { .. } => FailureKind::Unsupported,
+        Error::LimitExceeded { .. } => FailureKind::TooLarge,
+        Error::Encrypted { .. } => FailureKind::Encrypted,
+        Error::Empty => FailureKind::Empty,
+        Error::Binary { .. }
+        | Error::Pdf(_)
+        | Error::Docx(_)
+        | Error::Spreadsheet { .. }
+        | Error::Html(_) => FailureKind::Corrupt,
+    }
 }
 
 /// Runs `work` on a thread of its own and waits at most `timeout` for it. A thread cannot be

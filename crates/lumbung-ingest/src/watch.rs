@@ -85,9 +85,14 @@ impl Watcher {
         let alive = Arc::new(AtomicBool::new(true));
         let thread = {
             let (alive, cancel) = (Arc::clone(&alive), Arc::clone(&cancel));
+            let niceness = watch_loop.ingestor.config.niceness;
             std::thread::Builder::new()
                 .name("lumbung-watch".to_string())
-                .spawn(move || run_guarded(&alive, &cancel, move || watch_loop.run()))
+                .spawn(move || {
+                    // Its syncs write the indexes from this thread: they too yield to queries.
+                    lumbung_core::lower_current_thread_priority(niceness);
+                    run_guarded(&alive, &cancel, move || watch_loop.run())
+                })
                 .map_err(|err| crate::Error::io(Path::new("<watcher thread>"), err))?
         };
         Ok(Watcher {

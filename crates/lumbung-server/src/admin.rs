@@ -2,7 +2,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use lumbung_core::KbName;
-use lumbung_ingest::{DocumentRecord, DocumentState, KbStatus, LiveState};
+use lumbung_ingest::{DocumentRecord, DocumentState, FailureKind, KbStatus, LiveState};
 use lumbung_proto::v1;
 use lumbung_proto::v1::admin_service_server::AdminService;
 use lumbung_proto::{timestamp_from_unix_millis, unix_millis_from_timestamp};
@@ -10,6 +10,7 @@ use lumbung_search::Scope;
 use tonic::{Request, Response, Status};
 
 use crate::knowledge::{answer_question, sentence_to_proto};
+use crate::request::Work;
 use crate::{App, Caller, Error, Result};
 
 pub struct AdminApi {
@@ -44,6 +45,7 @@ impl AdminApi {
             Scope::resolved(vec![self.one_kb(caller, &request.knowledge_base).await?])
         };
         let ingestor = Arc::clone(&self.app.ingestor);
+        #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]
         let statuses = tokio::task::spawn_blocking(move || -> Result<Vec<_>> {
             let mut statuses = Vec::with_capacity(scope.kbs().len());
             for kb in scope.kbs() {
@@ -67,6 +69,7 @@ impl AdminApi {
         caller.require_admin()?;
         let kb = self.one_kb(caller, &request.knowledge_base).await?;
         let ingestor = Arc::clone(&self.app.ingestor);
+        #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]
         let report = tokio::task::spawn_blocking(move || ingestor.sync_kb(&kb, true, &|_| {}))
             .await
             .map_err(|err| Error::Task(err.to_string()))??;
@@ -85,6 +88,7 @@ impl AdminApi {
         let kb = self.one_kb(caller, &request.knowledge_base).await?;
         let since = request.since.as_ref().map(unix_millis_from_timestamp);
         let gaps = Arc::clone(&self.app.gaps);
+        #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]
         let listed = tokio::task::spawn_blocking(move || gaps.list(kb.as_str(), since))
             .await
             .map_err(|err| Error::Task(err.to_string()))??;
@@ -138,6 +142,7 @@ impl AdminApi {
     ) -> Result<v1::SetAnswerDecisionResponse> {
         caller.require_admin()?;
         let app = Arc::clone(&self.app);
+        #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]
         let decision = tokio::task::spawn_blocking(move || app.set_decision(&request.parameters))
             .await
             .map_err(|err| Error::Task(err.to_string()))??;
@@ -194,6 +199,27 @@ fn kb_status(status: KbStatus, include_documents: bool) -> v1::KnowledgeBaseStat
         documents,
         settings_error,
         readers,
+        failures: summary
+            .failures
+            .iter()
+            .map(|(kind, documents)| v1::FailureCount {
+                kind: failure_kind(kind).into(),
+                documents,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn failure_kind(kind: FailureKind) -> v1::FailureKind {
+    match kind {
+        FailureKind::Unsupported => v1::FailureKind::Unsupported,
+        FailureKind::TooLarge => v1::FailureKind::TooLarge,
+        FailureKind::Corrupt => v1::FailureKind::Corrupt,
+        FailureKind::Encrypted => v1::FailureKind::Encrypted,
+        FailureKind::Timeout => v1::FailureKind::Timeout,
+        FailureKind::Empty => v1::FailureKind::Empty,
+        FailureKind::Unreadable => v1::FailureKind::Unreadable,
+        FailureKind::Embedding => v1::FailureKind::Embedding,
     }
 }
 
@@ -220,89 +246,83 @@ fn document_status(record: &DocumentRecord, live: Option<LiveState>) -> v1::Docu
         size_bytes: record.size_bytes,
         content_hash: record.content_hash.as_str().to_string(),
         indexed_at: Some(timestamp_from_unix_millis(record.recorded_at_ms)),
+        failure_kind: record
+            .failure
+            .filter(|_| record.state != DocumentState::Indexed)
+            .map_or(v1::FailureKind::Unspecified, failure_kind)
+            .into(),
     }
 }
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
-    #[tracing::instrument(skip_all)]
     async fn get_ingest_status(
         &self,
         request: Request<v1::GetIngestStatusRequest>,
     ) -> Result<Response<v1::GetIngestStatusResponse>, Status> {
         self.app
-            .metrics
-            .observe("GetIngestStatus", async {
-                let caller = self.app.caller(request.metadata())?;
-                Ok(Response::new(
-                    self.status(&caller, request.into_inner()).await?,
-                ))
-            })
+            .serve_request(
+                "GetIngestStatus",
+                Work::Lookup,
+                request,
+                |caller, message| async move { self.status(&caller, message).await },
+            )
             .await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn reindex(
         &self,
         request: Request<v1::ReindexRequest>,
     ) -> Result<Response<v1::ReindexResponse>, Status> {
         self.app
-            .metrics
-            .observe("Reindex", async {
-                let caller = self.app.caller(request.metadata())?;
-                Ok(Response::new(
-                    self.reindex(&caller, request.into_inner()).await?,
-                ))
-            })
+            .serve_request(
+                "Reindex",
+                Work::Lookup,
+                request,
+                |caller, message| async move { self.reindex(&caller, message).await },
+            )
             .await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn list_gaps(
         &self,
         request: Request<v1::ListGapsRequest>,
     ) -> Result<Response<v1::ListGapsResponse>, Status> {
         self.app
-            .metrics
-            .observe("ListGaps", async {
-                let caller = self.app.caller(request.metadata())?;
-                Ok(Response::new(
-                    self.list_gaps(&caller, request.into_inner()).await?,
-                ))
-            })
+            .serve_request(
+                "ListGaps",
+                Work::Lookup,
+                request,
+                |caller, message| async move { self.list_gaps(&caller, message).await },
+            )
             .await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn explain_answer(
         &self,
         request: Request<v1::ExplainAnswerRequest>,
     ) -> Result<Response<v1::ExplainAnswerResponse>, Status> {
         self.app
-            .metrics
-            .observe("ExplainAnswer", async {
-                let caller = self.app.caller(request.metadata())?;
-                Ok(Response::new(
-                    self.explain_answer(&caller, request.into_inner()).await?,
-                ))
-            })
+            .serve_request(
+                "ExplainAnswer",
+                Work::Compute,
+                request,
+                |caller, message| async move { self.explain_answer(&caller, message).await },
+            )
             .await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn set_answer_decision(
         &self,
         request: Request<v1::SetAnswerDecisionRequest>,
     ) -> Result<Response<v1::SetAnswerDecisionResponse>, Status> {
         self.app
-            .metrics
-            .observe("SetAnswerDecision", async {
-                let caller = self.app.caller(request.metadata())?;
-                Ok(Response::new(
-                    self.set_answer_decision(&caller, request.into_inner())
-                        .await?,
-                ))
-            })
+            .serve_request(
+                "SetAnswerDecision",
+                Work::Lookup,
+                request,
+                |caller, message| async move { self.set_answer_decision(&caller, message).await },
+            )
             .await
     }
 }

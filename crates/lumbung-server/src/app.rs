@@ -10,6 +10,7 @@ use lumbung_search::{Answer, AnswerDecision, CpuPool, Scope, SearchEngine};
 
 use crate::auth::{Caller, TokenStore};
 use crate::gaps::GapLog;
+use crate::limits::{Admission, TokenGate, TokenLimits};
 use crate::metrics::Metrics;
 use crate::{Error, Result};
 
@@ -27,6 +28,10 @@ pub struct App {
     pub gaps: Arc<GapLog>,
     /// `None` without `server.tokens_file`: every caller is the local administrator.
     tokens: Option<Arc<TokenStore>>,
+    /// In-flight counts and request rates per token.
+    pub(crate) token_gate: Arc<TokenGate>,
+    /// The turns of requests that compute.
+    pub(crate) admission: Admission,
     pub metrics: Metrics,
     /// The liveness of the watcher `watch` started, which health checking follows.
     watcher_alive: Mutex<Option<Arc<AtomicBool>>>,
@@ -37,10 +42,16 @@ impl App {
     /// the reranker when `rerank.enabled`). A data directory in an older format is cleared
     /// first and rebuilt by the next sync (see `data_dir::prepare`).
     /// Blocking: call it before starting the runtime's work, or from a blocking thread.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "blocking by contract, at start-up"
+    )]
     pub fn open(config: Config) -> Result<App> {
         crate::data_dir::prepare(&config.data_dir)?;
         fs_err::create_dir_all(&config.ingest_root)?;
-        let embedder = Arc::new(Embedder::load(&config.embedding)?);
+        let metrics = Metrics::new();
+        let embedder = Arc::new(Embedder::load(&config.embedding, config.ingest.niceness)?);
+        embedder.observe_batches(metrics.embedding_batches());
         let lexical: Arc<dyn LexicalIndex> =
             Arc::new(TantivyLexicalIndex::open(&config.data_dir.join("lexical"))?);
         let vectors: Arc<dyn VectorStore> = Arc::new(EdgeVectorStore::open(
@@ -88,7 +99,15 @@ impl App {
             GAPS_PER_KB,
         )?);
         let tokens = match &config.server.tokens_file {
-            Some(path) => Some(TokenStore::open(path)?),
+            Some(path) => {
+                let server = &config.server;
+                let defaults = TokenLimits {
+                    max_concurrent: Some(server.token_max_concurrent).filter(|&n| n > 0),
+                    requests_per_second: Some(server.token_requests_per_second)
+                        .filter(|&rate| rate > 0.0),
+                };
+                Some(TokenStore::open(path, defaults)?)
+            }
             None => {
                 tracing::warn!(
                     "no server.tokens_file: every caller is an administrator of every knowledge \
@@ -97,13 +116,19 @@ impl App {
                 None
             }
         };
+        let admission = Admission::new(
+            config.server.max_concurrent_requests,
+            config.server.max_waiting_requests,
+        );
         Ok(App {
             config,
             engine,
             ingestor,
             gaps,
             tokens,
-            metrics: Metrics::new(),
+            token_gate: Arc::default(),
+            admission,
+            metrics,
             watcher_alive: Mutex::new(None),
         })
     }
@@ -111,6 +136,10 @@ impl App {
     /// Validates `parameters`, keeps them in the data directory (written to a temporary file
     /// and renamed, so a crash leaves the old or the new file) and answers with them from the
     /// next question on.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "blocking by contract: the lint holds its callers to spawn_blocking"
+    )]
     pub fn set_decision(&self, parameters: &str) -> Result<AnswerDecision> {
         let decision = AnswerDecision::parse(parameters)
             .map_err(|reason| Error::invalid("parameters", reason))?;
@@ -164,6 +193,7 @@ impl App {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
+        #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]
         tokio::task::spawn_blocking(move || {
             let outcome = match (gap_kb, answered_in) {
                 (Some(kb), _) => gaps.record(&kb, &question, now_ms).map(|_| ()),
@@ -179,12 +209,14 @@ impl App {
     /// Syncs every knowledge base with its folder on a blocking thread, logging each document.
     pub async fn sync_all(self: &Arc<Self>) -> Result<SyncReport> {
         let app = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
+        #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]
+        let synced = tokio::task::spawn_blocking(move || {
             app.ingestor.sync_all(false, &lumbung_ingest::log_progress)
-        })
-        .await
-        .map_err(|err| Error::Task(err.to_string()))?
-        .map_err(Error::from)
+        });
+        synced
+            .await
+            .map_err(|err| Error::Task(err.to_string()))?
+            .map_err(Error::from)
     }
 
     /// Follows the watched root from now on: a full reconcile at once, then each changed

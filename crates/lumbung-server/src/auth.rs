@@ -14,6 +14,7 @@ use lumbung_core::KbName;
 use serde::Deserialize;
 use tonic::metadata::MetadataMap;
 
+use crate::limits::TokenLimits;
 use crate::{Error, Result};
 
 /// How often the token file is checked for changes.
@@ -29,13 +30,14 @@ pub enum Role {
 }
 
 /// The identity a request was made with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
     /// The token's name (what `kb.toml` `readers` lists); empty without a token file.
     pub name: String,
     pub role: Role,
     /// Knowledge-base names or patterns (`*` for any run of characters).
     knowledge_bases: Vec<String>,
+    pub limits: TokenLimits,
 }
 
 impl Caller {
@@ -46,6 +48,7 @@ impl Caller {
             name: String::new(),
             role: Role::Admin,
             knowledge_bases: vec!["*".to_string()],
+            limits: TokenLimits::NONE,
         }
     }
 
@@ -108,6 +111,11 @@ struct TokenEntry {
     role: Role,
     #[serde(default)]
     knowledge_bases: Vec<String>,
+    /// Requests in flight at once; `server.token_max_concurrent` when absent, 0 for no limit.
+    max_concurrent: Option<u32>,
+    /// Requests started per second (bursts of a second's worth);
+    /// `server.token_requests_per_second` when absent, 0 for no limit.
+    requests_per_second: Option<f64>,
 }
 
 struct Tokens {
@@ -116,7 +124,11 @@ struct Tokens {
 }
 
 impl Tokens {
-    fn load(path: &Path) -> Result<Tokens> {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "at start-up and on the token file's own thread"
+    )]
+    fn load(path: &Path, defaults: TokenLimits) -> Result<Tokens> {
         let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         let text = std::fs::read_to_string(path)
             .map_err(|err| Error::Startup(format!("{}: {err}", path.display())))?;
@@ -137,6 +149,16 @@ impl Tokens {
                     name: entry.name,
                     role: entry.role,
                     knowledge_bases: entry.knowledge_bases,
+                    limits: TokenLimits {
+                        max_concurrent: entry
+                            .max_concurrent
+                            .or(defaults.max_concurrent)
+                            .filter(|&n| n > 0),
+                        requests_per_second: entry
+                            .requests_per_second
+                            .or(defaults.requests_per_second)
+                            .filter(|&rate| rate > 0.0),
+                    },
                 },
             ));
         }
@@ -147,16 +169,19 @@ impl Tokens {
 /// The tokens of the file, kept current.
 pub struct TokenStore {
     path: PathBuf,
+    /// The limits of a token whose entry sets none.
+    defaults: TokenLimits,
     current: RwLock<Arc<Tokens>>,
 }
 
 impl TokenStore {
     /// Loads the file (an unreadable one fails the start) and follows it from then on. The
     /// thread stops when the store is dropped.
-    pub fn open(path: &Path) -> Result<Arc<TokenStore>> {
+    pub fn open(path: &Path, defaults: TokenLimits) -> Result<Arc<TokenStore>> {
         let store = Arc::new(TokenStore {
             path: path.to_path_buf(),
-            current: RwLock::new(Arc::new(Tokens::load(path)?)),
+            defaults,
+            current: RwLock::new(Arc::new(Tokens::load(path, defaults)?)),
         });
         let weak = Arc::downgrade(&store);
         std::thread::Builder::new()
@@ -167,6 +192,7 @@ impl TokenStore {
     }
 
     /// Reloads the file when it changed; a broken file keeps the previous tokens.
+    #[allow(clippy::disallowed_methods, reason = "on the token file's own thread")]
     fn reload_if_changed(&self) {
         let modified = std::fs::metadata(&self.path)
             .and_then(|m| m.modified())
@@ -174,7 +200,7 @@ impl TokenStore {
         if modified == self.tokens().modified {
             return;
         }
-        match Tokens::load(&self.path) {
+        match Tokens::load(&self.path, self.defaults) {
             Ok(tokens) => {
                 tracing::info!(tokens = tokens.by_hash.len(), path = %self.path.display(), "tokens reloaded");
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(tokens);
@@ -214,6 +240,7 @@ impl TokenStore {
     }
 }
 
+#[allow(clippy::disallowed_methods, reason = "the token file's own thread")]
 fn follow(store: Weak<TokenStore>) {
     loop {
         std::thread::sleep(RELOAD_EVERY);
@@ -225,6 +252,7 @@ fn follow(store: Weak<TokenStore>) {
 }
 
 /// A new random token and the lines of the token file that grant it.
+#[allow(clippy::disallowed_methods, reason = "a CLI command, no runtime")]
 pub fn new_token(
     name: &str,
     role: &str,
@@ -241,6 +269,7 @@ pub fn new_token(
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests set up files and wait")]
 mod tests {
     use super::*;
 
@@ -263,6 +292,7 @@ mod tests {
             name: "helpdesk-bot".into(),
             role: Role::Reader,
             knowledge_bases: vec!["it-*".into()],
+            limits: TokenLimits::NONE,
         };
         let it = KbName::new("it-helpdesk").unwrap();
         let safety = KbName::new("safety-zh").unwrap();
@@ -279,6 +309,7 @@ mod tests {
             name: "ops".into(),
             role: Role::Admin,
             knowledge_bases: vec!["it-*".into()],
+            limits: TokenLimits::NONE,
         };
         assert!(admin.may_read(&it, &["helpdesk-bot".into()]));
         assert!(
@@ -290,13 +321,29 @@ mod tests {
     #[test]
     fn the_example_token_file_reads() {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/tokens.toml");
-        let tokens = Tokens::load(&example).unwrap();
-        let names: Vec<&str> = tokens
+        let defaults = TokenLimits {
+            max_concurrent: Some(4),
+            requests_per_second: None,
+        };
+        let tokens = Tokens::load(&example, defaults).unwrap();
+        let limits: Vec<(&str, TokenLimits)> = tokens
             .by_hash
             .iter()
-            .map(|(_, c)| c.name.as_str())
+            .map(|(_, c)| (c.name.as_str(), c.limits))
             .collect();
-        assert_eq!(names, ["helpdesk-bot", "safety-advisor", "ops"]);
+        let limited = |max_concurrent, requests_per_second| TokenLimits {
+            max_concurrent,
+            requests_per_second,
+        };
+        assert_eq!(
+            limits,
+            [
+                ("helpdesk-bot", limited(Some(4), Some(20.0))),
+                ("safety-advisor", limited(Some(4), None)),
+                ("ops", TokenLimits::NONE),
+            ],
+            "an entry's limits override the defaults; 0 is no limit"
+        );
     }
 
     #[test]
@@ -306,7 +353,7 @@ mod tests {
         let (token, entry) = new_token("bot", "reader", &["it-*".to_string()]).unwrap();
         std::fs::write(&path, &entry).unwrap();
         assert!(!std::fs::read_to_string(&path).unwrap().contains(&token));
-        let store = TokenStore::open(&path).unwrap();
+        let store = TokenStore::open(&path, TokenLimits::NONE).unwrap();
         let mut metadata = MetadataMap::new();
         assert!(matches!(
             store.authenticate(&metadata),

@@ -31,6 +31,7 @@ pub enum Prepared {
 ///
 /// The stamp is written last, so a crash half-way leaves an unstamped directory that the next
 /// start clears again.
+#[allow(clippy::disallowed_methods, reason = "at start-up, from App::open")]
 pub fn prepare(dir: &Path) -> Result<Prepared> {
     fs_err::create_dir_all(dir)?;
     let stamp = dir.join(STAMP_FILE);
@@ -84,6 +85,7 @@ pub fn prepare(dir: &Path) -> Result<Prepared> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests set up files and wait")]
 mod tests {
     use super::*;
 

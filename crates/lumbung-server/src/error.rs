@@ -1,8 +1,10 @@
+use std::time::Duration;
+
 use tonic::{Code, Status};
 
-/// The metadata key of gRPC's retry pushback, and the wait an overloaded server asks for.
+/// The metadata key of gRPC's retry pushback, and the wait an overloaded engine asks for.
 const RETRY_PUSHBACK: &str = "grpc-retry-pushback-ms";
-const RETRY_AFTER_MS: u32 = 50;
+const RETRY_AFTER: Duration = Duration::from_millis(50);
 
 /// Everything a handler can fail with; `From<Error> for Status` is the one place that decides
 /// the gRPC code.
@@ -18,6 +20,13 @@ pub enum Error {
     /// A token whose role does not allow the call.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    /// A limit of the caller's token or of the service; `retry_after` is sent as the retry
+    /// pushback.
+    #[error("resource exhausted: {reason}")]
+    ResourceExhausted {
+        reason: String,
+        retry_after: Duration,
+    },
     #[error(transparent)]
     Search(#[from] lumbung_search::Error),
     #[error(transparent)]
@@ -52,13 +61,15 @@ impl Error {
     }
 }
 
-impl From<Error> for Status {
-    fn from(err: Error) -> Status {
-        let code = match &err {
+impl Error {
+    /// The gRPC code this error is answered with.
+    pub fn code(&self) -> Code {
+        match self {
             Error::InvalidArgument { .. } => Code::InvalidArgument,
             Error::KbNotFound(_) => Code::NotFound,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::ResourceExhausted { .. } => Code::ResourceExhausted,
             Error::Search(search) => match search {
                 lumbung_search::Error::InvalidArgument { .. } => Code::InvalidArgument,
                 lumbung_search::Error::Unavailable(_) => Code::FailedPrecondition,
@@ -89,16 +100,25 @@ impl From<Error> for Status {
             | Error::GapCorrupt(_)
             | Error::Task(_)
             | Error::Startup(_) => Code::Internal,
-        };
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Status {
+        let code = err.code();
         if code == Code::Internal {
             tracing::error!(error = %err, "internal error");
         }
+        let retry_after = match &err {
+            Error::ResourceExhausted { retry_after, .. } => *retry_after,
+            _ => RETRY_AFTER,
+        };
         let mut status = Status::new(code, err.to_string());
         if code == Code::ResourceExhausted {
             // gRPC's retry pushback (gRFC A6): when to try again.
-            status
-                .metadata_mut()
-                .insert(RETRY_PUSHBACK, RETRY_AFTER_MS.into());
+            let millis = u32::try_from(retry_after.as_millis().max(1)).unwrap_or(u32::MAX);
+            status.metadata_mut().insert(RETRY_PUSHBACK, millis.into());
         }
         status
     }
@@ -135,7 +155,13 @@ mod tests {
         assert_eq!(overloaded.code(), Code::ResourceExhausted);
         assert_eq!(
             overloaded.metadata().get(RETRY_PUSHBACK).unwrap(),
-            &RETRY_AFTER_MS.to_string()
+            &RETRY_AFTER.as_millis().to_string()
         );
+        let limited = Status::from(Error::ResourceExhausted {
+            reason: "token \"bot\" has reached requests_per_second = 2".into(),
+            retry_after: Duration::from_millis(320),
+        });
+        assert_eq!(limited.code(), Code::ResourceExhausted);
+        assert_eq!(limited.metadata().get(RETRY_PUSHBACK).unwrap(), "320");
     }
 }

@@ -8,6 +8,7 @@ use lumbung_search::{
 };
 use tonic::{Request, Response, Status};
 
+use crate::request::Work;
 use crate::{App, Caller, Error, Result};
 
 const DEFAULT_TOP_K: u32 = 10;
@@ -268,49 +269,45 @@ pub fn passage_to_proto(passage: &Passage) -> v1::Passage {
 
 #[tonic::async_trait]
 impl KnowledgeService for KnowledgeApi {
-    #[tracing::instrument(skip_all)]
     async fn search(
         &self,
         request: Request<v1::SearchRequest>,
     ) -> Result<Response<v1::SearchResponse>, Status> {
         self.app
-            .metrics
-            .observe("Search", async {
-                let caller = self.app.caller(request.metadata())?;
-                Ok(Response::new(
-                    self.search(&caller, request.into_inner()).await?,
-                ))
-            })
+            .serve_request(
+                "Search",
+                Work::Compute,
+                request,
+                |caller, message| async move { self.search(&caller, message).await },
+            )
             .await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn ask(
         &self,
         request: Request<v1::AskRequest>,
     ) -> Result<Response<v1::AskResponse>, Status> {
         self.app
-            .metrics
-            .observe("Ask", async {
-                let caller = self.app.caller(request.metadata())?;
-                Ok(Response::new(
-                    self.ask(&caller, request.into_inner()).await?,
-                ))
-            })
+            .serve_request(
+                "Ask",
+                Work::Compute,
+                request,
+                |caller, message| async move { self.ask(&caller, message).await },
+            )
             .await
     }
 
-    #[tracing::instrument(skip_all)]
     async fn list_knowledge_bases(
         &self,
         request: Request<v1::ListKnowledgeBasesRequest>,
     ) -> Result<Response<v1::ListKnowledgeBasesResponse>, Status> {
         self.app
-            .metrics
-            .observe("ListKnowledgeBases", async {
-                let caller = self.app.caller(request.metadata())?;
-                Ok(Response::new(self.list(&caller, request.into_inner())?))
-            })
+            .serve_request(
+                "ListKnowledgeBases",
+                Work::Lookup,
+                request,
+                |caller, message| async move { self.list(&caller, message) },
+            )
             .await
     }
 }

@@ -11,7 +11,9 @@ mod data_dir;
 mod error;
 mod gaps;
 mod knowledge;
+mod limits;
 mod metrics;
+mod request;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ const HEALTH_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1
 pub use auth::{Caller, Role, new_token};
 pub use error::{Error, Result};
 pub use metrics::serve_metrics;
+pub use request::REQUEST_ID;
 
 /// Serves both services, health checking and reflection on `listener` until `shutdown`
 /// completes.
@@ -78,7 +81,7 @@ pub async fn serve(
         })
     };
     let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = tls_config(&app.config.server)? {
+    if let Some(tls) = tls_config(&app.config.server).await? {
         builder = builder
             .tls_config(tls)
             .map_err(|err| Error::Startup(format!("TLS: {err}")))?;
@@ -91,14 +94,19 @@ pub async fn serve(
         "serving gRPC"
     );
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let max_request_bytes = app.config.server.max_request_bytes;
     let served = builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(KnowledgeServiceServer::new(knowledge::KnowledgeApi::new(
-            Arc::clone(&app),
-        )))
-        .add_service(AdminServiceServer::new(admin::AdminApi::new(app)))
+        .add_service(
+            KnowledgeServiceServer::new(knowledge::KnowledgeApi::new(Arc::clone(&app)))
+                .max_decoding_message_size(max_request_bytes),
+        )
+        .add_service(
+            AdminServiceServer::new(admin::AdminApi::new(app))
+                .max_decoding_message_size(max_request_bytes),
+        )
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     monitor.abort();
@@ -107,16 +115,22 @@ pub async fn serve(
 
 /// The TLS identity (and the CA client certificates must come from) of `server`, read from
 /// its PEM files; `None` without `tls_cert_file`.
-fn tls_config(server: &lumbung_core::ServerConfig) -> Result<Option<ServerTlsConfig>> {
+async fn tls_config(server: &lumbung_core::ServerConfig) -> Result<Option<ServerTlsConfig>> {
     let (Some(cert), Some(key)) = (&server.tls_cert_file, &server.tls_key_file) else {
         return Ok(None);
     };
     let read = |path: &std::path::Path| {
-        fs_err::read(path).map_err(|err| Error::Startup(format!("TLS: {err}")))
+        let path = path.to_path_buf();
+        async move {
+            tokio::fs::read(&path)
+                .await
+                .map_err(|err| Error::Startup(format!("TLS: {}: {err}", path.display())))
+        }
     };
-    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    let identity = Identity::from_pem(read(cert).await?, read(key).await?);
+    let mut config = ServerTlsConfig::new().identity(identity);
     if let Some(ca) = &server.tls_client_ca_file {
-        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+        config = config.client_ca_root(Certificate::from_pem(read(ca).await?));
     }
     Ok(Some(config))
 }

@@ -14,7 +14,7 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
-use tonic::{Code, Status};
+use tonic::Code;
 
 use crate::App;
 
@@ -24,7 +24,9 @@ pub struct Metrics {
     latency: HistogramVec,
     passages: Histogram,
     answers: IntCounterVec,
+    embedding_batches: HistogramVec,
     documents: IntGaugeVec,
+    failed_documents: IntGaugeVec,
     chunks: IntGaugeVec,
     state: IntGaugeVec,
     index_bytes: IntGaugeVec,
@@ -63,6 +65,25 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let embedding_batches = HistogramVec::new(
+            HistogramOpts::new(
+                "embedding_batch_seconds",
+                "model time per embedding batch, by session (query or passage)",
+            )
+            .buckets(vec![
+                0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let failed_documents = IntGaugeVec::new(
+            Opts::new(
+                "failed_documents",
+                "documents failed or skipped, per knowledge base and kind",
+            ),
+            &["kb", "kind"],
+        )
+        .expect("valid metric");
         let documents = IntGaugeVec::new(
             Opts::new(
                 "documents",
@@ -79,7 +100,7 @@ impl Metrics {
         let state = IntGaugeVec::new(
             Opts::new(
                 "state",
-                "watcher_alive (1 or 0) and cpu_tasks_waiting, when scraped",
+                "watcher_alive (1 or 0), cpu_tasks_waiting and requests_waiting, when scraped",
             ),
             &["what"],
         )
@@ -97,7 +118,9 @@ impl Metrics {
             Box::new(latency.clone()),
             Box::new(passages.clone()),
             Box::new(answers.clone()),
+            Box::new(embedding_batches.clone()),
             Box::new(documents.clone()),
+            Box::new(failed_documents.clone()),
             Box::new(chunks.clone()),
             Box::new(state.clone()),
             Box::new(index_bytes.clone()),
@@ -110,7 +133,9 @@ impl Metrics {
             latency,
             passages,
             answers,
+            embedding_batches,
             documents,
+            failed_documents,
             chunks,
             state,
             index_bytes,
@@ -121,13 +146,13 @@ impl Metrics {
     pub async fn observe<T>(
         &self,
         method: &'static str,
-        handler: impl Future<Output = Result<T, Status>>,
-    ) -> Result<T, Status> {
+        handler: impl Future<Output = crate::Result<T>>,
+    ) -> crate::Result<T> {
         let started = Instant::now();
         let outcome = handler.await;
         let code = match &outcome {
             Ok(_) => Code::Ok,
-            Err(status) => status.code(),
+            Err(err) => err.code(),
         };
         self.requests
             .with_label_values(&[method, &format!("{code:?}")])
@@ -136,6 +161,16 @@ impl Metrics {
             .with_label_values(&[method])
             .observe(started.elapsed().as_secs_f64());
         outcome
+    }
+
+    /// What the embedder tells of each batch it runs.
+    pub fn embedding_batches(&self) -> lumbung_embed::BatchObserver {
+        let histogram = self.embedding_batches.clone();
+        Arc::new(move |kind, _texts, elapsed| {
+            histogram
+                .with_label_values(&[kind.as_str()])
+                .observe(elapsed.as_secs_f64());
+        })
     }
 
     pub fn passages_returned(&self, count: usize) {
@@ -151,6 +186,7 @@ impl Metrics {
     /// call it from a blocking thread.
     pub fn render(&self, app: &App) -> String {
         self.documents.reset();
+        self.failed_documents.reset();
         self.chunks.reset();
         for (kb, entry) in app.ingestor.registry().iter() {
             let summary = &entry.summary;
@@ -163,6 +199,11 @@ impl Metrics {
                     .with_label_values(&[kb.as_str(), state])
                     .set(i64::from(count));
             }
+            for (kind, count) in summary.failures.iter() {
+                self.failed_documents
+                    .with_label_values(&[kb.as_str(), kind.as_str()])
+                    .set(i64::from(count));
+            }
             self.chunks
                 .with_label_values(&[kb.as_str()])
                 .set(summary.chunks as i64);
@@ -173,6 +214,9 @@ impl Metrics {
         self.state
             .with_label_values(&["cpu_tasks_waiting"])
             .set(app.engine.pool_waiting() as i64);
+        self.state
+            .with_label_values(&["requests_waiting"])
+            .set(app.admission.waiting() as i64);
         for part in ["lexical", "vectors", "catalog.redb", "gaps.redb"] {
             self.index_bytes
                 .with_label_values(&[part])
@@ -192,6 +236,10 @@ impl Default for Metrics {
     }
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "called by render, on a blocking thread"
+)]
 fn size_on_disk(path: &Path) -> u64 {
     let Ok(metadata) = std::fs::symlink_metadata(path) else {
         return 0;
@@ -220,7 +268,9 @@ pub async fn serve_metrics(
         axum::routing::get(move || {
             let app = Arc::clone(&app);
             async move {
-                tokio::task::spawn_blocking(move || app.metrics.render(&app))
+                #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]
+                let rendered = tokio::task::spawn_blocking(move || app.metrics.render(&app));
+                rendered
                     .await
                     .unwrap_or_else(|err| format!("# metrics unavailable: {err}\n"))
             }

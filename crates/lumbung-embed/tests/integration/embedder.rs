@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use lumbung_core::EmbeddingConfig;
 use lumbung_embed::{Embedder, Error};
 
-use crate::support::{config, dot, embedder, norm};
+use crate::support::{PASSAGE_NICENESS, config, dot, embedder, norm};
 
 #[test]
 fn vectors_have_the_configured_dimension_and_unit_length() {
@@ -125,13 +125,57 @@ fn the_tokenizer_is_the_models_and_does_not_truncate() {
     );
 }
 
+/// The passage session's worker threads yield the cores (they embed ingest batches); the
+/// thread that loaded the model, and the query session's workers, keep their priority.
+#[cfg(target_os = "linux")]
+#[test]
+fn passage_workers_yield_and_batches_are_timed() {
+    let embedder = embedder();
+    let niceness: Vec<i32> = lumbung_core::process_threads()
+        .into_iter()
+        .map(lumbung_core::thread_niceness)
+        .collect();
+    let yielding = niceness.iter().filter(|&&n| n == PASSAGE_NICENESS).count();
+    assert!(
+        yielding >= 1,
+        "no thread at nice {}: {niceness:?}",
+        PASSAGE_NICENESS
+    );
+    assert!(yielding < niceness.len(), "not every thread: {niceness:?}");
+    assert_eq!(lumbung_core::current_thread_niceness(), 0);
+
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = std::sync::Arc::clone(&seen);
+    embedder.observe_batches(std::sync::Arc::new(move |kind, texts, elapsed| {
+        record.lock().unwrap().push((kind, texts, elapsed));
+    }));
+    embedder.embed_query("where is the VPN portal").unwrap();
+    embedder
+        .embed_passages(&["first passage", "second passage"])
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    let kinds: Vec<_> = seen
+        .iter()
+        .map(|(kind, texts, _)| (*kind, *texts))
+        .collect();
+    assert!(
+        kinds.contains(&(lumbung_embed::EmbedKind::Query, 1)),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(lumbung_embed::EmbedKind::Passage, 2)),
+        "{kinds:?}"
+    );
+    assert!(seen.iter().all(|(_, _, elapsed)| !elapsed.is_zero()));
+}
+
 #[test]
 fn a_missing_model_file_is_named() {
     let config = EmbeddingConfig {
         model_dir: PathBuf::from("/nonexistent/model"),
         ..config()
     };
-    let err = Embedder::load(&config).unwrap_err();
+    let err = Embedder::load(&config, 0).unwrap_err();
     assert!(matches!(err, Error::MissingFile { .. }), "{err:?}");
     let message = err.to_string();
     assert!(
@@ -147,7 +191,7 @@ fn a_missing_runtime_library_is_named() {
         onnxruntime_library: PathBuf::from("/nonexistent/libonnxruntime.so"),
         ..config()
     };
-    let err = Embedder::load(&config).unwrap_err();
+    let err = Embedder::load(&config, 0).unwrap_err();
     assert!(
         err.to_string().contains("/nonexistent/libonnxruntime.so"),
         "{err}"
@@ -160,7 +204,7 @@ fn a_wrong_dimension_in_the_config_stops_loading() {
         dimension: 768,
         ..config()
     };
-    match Embedder::load(&config) {
+    match Embedder::load(&config, 0) {
         Err(Error::Dimension {
             expected: 768,
             actual: 384,

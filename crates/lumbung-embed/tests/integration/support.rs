@@ -31,10 +31,13 @@ pub fn config() -> EmbeddingConfig {
     }
 }
 
+/// The nice value the shared embedder's passage session runs at, as a service's would.
+pub const PASSAGE_NICENESS: i32 = 5;
+
 /// One embedder for the whole test binary: loading the model takes seconds.
 pub fn embedder() -> &'static Embedder {
     static EMBEDDER: OnceLock<Embedder> = OnceLock::new();
-    EMBEDDER.get_or_init(|| Embedder::load(&config()).expect("the model loads"))
+    EMBEDDER.get_or_init(|| Embedder::load(&config(), PASSAGE_NICENESS).expect("the model loads"))
 }
 
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {

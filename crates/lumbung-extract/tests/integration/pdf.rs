@@ -54,7 +54,7 @@ fn blank_pages_are_skipped_and_numbering_is_kept() {
 #[test]
 fn encrypted_with_a_user_password_is_a_clear_error() {
     let err = extract(&pdf_path(), &fixture("encrypted-user-password.pdf")).unwrap_err();
-    assert!(matches!(err, Error::Pdf(_)), "{err:?}");
+    assert!(matches!(err, Error::Encrypted { format: "pdf" }), "{err:?}");
     assert!(err.to_string().contains("encrypted"), "{err}");
 }
 

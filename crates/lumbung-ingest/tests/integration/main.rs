@@ -26,7 +26,7 @@ pub fn embedder() -> Arc<Embedder> {
             onnxruntime_library: repo_root().join(&defaults.onnxruntime_library),
             ..defaults
         };
-        Arc::new(Embedder::load(&config).expect("run scripts/setup-runtime.sh first"))
+        Arc::new(Embedder::load(&config, 0).expect("run scripts/setup-runtime.sh first"))
     }))
 }
 

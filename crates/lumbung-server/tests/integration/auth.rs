@@ -307,3 +307,113 @@ async fn a_token_sees_only_its_knowledge_bases() {
     assert!(clients.search(&wide, "forklift", &[]).await.is_ok());
     server.stop().await;
 }
+
+/// A token's request rate and requests in flight are bounded by its entry (or the defaults):
+/// past them it is refused at once with RESOURCE_EXHAUSTED and a pushback that says when to
+/// come back, while other tokens are served as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokens_limits_hold_it_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = harness::test_config(dir.path());
+    write_kbs(&config.ingest_root);
+    // Room for every request of this test in the service's own queue: only tokens refuse.
+    config.server.max_waiting_requests = 64;
+    config.search.max_waiting_tasks = 64;
+    config.server.token_max_concurrent = 1;
+    let tokens_file = dir.path().join("tokens.toml");
+    let (slow, slow_entry) =
+        lumbung_server::new_token("slow-bot", "reader", &["*".into()]).unwrap();
+    let (single, single_entry) =
+        lumbung_server::new_token("single-bot", "reader", &["*".into()]).unwrap();
+    let (free, free_entry) =
+        lumbung_server::new_token("free-bot", "reader", &["*".into()]).unwrap();
+    std::fs::write(
+        &tokens_file,
+        format!(
+            "{}requests_per_second = 2\nmax_concurrent = 0\n\n{single_entry}\n{}max_concurrent = 0\n",
+            slow_entry, free_entry
+        ),
+    )
+    .unwrap();
+    config.server.tokens_file = Some(tokens_file);
+    let server = harness::TestServer::start(config).await;
+    server.app.sync_all().await.unwrap();
+    let channel = harness::connect(server.addr).await;
+    let knowledge = KnowledgeServiceClient::new(channel);
+    let list = |token: String| {
+        let mut knowledge = knowledge.clone();
+        async move {
+            knowledge
+                .list_knowledge_bases(with_token(
+                    v1::ListKnowledgeBasesRequest::default(),
+                    Some(&token),
+                ))
+                .await
+        }
+    };
+
+    // Two per second, in bursts of two: the third at once is refused, with the wait.
+    list(slow.clone()).await.unwrap();
+    list(slow.clone()).await.unwrap();
+    let refused = list(slow.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("requests_per_second = 2"),
+        "{refused:?}"
+    );
+    let pushback: u64 = refused
+        .metadata()
+        .get("grpc-retry-pushback-ms")
+        .expect("a retry pushback")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=500).contains(&pushback), "{pushback} ms");
+    list(free.clone()).await.expect("another token is not held");
+    tokio::time::sleep(Duration::from_millis(pushback + 50)).await;
+    list(slow).await.expect("served again after the pushback");
+
+    // One in flight: of concurrent searches some are refused, none fails otherwise, and the
+    // unlimited token's searches all pass meanwhile.
+    let search = |token: String| {
+        let mut knowledge = knowledge.clone();
+        async move {
+            let request = v1::SearchRequest {
+                query: "alloy order".into(),
+                top_k: 5,
+                ..Default::default()
+            };
+            knowledge.search(with_token(request, Some(&token))).await
+        }
+    };
+    let singles: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(search(single.clone())))
+        .collect();
+    let frees: Vec<_> = (0..4).map(|_| tokio::spawn(search(free.clone()))).collect();
+    let (mut served, mut refused) = (0, 0);
+    for outcome in singles {
+        match outcome.await.unwrap() {
+            Ok(_) => served += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                assert!(
+                    status.message().contains("max_concurrent = 1"),
+                    "{status:?}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        served >= 1 && refused >= 1,
+        "served {served}, refused {refused}"
+    );
+    for outcome in frees {
+        outcome
+            .await
+            .unwrap()
+            .expect("the unlimited token is served");
+    }
+    server.stop().await;
+}

@@ -1,6 +1,6 @@
 use std::io::Write;
 
-use lumbung_ingest::DocumentState;
+use lumbung_ingest::{DocumentState, FailureKind};
 use lumbung_server::App;
 
 use crate::harness;
@@ -77,6 +77,33 @@ async fn bad_files_are_recorded_and_the_rest_of_the_folder_indexes() {
         let record = records.iter().find(|r| r.path.as_str() == path).unwrap();
         (record.state, record.error.clone().unwrap_or_default())
     };
+    let kind_of = |path: &str| {
+        let record = records.iter().find(|r| r.path.as_str() == path).unwrap();
+        record.failure
+    };
+    for (path, kind) in [
+        ("broken.pdf", FailureKind::Corrupt),
+        ("binary.txt", FailureKind::Corrupt),
+        ("drawing.dwg", FailureKind::Unsupported),
+        ("encrypted.pdf", FailureKind::Encrypted),
+        ("expanding.docx", FailureKind::TooLarge),
+        ("two-pages.pdf", FailureKind::TooLarge),
+    ] {
+        assert_eq!(kind_of(path), Some(kind), "{path}");
+    }
+    let failures: Vec<(FailureKind, u32)> = lumbung_ingest::KbSummary::of(&records)
+        .failures
+        .iter()
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            (FailureKind::Unsupported, 1),
+            (FailureKind::TooLarge, 2),
+            (FailureKind::Corrupt, 2),
+            (FailureKind::Encrypted, 1),
+        ]
+    );
     assert_eq!(records.len(), 10, "the lock file is ignored: {records:?}");
     let (state, error) = state_of("broken.pdf");
     assert_eq!(state, DocumentState::Failed);

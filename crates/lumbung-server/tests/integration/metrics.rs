@@ -31,6 +31,7 @@ async fn metrics_count_requests_and_show_the_state() {
         "vpn.md",
         "# VPN\n\nThe VPN portal is vpn.example-manufacturing.com.\n",
     );
+    harness::write_document(&config, "it", "scan.pdf", "%PDF-1.7 not really");
     let server = harness::TestServer::start(config).await;
     server.app.sync_all().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -45,14 +46,21 @@ async fn metrics_count_requests_and_show_the_state() {
     ));
 
     let mut client = KnowledgeServiceClient::new(harness::connect(server.addr).await);
-    client
-        .search(v1::SearchRequest {
-            query: "VPN portal".into(),
-            top_k: 3,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    // A request carries its id into the server's logs and back; without one it gets its own.
+    let mut request = tonic::Request::new(v1::SearchRequest {
+        query: "VPN portal".into(),
+        top_k: 3,
+        ..Default::default()
+    });
+    request.metadata_mut().insert(
+        lumbung_server::REQUEST_ID,
+        "assistant-7/42".parse().unwrap(),
+    );
+    let response = client.search(request).await.unwrap();
+    assert_eq!(
+        response.metadata().get(lumbung_server::REQUEST_ID).unwrap(),
+        "assistant-7/42"
+    );
     let invalid = client
         .search(v1::SearchRequest {
             query: " ".into(),
@@ -60,7 +68,9 @@ async fn metrics_count_requests_and_show_the_state() {
             ..Default::default()
         })
         .await;
-    assert!(invalid.is_err());
+    let invalid = invalid.unwrap_err();
+    let made = invalid.metadata().get(lumbung_server::REQUEST_ID).unwrap();
+    assert_eq!(made.len(), 16, "errors carry an id too: {made:?}");
     client
         .ask(v1::AskRequest {
             question: "Who won the football world cup in 1974?".into(),
@@ -81,6 +91,9 @@ async fn metrics_count_requests_and_show_the_state() {
         "lumbung_chunks{kb=\"it\"} 1",
         "lumbung_state{what=\"watcher_alive\"} 1",
         "lumbung_state{what=\"cpu_tasks_waiting\"} 0",
+        "lumbung_state{what=\"requests_waiting\"} 0",
+        "lumbung_documents{kb=\"it\",state=\"failed\"} 1",
+        "lumbung_failed_documents{kb=\"it\",kind=\"corrupt\"} 1",
     ] {
         assert!(text.contains(expected), "no {expected:?} in\n{text}");
     }
@@ -89,6 +102,17 @@ async fn metrics_count_requests_and_show_the_state() {
             .any(|l| l.starts_with("lumbung_answers_total{outcome=")),
         "{text}"
     );
+    for kind in ["query", "passage"] {
+        let batches = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "lumbung_embedding_batch_seconds_count{{kind=\"{kind}\"}} "
+                ))
+            })
+            .unwrap_or_else(|| panic!("no {kind} batches in\n{text}"));
+        assert!(batches.parse::<u64>().unwrap() > 0, "{kind}: {batches}");
+    }
     let lexical_bytes = text
         .lines()
         .find_map(|l| l.strip_prefix("lumbung_index_bytes{part=\"lexical\"} "))

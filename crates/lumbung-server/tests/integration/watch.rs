@@ -200,9 +200,15 @@ async fn a_broken_new_version_keeps_the_old_one_answering() {
         b"%PDF-1.7\n1 0 obj << /Type /Catalog",
     )
     .unwrap();
+    // Failed documents are read again by every sync of their folder: wait for a status taken
+    // between two of them.
     eventually("the failed new version", || async {
         let status = kb_status(addr).await;
         status.documents_failed == 1
+            && status
+                .documents
+                .iter()
+                .all(|doc| doc.state() == v1::DocumentState::Failed)
     })
     .await;
     let status = kb_status(addr).await;
