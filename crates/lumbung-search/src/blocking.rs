@@ -1,17 +1,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::{Semaphore, TryAcquireError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::{Error, Result};
 
-/// Runs blocking work (index reads, query embedding) off the async workers, with a bound on
-/// how many such tasks run at once and on how many may wait: past that, work is refused at
-/// once with [`Error::Overloaded`], so that under a burst the requests admitted keep their
-/// latency instead of every request waiting longer. A request dropped while it waits (its
-/// client cancelled, its deadline passed) never starts its work.
+/// Turns to run, of which at most `max_running` are held at once, with at most `max_waiting`
+/// callers waiting for one: past that a caller is refused at once, so that under a burst the
+/// callers admitted keep their latency instead of every caller waiting longer. A caller
+/// dropped while it waits (its client cancelled, its deadline passed) gives its place back.
 #[derive(Clone)]
-pub struct CpuPool {
+pub struct BoundedTurns {
     permits: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
     max_waiting: usize,
@@ -26,12 +25,54 @@ impl Drop for WaitingPlace<'_> {
     }
 }
 
+impl BoundedTurns {
+    pub fn new(max_running: usize, max_waiting: usize) -> Self {
+        BoundedTurns {
+            permits: Arc::new(Semaphore::new(max_running.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting,
+        }
+    }
+
+    /// Callers waiting for a turn now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    pub fn max_waiting(&self) -> usize {
+        self.max_waiting
+    }
+
+    /// A turn, held until the permit is dropped; `None` when `max_waiting` callers wait
+    /// already.
+    pub async fn take(&self) -> Option<OwnedSemaphorePermit> {
+        match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => return Some(permit),
+            Err(TryAcquireError::NoPermits) => {}
+            Err(TryAcquireError::Closed) => unreachable!("the semaphore is never closed"),
+        }
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        let _place = WaitingPlace(&self.waiting);
+        let permit = Arc::clone(&self.permits).acquire_owned().await;
+        Some(permit.expect("the semaphore is never closed"))
+    }
+}
+
+/// Runs blocking work (index reads, query embedding) off the async workers, with
+/// [`BoundedTurns`]: past its queue, work is refused at once with [`Error::Overloaded`], and a
+/// request dropped while it waits never starts its work.
+#[derive(Clone)]
+pub struct CpuPool {
+    turns: BoundedTurns,
+}
+
 impl CpuPool {
     pub fn new(max_parallel: usize, max_waiting: usize) -> Self {
         CpuPool {
-            permits: Arc::new(Semaphore::new(max_parallel.max(1))),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            max_waiting,
+            turns: BoundedTurns::new(max_parallel, max_waiting),
         }
     }
 
@@ -43,7 +84,7 @@ impl CpuPool {
 
     /// Tasks waiting for a permit now.
     pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::SeqCst)
+        self.turns.waiting()
     }
 
     pub async fn run<T, F>(&self, work: F) -> Result<T>
@@ -51,24 +92,12 @@ impl CpuPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(TryAcquireError::Closed) => return Err(Error::Task("pool closed".into())),
-            Err(TryAcquireError::NoPermits) => {
-                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
-                    self.waiting.fetch_sub(1, Ordering::SeqCst);
-                    return Err(Error::Overloaded(format!(
-                        "{} tasks already wait for the CPU",
-                        self.max_waiting
-                    )));
-                }
-                let _place = WaitingPlace(&self.waiting);
-                Arc::clone(&self.permits)
-                    .acquire_owned()
-                    .await
-                    .map_err(|err| Error::Task(err.to_string()))?
-            }
-        };
+        let permit = self.turns.take().await.ok_or_else(|| {
+            Error::Overloaded(format!(
+                "{} tasks already wait for the CPU",
+                self.turns.max_waiting()
+            ))
+        })?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             work()
@@ -122,7 +151,7 @@ mod tests {
             let pool = pool.clone();
             tokio::spawn(async move { pool.run(move || hold.recv().unwrap()).await })
         };
-        while pool.permits.available_permits() > 0 {
+        while pool.turns.permits.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
         (release, busy)

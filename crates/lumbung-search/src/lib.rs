@@ -27,7 +27,7 @@ use lumbung_embed::{Embedder, Reranker};
 use lumbung_index::{LexicalIndex, LexicalSnapshot, ScoredChunk, VectorStore};
 
 pub use answer::{Answer, HandOff, SentenceSignals, SupportingSentence};
-pub use blocking::CpuPool;
+pub use blocking::{BoundedTurns, CpuPool};
 use candidates::Candidates;
 pub use decision::{AnswerDecision, DECISION_FORMAT, DecisionFeatures, FEATURE_NAMES};
 use dense::{DenseScorer, LanguageCentroids};

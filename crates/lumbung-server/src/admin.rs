@@ -210,7 +210,7 @@ fn kb_status(status: KbStatus, include_documents: bool) -> v1::KnowledgeBaseStat
     }
 }
 
-pub(crate) fn failure_kind(kind: FailureKind) -> v1::FailureKind {
+fn failure_kind(kind: FailureKind) -> v1::FailureKind {
     match kind {
         FailureKind::Unsupported => v1::FailureKind::Unsupported,
         FailureKind::TooLarge => v1::FailureKind::TooLarge,

@@ -9,11 +9,11 @@
 //!   what keeps the latency of admitted requests flat past saturation.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use lumbung_search::BoundedTurns;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::{Error, Result};
 
@@ -117,18 +117,7 @@ fn burst_of(rate: f64) -> f64 {
 
 /// The service-wide bound on requests that compute.
 pub struct Admission {
-    running: Arc<Semaphore>,
-    waiting: AtomicUsize,
-    max_waiting: usize,
-}
-
-/// Takes a waiting place back when the wait ends, however it ends.
-struct WaitingPlace<'a>(&'a AtomicUsize);
-
-impl Drop for WaitingPlace<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
+    turns: BoundedTurns,
 }
 
 impl Admission {
@@ -139,41 +128,28 @@ impl Admission {
             n => n,
         };
         Admission {
-            running: Arc::new(Semaphore::new(max_running)),
-            waiting: AtomicUsize::new(0),
-            max_waiting,
+            turns: BoundedTurns::new(max_running, max_waiting),
         }
     }
 
     /// Requests waiting for their turn now.
     pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::SeqCst)
+        self.turns.waiting()
     }
 
     /// Waits for a turn when fewer than `max_waiting` requests wait already; refuses at once
-    /// otherwise. A request dropped while it waits (client gone, deadline passed) gives its
-    /// place back.
+    /// otherwise.
     pub async fn admit(&self) -> Result<OwnedSemaphorePermit> {
-        match Arc::clone(&self.running).try_acquire_owned() {
-            Ok(permit) => return Ok(permit),
-            Err(TryAcquireError::Closed) => return Err(Error::Task("admission closed".into())),
-            Err(TryAcquireError::NoPermits) => {}
-        }
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(Error::ResourceExhausted {
+        self.turns
+            .take()
+            .await
+            .ok_or_else(|| Error::ResourceExhausted {
                 reason: format!(
                     "the service is at capacity ({} requests wait already)",
-                    self.max_waiting
+                    self.turns.max_waiting()
                 ),
                 retry_after: RETRY_WHEN_BUSY,
-            });
-        }
-        let _place = WaitingPlace(&self.waiting);
-        Arc::clone(&self.running)
-            .acquire_owned()
-            .await
-            .map_err(|err| Error::Task(err.to_string()))
+            })
     }
 }
 
