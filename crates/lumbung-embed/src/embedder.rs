@@ -1,22 +1,25 @@
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use fastembed::{InitOptionsUserDefined, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
-use lumbung_core::{EmbeddingConfig, Pooling};
+use fastembed::TokenizerFiles;
+use lumbung_core::EmbeddingConfig;
+use ort::session::builder::PrepackedWeights;
 use tokenizers::Tokenizer;
 use tracing::{debug, info};
 
+use crate::encoder::{EncoderSession, EncoderSettings};
 use crate::{Error, Result, runtime};
 
 /// The embedding model, loaded once and shared by every thread that embeds.
 ///
 /// All methods take `&self`. Queries and passages run on two ONNX sessions of the same model,
 /// each behind its own lock: a search never waits behind an ingest batch (up to a second and
-/// a half of CPU on two cores), only behind other queries.
+/// a half of CPU on two cores), only behind other queries. Both sessions and chunk sizing share
+/// one tokenizer (about 280 MiB), and the sessions share ONNX Runtime's prepacked weights.
 pub struct Embedder {
-    query_model: Mutex<TextEmbedding>,
-    passage_model: Mutex<TextEmbedding>,
+    query_session: EncoderSession,
+    passage_session: EncoderSession,
     /// Told the time of every batch through the model.
     batch_observer: OnceLock<BatchObserver>,
     tokenizer: Tokenizer,
@@ -71,31 +74,27 @@ impl Embedder {
         require_file("onnx runtime library", &library)?;
         let model_dir = absolute(&config.model_dir)?;
         let onnx_path = model_dir.join(&config.onnx_file);
-        let onnx_file = read("onnx model", &onnx_path)?;
+        require_file("onnx model", &onnx_path)?;
         let tokenizer_path = model_dir.join("tokenizer.json");
-        let tokenizer_files = tokenizer_files(&model_dir)?;
-        // fastembed's copy of the tokenizer pads and truncates; chunk sizing needs a plain one.
-        let tokenizer = Tokenizer::from_bytes(&tokenizer_files.tokenizer_file).map_err(|err| {
-            Error::Tokenizer {
-                path: tokenizer_path.clone(),
-                reason: err.to_string(),
-            }
-        })?;
+        let tokenizer =
+            Tokenizer::from_bytes(read("tokenizer", &tokenizer_path)?).map_err(|err| {
+                Error::Tokenizer {
+                    path: tokenizer_path.clone(),
+                    reason: err.to_string(),
+                }
+            })?;
+        let pad_id = pad_id(&model_dir, &tokenizer)?;
 
         let environment = runtime::environment(&library)?;
-        let pooling = match config.pooling {
-            Pooling::Mean => fastembed::Pooling::Mean,
-            Pooling::Cls => fastembed::Pooling::Cls,
-        };
-        let session = || -> Result<Mutex<TextEmbedding>> {
-            let model = UserDefinedEmbeddingModel::new(onnx_file.clone(), tokenizer_files.clone())
-                .with_pooling(pooling.clone());
-            let options = InitOptionsUserDefined::new()
-                .with_environment(environment.clone())
-                .with_max_length(config.max_tokens);
-            Ok(Mutex::new(TextEmbedding::try_new_from_user_defined(
-                model, options,
-            )?))
+        let prepacked = PrepackedWeights::new();
+        let settings = EncoderSettings {
+            environment: &environment,
+            model: &onnx_path,
+            prepacked: &prepacked,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            max_tokens: config.max_tokens,
+            pad_id,
+            pooling: config.pooling,
         };
 
         // ONNX Runtime starts a session's worker threads when it makes the session: the
@@ -104,7 +103,7 @@ impl Embedder {
         // session's temporary copies: 280 MiB more resident memory.) Nothing else starts
         // threads while the model loads at start-up; one that did would only yield more.
         let threads_before = lumbung_core::process_threads();
-        let passage_model = session()?;
+        let passage_session = EncoderSession::new(&settings)?;
         if passage_niceness > 0 {
             for thread in lumbung_core::process_threads() {
                 if !threads_before.contains(&thread) {
@@ -113,8 +112,8 @@ impl Embedder {
             }
         }
         let embedder = Embedder {
-            query_model: session()?,
-            passage_model,
+            query_session: EncoderSession::new(&settings)?,
+            passage_session,
             batch_observer: OnceLock::new(),
             tokenizer,
             dimension: config.dimension,
@@ -166,9 +165,9 @@ impl Embedder {
     }
 
     fn embed(&self, kind: EmbedKind, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let (model, prefix) = match kind {
-            EmbedKind::Query => (&self.query_model, &self.query_prefix),
-            EmbedKind::Passage => (&self.passage_model, &self.passage_prefix),
+        let (session, prefix) = match kind {
+            EmbedKind::Query => (&self.query_session, &self.query_prefix),
+            EmbedKind::Passage => (&self.passage_session, &self.passage_prefix),
         };
         let started = Instant::now();
         // A batch is padded to its longest text, so texts of similar length go together: a
@@ -181,13 +180,8 @@ impl Embedder {
                 .iter()
                 .map(|&index| format!("{prefix}{}", texts[index]))
                 .collect();
-            let mut session = model
-                .lock()
-                // A panic elsewhere cannot leave the session half-updated: runs keep no state.
-                .unwrap_or_else(PoisonError::into_inner);
             let batch_started = Instant::now();
-            let embedded = session.embed(&prefixed, Some(prefixed.len()))?;
-            drop(session);
+            let embedded = session.embed(&self.tokenizer, &prefixed)?;
             if let Some(observe) = self.batch_observer.get() {
                 observe(kind, prefixed.len(), batch_started.elapsed());
             }
@@ -210,7 +204,25 @@ impl Embedder {
     }
 }
 
-/// The four tokenizer files fastembed reads from a model folder.
+/// The id that pads a batch: the model configuration's `pad_token_id`, else the tokenizer's
+/// `<pad>` token, as fastembed chose it.
+fn pad_id(model_dir: &Path, tokenizer: &Tokenizer) -> Result<u32> {
+    let config_path = model_dir.join("config.json");
+    let config = read("model config", &config_path)?;
+    let configured = serde_json::from_slice::<serde_json::Value>(&config)
+        .map_err(|err| Error::Tokenizer {
+            path: config_path.clone(),
+            reason: err.to_string(),
+        })?
+        .get("pad_token_id")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|id| u32::try_from(id).ok());
+    Ok(configured
+        .or_else(|| tokenizer.token_to_id("<pad>"))
+        .unwrap_or(0))
+}
+
+/// The four tokenizer files fastembed reads from a model folder (the reranker's).
 pub(crate) fn tokenizer_files(model_dir: &Path) -> Result<TokenizerFiles> {
     Ok(TokenizerFiles {
         tokenizer_file: read("tokenizer", &model_dir.join("tokenizer.json"))?,
@@ -321,5 +333,59 @@ mod tests {
             runtime_library(&config).unwrap(),
             PathBuf::from("/opt/ort/libonnxruntime.so")
         );
+    }
+
+    /// The embedder tokenizes, pads, truncates and pools for itself (to share one tokenizer between
+    /// its sessions); fastembed's own pipeline on the same files is the reference it must match.
+    #[test]
+    fn vectors_match_fastembeds_pipeline_on_the_same_model() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let defaults = EmbeddingConfig::default();
+        let config = EmbeddingConfig {
+            model_dir: root.join(&defaults.model_dir),
+            onnxruntime_library: root.join(&defaults.onnxruntime_library),
+            ..defaults
+        };
+        let model_dir = &config.model_dir;
+        let file = |name: &str| std::fs::read(model_dir.join(name)).expect("model file");
+        let reference_model = fastembed::UserDefinedEmbeddingModel::new(
+            file(&config.onnx_file),
+            fastembed::TokenizerFiles {
+                tokenizer_file: file("tokenizer.json"),
+                config_file: file("config.json"),
+                special_tokens_map_file: file("special_tokens_map.json"),
+                tokenizer_config_file: file("tokenizer_config.json"),
+            },
+        )
+        .with_pooling(fastembed::Pooling::Mean);
+        let embedder = Embedder::load(&config, 0).expect("the model loads");
+        let environment = runtime::environment(&runtime_library(&config).unwrap()).unwrap();
+        let options = fastembed::InitOptionsUserDefined::new()
+            .with_environment(environment)
+            .with_max_length(config.max_tokens);
+        let mut reference =
+            fastembed::TextEmbedding::try_new_from_user_defined(reference_model, options)
+                .expect("fastembed loads the model");
+        let long = "Lockout and tagout before maintenance. ".repeat(120);
+        let texts = [
+            "Alat pelindung diri wajib dipakai di area pengelasan.",
+            "焊接作业必须佩戴防护面罩和手套。",
+            long.as_str(),
+            "short",
+        ];
+        let ours = embedder.embed_passages(&texts).unwrap();
+        let prefixed: Vec<String> = texts
+            .iter()
+            .map(|text| format!("{}{text}", config.passage_prefix))
+            .collect();
+        let theirs = reference.embed(&prefixed, Some(prefixed.len())).unwrap();
+        for ((text, a), b) in texts.iter().zip(&ours).zip(&theirs) {
+            let similarity: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+            assert!(
+                similarity > 0.9999,
+                "{similarity} for {:?}",
+                &text[..text.len().min(40)]
+            );
+        }
     }
 }

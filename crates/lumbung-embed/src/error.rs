@@ -24,9 +24,21 @@ pub enum Error {
     /// `tokenizer.json` could not be parsed or configured.
     #[error("tokenizer {path}: {reason}")]
     Tokenizer { path: PathBuf, reason: String },
-    /// Building the inference session or running the model failed.
+    /// The reranker's session could not be built or run.
+    #[error("reranker model: {0}")]
+    Reranker(#[from] fastembed::Error),
+    /// ONNX Runtime could not make a session of the model at `path`.
+    #[error("embedding model {path}: {reason}")]
+    Session { path: PathBuf, reason: String },
+    /// Running the embedding model failed.
     #[error("embedding model: {0}")]
-    Model(#[from] fastembed::Error),
+    Onnx(#[from] ort::Error),
+    /// A text could not be tokenized.
+    #[error("tokenizing: {0}")]
+    Tokenization(String),
+    /// The model's output is not token or text vectors of the batch.
+    #[error("embedding model output: {0}")]
+    Output(String),
     /// The model's vectors do not have the dimension the configuration promises the indexes.
     #[error(
         "the model produces {actual}-dimensional vectors but embedding.dimension is {expected}"

@@ -1,8 +1,8 @@
 //! Text to vectors, and documents to chunks sized for the embedding model.
 //!
-//! [`Embedder`] runs the configured ONNX embedding model (multilingual-e5-small by default) with
-//! fastembed's user-defined model API: ONNX Runtime is loaded from a local shared library and the
-//! model from local files, never downloaded. It adds the model's query and passage prefixes,
+//! [`Embedder`] runs the configured ONNX embedding model (multilingual-e5-small by default)
+//! directly on ONNX Runtime (`ort`), loaded from a local shared library, with the model from
+//! local files, never downloaded. It adds the model's query and passage prefixes,
 //! batches, and returns L2-normalised vectors, so cosine similarity is a dot product.
 //! [`Reranker`] runs an optional cross-encoder on the same runtime.
 //! [`Chunker`] splits a document's extracted sections into chunks measured in the same model's
@@ -14,6 +14,7 @@
 
 mod chunker;
 mod embedder;
+mod encoder;
 mod error;
 mod reranker;
 mod runtime;
