@@ -19,6 +19,7 @@ pub struct Config {
     pub embedding: EmbeddingConfig,
     pub ingest: IngestConfig,
     pub search: SearchConfig,
+    pub vector_index: VectorIndexConfig,
     pub rerank: RerankConfig,
     pub ask: AskConfig,
 }
@@ -151,6 +152,49 @@ pub struct SearchConfig {
     pub max_waiting_tasks: usize,
 }
 
+/// How the embedded vector store indexes and searches dense vectors (`lumbung bench --scale`
+/// measures the choices: docs/scale.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VectorIndexConfig {
+    /// Links per point in the HNSW graph: more is more exact, larger and slower to build.
+    pub hnsw_m: usize,
+    /// Candidates considered while the graph is built.
+    pub hnsw_ef_construct: usize,
+    /// Extra links among the points of each knowledge base, so that a search scoped to one
+    /// knowledge base walks a connected graph of its own points; 0 builds none.
+    pub hnsw_payload_m: usize,
+    /// Candidates a search keeps while it walks the graph: more is more exact and slower.
+    pub search_ef: usize,
+    /// Points written or removed since the last optimisation (graph build, segment merge,
+    /// removal of deleted points) that start the next one in the background; 0 never starts
+    /// one. Until a segment has its graph, searches scan it exactly.
+    pub optimize_after_changes: u64,
+    /// Segments holding more vectors than this (in KiB) get a graph; smaller ones are
+    /// searched exactly (Qdrant's default, 10 MB: about 6,500 vectors of 384 dimensions).
+    pub indexing_threshold_kb: usize,
+    /// Keep full vectors in memory-mapped files, paged in when read, instead of in memory.
+    pub vectors_on_disk: bool,
+    /// Search an int8 copy of the vectors (a quarter of the size, kept in memory) and rescore
+    /// the best with the full vectors.
+    pub int8_quantization: bool,
+}
+
+impl Default for VectorIndexConfig {
+    fn default() -> Self {
+        VectorIndexConfig {
+            hnsw_m: 16,
+            hnsw_ef_construct: 100,
+            hnsw_payload_m: 16,
+            search_ef: 128,
+            optimize_after_changes: 20_000,
+            indexing_threshold_kb: 10_000,
+            vectors_on_disk: true,
+            int8_quantization: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fusion {
@@ -240,6 +284,7 @@ impl Default for Config {
             embedding: EmbeddingConfig::default(),
             ingest: IngestConfig::default(),
             search: SearchConfig::default(),
+            vector_index: VectorIndexConfig::default(),
             rerank: RerankConfig::default(),
             ask: AskConfig::default(),
         }
@@ -490,6 +535,13 @@ impl Config {
             return Err(Error::invalid(
                 "search.sentence_weight",
                 "must be at most 1",
+            ));
+        }
+        let v = &self.vector_index;
+        if v.hnsw_m == 0 || v.hnsw_ef_construct == 0 || v.search_ef == 0 {
+            return Err(Error::invalid(
+                "vector_index.hnsw_m",
+                "hnsw_m, hnsw_ef_construct and search_ef must be positive",
             ));
         }
         let a = &self.ask;

@@ -24,7 +24,7 @@ use lumbung_core::{Chunk, ChunkId, ContentHash, DocumentPath, KbName, Language};
 
 pub use error::{Error, Result};
 pub use lexical::TantivyLexicalIndex;
-pub use vector::EdgeVectorStore;
+pub use vector::{EdgeVectorStore, VectorIndexInfo};
 
 /// A chunk found by a search, with the engine's relevance score (higher is better).
 #[derive(Debug, Clone, PartialEq)]

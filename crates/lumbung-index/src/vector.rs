@@ -2,17 +2,20 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
-use lumbung_core::{ChunkId, ContentHash, DocumentPath, KbName, Language};
-use qdrant_edge::external::serde_json::json;
+use lumbung_core::{ChunkId, ContentHash, DocumentPath, KbName, Language, VectorIndexConfig};
+use qdrant_edge::external::serde_json::{self, json};
 use qdrant_edge::external::uuid::Uuid;
 use qdrant_edge::{
-    Condition, CountRequest, CreateIndex, DEFAULT_VECTOR_NAME, Distance, EdgeConfig, EdgeShard,
-    EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match,
-    NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
-    PointOperations, PointStruct, QueryEnum, QueryRequest, Sample, ScoringQuery, UpdateOperation,
-    VectorInternal, VectorStructInternal, WithPayloadInterface, WithVector,
+    Condition, CountRequest, CreateIndex, DEFAULT_VECTOR_NAME, Distance, EdgeConfig,
+    EdgeOptimizersConfig, EdgeShard, EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations,
+    Filter, HnswIndexConfig, JsonPath, Match, NamedQuery, PayloadFieldSchema, PayloadSchemaType,
+    PointId, PointInsertOperations, PointOperations, PointStruct, QuantizationConfig,
+    QuantizationSearchParams, QueryEnum, QueryRequest, Sample, ScoringQuery, SearchParams,
+    UpdateOperation, VectorInternal, VectorStructInternal, WithPayloadInterface, WithVector,
 };
 
 use crate::{Error, Result, VectorPoint, VectorStore};
@@ -26,6 +29,63 @@ fn key(name: &str) -> JsonPath {
     // Only called with the plain identifiers above, which always parse.
     name.parse()
         .unwrap_or_else(|()| unreachable!("{name} is a valid json path"))
+}
+
+/// How many times more candidates the int8 search keeps for rescoring with the full vectors.
+const RESCORE_OVERSAMPLING: f64 = 2.0;
+
+/// Flushes tried before one fails (about 4 s of waiting in all).
+const FLUSH_ATTEMPTS: usize = 12;
+
+/// Writes the dense vector's parameters, the graph settings and the int8 copy from `index` into
+/// a shard configuration. Fails when the configuration already holds another dimension or
+/// distance.
+fn apply_index_config(
+    config: &mut EdgeConfig,
+    dimension: usize,
+    index: &VectorIndexConfig,
+) -> Result<()> {
+    if let Some(params) = config.vectors.get(DEFAULT_VECTOR_NAME) {
+        if params.size != dimension {
+            return Err(Error::DimensionMismatch {
+                expected: dimension,
+                actual: params.size,
+            });
+        }
+        if params.distance != Distance::Cosine {
+            return Err(Error::InvalidStoredData(format!(
+                "the vector store uses {:?} distance, not cosine",
+                params.distance
+            )));
+        }
+    }
+    let quantization: Option<QuantizationConfig> = if index.int8_quantization {
+        let config = json!({"scalar": {"type": "int8", "quantile": 0.99, "always_ram": true}});
+        Some(
+            serde_json::from_value(config)
+                .map_err(|err| Error::InvalidStoredData(format!("quantization config: {err}")))?,
+        )
+    } else {
+        None
+    };
+    config.vectors.insert(
+        DEFAULT_VECTOR_NAME.to_string(),
+        EdgeVectorParamsBuilder::new(dimension, Distance::Cosine)
+            .on_disk(index.vectors_on_disk)
+            .build(),
+    );
+    config.quantization_config = quantization;
+    config.hnsw_config = HnswIndexConfig {
+        m: index.hnsw_m,
+        ef_construct: index.hnsw_ef_construct,
+        payload_m: Some(index.hnsw_payload_m),
+        ..HnswIndexConfig::default()
+    };
+    config.optimizers = EdgeOptimizersConfig {
+        indexing_threshold: Some(index.indexing_threshold_kb),
+        ..config.optimizers.clone()
+    };
+    Ok(())
 }
 
 /// The dense vector of a point read back with its vector, unnamed or under the default name.
@@ -77,14 +137,30 @@ fn chunk_id(id: PointId) -> Result<ChunkId> {
 /// [`VectorStore::flush`] (or a clean drop): qdrant-edge 0.7 writes a WAL but does not replay it
 /// on open, so whatever was not flushed is lost on a crash.
 ///
-/// Until [`EdgeVectorStore::optimize`] runs, searches are exact (brute force over the filtered
-/// points).
+/// Segments get an HNSW graph (with extra links per knowledge base) and an int8 copy of their
+/// vectors when [`EdgeVectorStore::optimize`] runs: from a background thread after
+/// `optimize_after_changes` changes ([`EdgeVectorStore::optimize_in_background`]), or directly
+/// after a bulk load. Until then a segment is searched exactly.
 pub struct EdgeVectorStore {
     shard: EdgeShard,
     dimension: usize,
-    /// Serialises updates, flushes and optimisation: `EdgeShard::flush` panics instead of
-    /// waiting when an update holds the WAL or an optimiser holds the segments.
+    /// Serialises updates and flushes: `EdgeShard::flush` panics instead of waiting when an
+    /// update holds the WAL.
     writes: Mutex<()>,
+    /// One optimisation at a time.
+    optimizing: Mutex<()>,
+    search_params: SearchParams,
+    /// Points written and documents removed since the last optimisation started.
+    changes: AtomicU64,
+    optimize_after_changes: u64,
+}
+
+/// The state of the vector store's segments, from [`EdgeVectorStore::index_info`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VectorIndexInfo {
+    pub segments: usize,
+    pub points: usize,
+    pub indexed_points: usize,
 }
 
 impl std::fmt::Debug for EdgeVectorStore {
@@ -96,11 +172,12 @@ impl std::fmt::Debug for EdgeVectorStore {
 }
 
 impl EdgeVectorStore {
-    /// Opens the shard in `dir`, creating it for vectors of `dimension` when there is none.
+    /// Opens the shard in `dir`, creating it for vectors of `dimension` when there is none, and
+    /// applies `index` (a changed graph setting rebuilds the graphs at the next optimisation).
     ///
     /// Fails with [`Error::DimensionMismatch`] when the shard on disk holds another dimension,
     /// and when another process has the shard open.
-    pub fn open(dir: &Path, dimension: usize) -> Result<Self> {
+    pub fn open(dir: &Path, dimension: usize, index: &VectorIndexConfig) -> Result<Self> {
         if dimension == 0 {
             return Err(Error::InvalidArgument(
                 "vector dimension must be positive".to_string(),
@@ -109,32 +186,19 @@ impl EdgeVectorStore {
         fs_err::create_dir_all(dir)?;
         let shard = match EdgeConfig::load(dir) {
             Some(config) => {
-                let config = config?;
-                let params = config.vectors.get(DEFAULT_VECTOR_NAME).ok_or_else(|| {
-                    Error::InvalidStoredData(format!("{} holds no dense vector", dir.display()))
-                })?;
-                if params.size != dimension {
-                    return Err(Error::DimensionMismatch {
-                        expected: dimension,
-                        actual: params.size,
-                    });
-                }
-                if params.distance != Distance::Cosine {
+                let mut config = config?;
+                if !config.vectors.contains_key(DEFAULT_VECTOR_NAME) {
                     return Err(Error::InvalidStoredData(format!(
-                        "{} uses {:?} distance, not cosine",
-                        dir.display(),
-                        params.distance
+                        "{} holds no dense vector",
+                        dir.display()
                     )));
                 }
-                EdgeShard::load(dir, None)?
+                apply_index_config(&mut config, dimension, index)?;
+                EdgeShard::load(dir, Some(config))?
             }
             None => {
-                let config = EdgeConfig::builder()
-                    .vector(
-                        DEFAULT_VECTOR_NAME,
-                        EdgeVectorParamsBuilder::new(dimension, Distance::Cosine).build(),
-                    )
-                    .build();
+                let mut config = EdgeConfig::builder().build();
+                apply_index_config(&mut config, dimension, index)?;
                 EdgeShard::new(dir, config)?
             }
         };
@@ -142,24 +206,117 @@ impl EdgeVectorStore {
             shard,
             dimension,
             writes: Mutex::new(()),
+            optimizing: Mutex::new(()),
+            search_params: SearchParams {
+                hnsw_ef: Some(index.search_ef),
+                // Segments optimised while int8 was on keep their int8 copy until rebuilt:
+                // turning it off must also stop searches from using it.
+                quantization: Some(QuantizationSearchParams {
+                    ignore: !index.int8_quantization,
+                    rescore: Some(true),
+                    oversampling: Some(RESCORE_OVERSAMPLING),
+                }),
+                ..SearchParams::default()
+            },
+            // Whatever a previous run left unoptimised is looked at once at start.
+            changes: AtomicU64::new(index.optimize_after_changes),
+            optimize_after_changes: index.optimize_after_changes,
         };
         store.ensure_payload_indexes()?;
         Ok(store)
     }
 
-    /// Merges small segments, drops deleted points and builds the HNSW graph on segments above
-    /// the indexing threshold (about 10 MB of vectors); blocks until done.
-    ///
-    /// CPU-heavy and proportional to the collection: run it on the CPU pool after a bulk
-    /// ingest, not after every document. Searches keep answering meanwhile; writes wait.
-    /// Returns whether anything was optimised.
-    pub fn optimize(&self) -> Result<bool> {
-        let optimized = {
-            let _writes = self.lock_writes();
-            self.shard.optimize()?
+    /// Starts a thread, at nice value `niceness`, that optimises the store whenever
+    /// `optimize_after_changes` points have changed since the last optimisation (checked every
+    /// `interval`). It holds the store only while it optimises and ends once the store is
+    /// dropped (after an optimisation in progress finishes). Writes and searches go on
+    /// meanwhile: the optimiser builds new segments beside the live ones and swaps them in.
+    pub fn optimize_in_background(
+        self: &Arc<Self>,
+        niceness: i32,
+        interval: Duration,
+    ) -> std::io::Result<()> {
+        if self.optimize_after_changes == 0 {
+            return Ok(());
+        }
+        let store: Weak<EdgeVectorStore> = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("vector-optimizer".to_string())
+            .spawn(move || {
+                lumbung_core::lower_current_thread_priority(niceness);
+                loop {
+                    std::thread::sleep(interval);
+                    let Some(store) = store.upgrade() else {
+                        return;
+                    };
+                    if store.changes.load(Ordering::Relaxed) < store.optimize_after_changes {
+                        continue;
+                    }
+                    if let Err(err) = store.optimize() {
+                        tracing::warn!(error = %err, "background vector optimisation failed");
+                    }
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Nearest points by exact comparison with every point in `kbs` (no graph, no int8 copy):
+    /// the reference the graph search's recall is measured against.
+    pub fn search_exact(
+        &self,
+        vector: &[f32],
+        kbs: &[KbName],
+        limit: usize,
+    ) -> Result<Vec<(ChunkId, f32)>> {
+        let exact = SearchParams {
+            exact: true,
+            ..SearchParams::default()
         };
+        self.nearest(vector, kbs, None, limit, exact)
+    }
+
+    /// Points written and documents removed since the last optimisation started.
+    pub fn changes_since_optimize(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
+    }
+
+    /// Segments, points (deleted ones not yet removed included) and points in a graph.
+    pub fn index_info(&self) -> VectorIndexInfo {
+        let info = self.shard.info();
+        VectorIndexInfo {
+            segments: info.segments_count,
+            points: info.points_count,
+            indexed_points: info.indexed_vectors_count,
+        }
+    }
+
+    /// Merges small segments, drops deleted points and builds the HNSW graph (and the int8
+    /// copy) on segments above the indexing threshold (about 10 MB of vectors); blocks until
+    /// done. A second caller waits for the first.
+    ///
+    /// CPU-heavy and proportional to the changed segments: after a bulk load, or from
+    /// [`EdgeVectorStore::optimize_in_background`], not after every document. Searches and
+    /// writes go on meanwhile. Returns whether anything was optimised.
+    pub fn optimize(&self) -> Result<bool> {
+        let _optimizing = self
+            .optimizing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let started = Instant::now();
+        let changes = self.changes.swap(0, Ordering::Relaxed);
+        let optimized = self.shard.optimize().inspect_err(|_| {
+            // Not done: the next check tries again.
+            self.changes.fetch_add(changes, Ordering::Relaxed);
+        })?;
         // Segments created by the optimiser start without the payload indexes.
         self.ensure_payload_indexes()?;
+        if optimized {
+            tracing::info!(
+                changes,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "vector store optimised"
+            );
+        }
         Ok(optimized)
     }
 
@@ -176,13 +333,24 @@ impl EdgeVectorStore {
     /// Keyword indexes on `kb` and `path` let filtered searches and deletes skip other
     /// knowledge bases instead of scanning their payloads. Segments that already have them
     /// are left alone.
+    ///
+    /// `kb` is marked as the tenant field: segments keep each knowledge base's points together
+    /// and the graph gets extra links among them (`hnsw_payload_m`).
     fn ensure_payload_indexes(&self) -> Result<()> {
+        let tenant: PayloadFieldSchema =
+            serde_json::from_value(json!({"type": "keyword", "is_tenant": true}))
+                .map_err(|err| Error::InvalidStoredData(format!("tenant index schema: {err}")))?;
         let _writes = self.lock_writes();
         for name in [KB_KEY, PATH_KEY, LANGUAGE_KEY] {
+            let schema = if name == KB_KEY {
+                tenant.clone()
+            } else {
+                PayloadFieldSchema::FieldType(PayloadSchemaType::Keyword)
+            };
             self.shard.update(UpdateOperation::FieldIndexOperation(
                 FieldIndexOperations::CreateIndex(CreateIndex {
                     field_name: key(name),
-                    field_schema: Some(PayloadFieldSchema::FieldType(PayloadSchemaType::Keyword)),
+                    field_schema: Some(schema),
                 }),
             ))?;
         }
@@ -195,6 +363,7 @@ impl EdgeVectorStore {
         kbs: &[KbName],
         language: Option<Language>,
         limit: usize,
+        params: SearchParams,
     ) -> Result<Vec<(ChunkId, f32)>> {
         if kbs.is_empty() || limit == 0 {
             return Ok(Vec::new());
@@ -220,7 +389,7 @@ impl EdgeVectorStore {
             score_threshold: None,
             limit,
             offset: 0,
-            params: None,
+            params: Some(params),
             with_vector: WithVector::Bool(false),
             with_payload: WithPayloadInterface::Bool(false),
         };
@@ -273,10 +442,12 @@ impl VectorStore for EdgeVectorStore {
         if points.is_empty() {
             return Ok(());
         }
+        let written = points.len() as u64;
         let _writes = self.lock_writes();
         self.shard.update(UpdateOperation::PointOperation(
             PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
         ))?;
+        self.changes.fetch_add(written, Ordering::Relaxed);
         Ok(())
     }
 
@@ -294,6 +465,7 @@ impl VectorStore for EdgeVectorStore {
         self.shard.update(UpdateOperation::PointOperation(
             PointOperations::DeletePointsByFilter(stale),
         ))?;
+        self.changes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -302,19 +474,30 @@ impl VectorStore for EdgeVectorStore {
         self.shard.update(UpdateOperation::PointOperation(
             PointOperations::DeletePointsByFilter(document_filter(kb, path)),
         ))?;
+        self.changes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     fn flush(&self) -> Result<()> {
         let _writes = self.lock_writes();
-        // EdgeShard::flush panics on an I/O error (disk full); that must fail this call, not
-        // bring down the service.
-        catch_unwind(AssertUnwindSafe(|| self.shard.flush()))
-            .map_err(|_| Error::Io(std::io::Error::other("vector store flush failed")))
+        // EdgeShard::flush panics on an I/O error (disk full), and when an optimisation holds
+        // the segment list for the moment it swaps segments in: the first must fail this call,
+        // not bring down the service; the second passes, so it is tried again a few times.
+        let mut wait = Duration::from_millis(5);
+        for _ in 0..FLUSH_ATTEMPTS {
+            if catch_unwind(AssertUnwindSafe(|| self.shard.flush())).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_millis(500));
+        }
+        Err(Error::Io(std::io::Error::other(
+            "vector store flush failed",
+        )))
     }
 
     fn search(&self, vector: &[f32], kbs: &[KbName], limit: usize) -> Result<Vec<(ChunkId, f32)>> {
-        self.nearest(vector, kbs, None, limit)
+        self.nearest(vector, kbs, None, limit, self.search_params)
     }
 
     fn search_language(
@@ -324,7 +507,7 @@ impl VectorStore for EdgeVectorStore {
         language: Language,
         limit: usize,
     ) -> Result<Vec<(ChunkId, f32)>> {
-        self.nearest(vector, kbs, Some(language), limit)
+        self.nearest(vector, kbs, Some(language), limit, self.search_params)
     }
 
     fn get_vectors(&self, ids: &[ChunkId]) -> Result<Vec<(ChunkId, Vec<f32>)>> {

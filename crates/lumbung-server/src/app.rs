@@ -37,6 +37,9 @@ pub struct App {
     watcher_alive: Mutex<Option<Arc<AtomicBool>>>,
 }
 
+/// How often the background optimiser looks at how much the vector store has changed.
+const OPTIMIZE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl App {
     /// Opens (or creates) everything under `config.data_dir` and loads the embedding model (and
     /// the reranker when `rerank.enabled`). A data directory in an older format is cleared
@@ -54,10 +57,15 @@ impl App {
         embedder.observe_batches(metrics.embedding_batches());
         let lexical: Arc<dyn LexicalIndex> =
             Arc::new(TantivyLexicalIndex::open(&config.data_dir.join("lexical"))?);
-        let vectors: Arc<dyn VectorStore> = Arc::new(EdgeVectorStore::open(
+        let edge = Arc::new(EdgeVectorStore::open(
             &config.data_dir.join("vectors"),
             config.embedding.dimension,
+            &config.vector_index,
         )?);
+        // Graphs are built beside the live segments at ingest's priority; searches and writes
+        // go on meanwhile.
+        edge.optimize_in_background(config.ingest.niceness, OPTIMIZE_CHECK_INTERVAL)?;
+        let vectors: Arc<dyn VectorStore> = edge;
         let catalog = Catalog::open(&config.data_dir.join("catalog.redb"))?;
         let ingestor = Arc::new(Ingestor::new(
             &config.ingest_root,

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use lumbung_core::{ChunkId, Language};
+use lumbung_core::{ChunkId, Language, VectorIndexConfig};
 use lumbung_index::{EdgeVectorStore, Error, VectorPoint, VectorStore};
 
 use crate::{Doc, kb, path};
@@ -8,7 +8,7 @@ use crate::{Doc, kb, path};
 const DIM: usize = 8;
 
 fn open(dir: &tempfile::TempDir) -> EdgeVectorStore {
-    EdgeVectorStore::open(dir.path(), DIM).unwrap()
+    EdgeVectorStore::open(dir.path(), DIM, &VectorIndexConfig::default()).unwrap()
 }
 
 /// The unit vector along `axis`, tilted towards the next axis by `tilt`.
@@ -242,7 +242,7 @@ fn flushed_data_survives_reopening() {
         store.delete_document(&gone.kb, &gone.path).unwrap();
         store.flush().unwrap();
         assert!(
-            EdgeVectorStore::open(dir.path(), DIM).is_err(),
+            EdgeVectorStore::open(dir.path(), DIM, &VectorIndexConfig::default()).is_err(),
             "the shard is locked while open"
         );
     }
@@ -315,7 +315,7 @@ fn dimension_mismatches_are_errors() {
             "rejected points are not written"
         );
     }
-    let err = EdgeVectorStore::open(dir.path(), 16).unwrap_err();
+    let err = EdgeVectorStore::open(dir.path(), 16, &VectorIndexConfig::default()).unwrap_err();
     assert!(
         matches!(
             err,
@@ -327,7 +327,7 @@ fn dimension_mismatches_are_errors() {
         "{err}"
     );
     assert!(matches!(
-        EdgeVectorStore::open(dir.path(), 0),
+        EdgeVectorStore::open(dir.path(), 0, &VectorIndexConfig::default()),
         Err(Error::InvalidArgument(_))
     ));
     // The failed opens left the shard usable.
@@ -466,4 +466,92 @@ fn each_language_has_its_mean_and_can_be_searched_alone() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A pseudo-random unit vector of `dim` entries (xorshift), the same for the same seed.
+fn random_unit(seed: u64, dim: usize) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v: Vec<f32> = (0..dim)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+#[test]
+fn the_background_optimiser_builds_graphs_while_writes_and_searches_go_on() {
+    const WIDE: usize = 64;
+    let dir = tempfile::tempdir().unwrap();
+    let config = VectorIndexConfig {
+        optimize_after_changes: 500,
+        // About 400 vectors of 64 dimensions: small segments get their graph in a test.
+        indexing_threshold_kb: 100,
+        ..VectorIndexConfig::default()
+    };
+    let store = Arc::new(EdgeVectorStore::open(dir.path(), WIDE, &config).unwrap());
+    store
+        .optimize_in_background(0, std::time::Duration::from_millis(20))
+        .unwrap();
+    let write = |kb_name: &str, n: u64| {
+        let doc = Doc::new(kb_name, &format!("doc{n}.md"), "v1");
+        let vectors = (0..4).map(|i| random_unit(n * 4 + i, WIDE)).collect();
+        store
+            .replace_document(&doc.kb, &doc.path, &doc.hash, &points(&doc, vectors))
+            .unwrap();
+    };
+    let documents = 1500u64;
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut searches = 0;
+            while store.count(&kb("big"), None).unwrap() < documents * 4 * 2 / 3 {
+                let hits = store.search(&random_unit(searches, WIDE), &[kb("big")], 10);
+                assert!(
+                    hits.is_ok(),
+                    "a search failed during optimisation: {hits:?}"
+                );
+                searches += 1;
+            }
+            searches
+        });
+        for n in 0..documents {
+            // Two thirds in one knowledge base, the rest in a small one.
+            write(if n % 3 == 2 { "small" } else { "big" }, n);
+            if n % 100 == 99 {
+                store.flush().unwrap();
+            }
+        }
+        assert!(reader.join().unwrap() > 0);
+    });
+    store.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while store.index_info().indexed_points == 0 || store.changes_since_optimize() >= 500 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            store.index_info()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Nothing written during the optimisations is lost or doubled.
+    assert_eq!(store.count(&kb("big"), None).unwrap(), 1000 * 4);
+    assert_eq!(store.count(&kb("small"), None).unwrap(), 500 * 4);
+    // Each stored vector finds itself through the graph, scoped to its knowledge base.
+    for n in (0..documents).step_by(37) {
+        let kb_name = if n % 3 == 2 { "small" } else { "big" };
+        let doc = Doc::new(kb_name, &format!("doc{n}.md"), "v1");
+        let hits = store
+            .search(&random_unit(n * 4, WIDE), &[kb(kb_name)], 5)
+            .unwrap();
+        assert_eq!(hits.first().map(|(id, _)| *id), Some(doc.id(0)), "doc{n}");
+        let exact = store
+            .search_exact(&random_unit(n * 4, WIDE), &[kb(kb_name)], 5)
+            .unwrap();
+        assert_eq!(ids(&hits), ids(&exact), "doc{n}");
+    }
 }

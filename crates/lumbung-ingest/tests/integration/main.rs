@@ -52,8 +52,14 @@ impl Fixture {
         let lexical: Arc<dyn LexicalIndex> =
             Arc::new(TantivyLexicalIndex::open(&data.join("lexical")).unwrap());
         let embedder = embedder();
-        let vectors: Arc<dyn VectorStore> =
-            Arc::new(EdgeVectorStore::open(&data.join("vectors"), embedder.dimension()).unwrap());
+        let vectors: Arc<dyn VectorStore> = Arc::new(
+            EdgeVectorStore::open(
+                &data.join("vectors"),
+                embedder.dimension(),
+                &Default::default(),
+            )
+            .unwrap(),
+        );
         let catalog = Catalog::open(&data.join("catalog.redb")).unwrap();
         let ingestor = Ingestor::new(
             &root,
