@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lumbung_core::Config;
+use lumbung_embed::EmbedKind;
 use lumbung_proto::v1;
 use lumbung_proto::v1::admin_service_client::AdminServiceClient;
 use lumbung_proto::v1::knowledge_service_client::KnowledgeServiceClient;
@@ -65,16 +66,21 @@ pub async fn bench(mut config: Config, options: BenchOptions) -> anyhow::Result<
     );
 
     let started = Instant::now();
+    let embedder = Arc::clone(app.ingestor.embedder());
+    let tokens_before = embedder.tokens_embedded(EmbedKind::Passage);
     let report = app.sync_all().await?;
     let elapsed = started.elapsed().as_secs_f64();
+    let tokens = embedder.tokens_embedded(EmbedKind::Passage) - tokens_before;
     println!(
-        "ingest: {} documents, {} chunks, {} failed in {:.2} s = {:.2} documents/s, {:.1} chunks/s",
+        "ingest: {} documents, {} chunks, {} failed in {:.2} s = {:.2} documents/s, {:.1} chunks/s, \
+         {:.0} tokens/s embedded (chunks and their sentences, {tokens} tokens)",
         report.indexed,
         report.chunks_written,
         report.failed,
         elapsed,
         report.indexed as f64 / elapsed,
-        report.chunks_written as f64 / elapsed
+        report.chunks_written as f64 / elapsed,
+        tokens as f64 / elapsed
     );
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -427,7 +433,7 @@ async fn load(addr: std::net::SocketAddr, peak: usize, phase: Duration) -> anyho
 }
 
 /// The process's resident set size now (VmRSS), on Linux.
-fn resident_kib() -> Option<u64> {
+pub fn resident_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -454,7 +460,7 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ms(duration: Duration) -> f64 {
+pub fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 

@@ -6,6 +6,7 @@ mod calibrate;
 mod client;
 mod eval;
 mod local;
+mod scale;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -86,6 +87,33 @@ struct BenchArgs {
     /// Seconds each load phase runs.
     #[arg(long, default_value_t = 10)]
     load_seconds: u64,
+    /// Instead of the samples: build an index of this many chunks (a real sample of
+    /// ../shared/eval corpora, the rest copies with derived vectors), measure dense recall@10
+    /// of the graph search against exact search, then time hybrid, BM25 and dense Search
+    /// scoped to one, ten and all knowledge bases in a fresh serving process, with its memory.
+    #[arg(long)]
+    scale: Option<usize>,
+    /// Knowledge bases of the --scale index, of Zipf-distributed sizes.
+    #[arg(long, default_value_t = 600)]
+    kbs: usize,
+    /// Real documents ingested (embedded) as the --scale sample.
+    #[arg(long, default_value_t = 150)]
+    sample_documents: usize,
+    /// Where the BEIR collections of the --scale sample and questions are.
+    #[arg(long, default_value = "../shared/eval")]
+    corpora: PathBuf,
+    /// Questions per scope and retriever in --scale.
+    #[arg(long, default_value_t = 30)]
+    queries: usize,
+    /// Keep the --scale data in this (new or empty) folder.
+    #[arg(long)]
+    keep: Option<PathBuf>,
+    /// Exit with an error when --scale measures a dense recall@10 below this.
+    #[arg(long)]
+    min_recall: Option<f64>,
+    /// The serving half of --scale, run by it in a fresh process: the folder it built.
+    #[arg(long, hide = true)]
+    serve_scale: Option<PathBuf>,
 }
 
 /// Where the configuration comes from: defaults < file < LUMBUNG__* environment < flags.
@@ -443,6 +471,28 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => {
             init_tracing();
             let config = args.config.load()?;
+            if let Some(work) = args.serve_scale {
+                let options = scale::ServeOptions {
+                    work,
+                    corpora: args.corpora,
+                    queries: args.queries,
+                    rounds: args.rounds,
+                };
+                return runtime.block_on(scale::serve_scale(config, options));
+            }
+            if let Some(chunks) = args.scale {
+                let options = scale::ScaleOptions {
+                    chunks,
+                    kbs: args.kbs,
+                    sample_documents: args.sample_documents,
+                    corpora: args.corpora,
+                    queries: args.queries,
+                    rounds: args.rounds,
+                    keep: args.keep,
+                    min_recall: args.min_recall,
+                };
+                return runtime.block_on(scale::scale(config, args.config.config.clone(), options));
+            }
             let options = bench::BenchOptions {
                 rounds: args.rounds,
                 edits: args.edits,

@@ -75,6 +75,10 @@ pub struct EmbeddingConfig {
     pub model_dir: PathBuf,
     /// The ONNX file inside `model_dir`.
     pub onnx_file: String,
+    /// Another ONNX file of the same model for queries only (for example `model-int8.onnx`,
+    /// which embeds a question in half the time); empty uses `onnx_file`. Passages are not
+    /// embedded again when it changes, so it must give vectors comparable with `onnx_file`'s.
+    pub query_onnx_file: String,
     /// Path of `libonnxruntime.so`; when empty, `ORT_DYLIB_PATH` is used.
     pub onnxruntime_library: PathBuf,
     pub dimension: usize,
@@ -166,6 +170,10 @@ pub struct VectorIndexConfig {
     pub hnsw_payload_m: usize,
     /// Candidates a search keeps while it walks the graph: more is more exact and slower.
     pub search_ef: usize,
+    /// Let a search whose filter keeps few points (a few knowledge bases of many, one
+    /// language) walk past the points it excludes (ACORN), instead of losing its way in a
+    /// graph that the filter cuts apart.
+    pub filtered_search_acorn: bool,
     /// Points written or removed since the last optimisation (graph build, segment merge,
     /// removal of deleted points) that start the next one in the background; 0 never starts
     /// one. Until a segment has its graph, searches scan it exactly.
@@ -187,6 +195,7 @@ impl Default for VectorIndexConfig {
             hnsw_ef_construct: 100,
             hnsw_payload_m: 16,
             search_ef: 128,
+            filtered_search_acorn: true,
             optimize_after_changes: 20_000,
             indexing_threshold_kb: 10_000,
             vectors_on_disk: true,
@@ -314,6 +323,7 @@ impl Default for EmbeddingConfig {
         EmbeddingConfig {
             model_dir: PathBuf::from("runtime/models/multilingual-e5-small"),
             onnx_file: "model.onnx".to_string(),
+            query_onnx_file: String::new(),
             onnxruntime_library: PathBuf::from("runtime/onnxruntime/libonnxruntime.so"),
             dimension: 384,
             pooling: Pooling::Mean,

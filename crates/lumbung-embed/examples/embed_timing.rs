@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         page: None,
         text,
     }];
-    let chunker = Chunker::new(embedder.tokenizer().clone(), chunk_tokens, 0)?;
+    let chunker = Chunker::new(std::sync::Arc::clone(embedder.tokenizer()), chunk_tokens, 0)?;
     let started = Instant::now();
     let chunks = chunker.split(
         &KbName::new("timing")?,

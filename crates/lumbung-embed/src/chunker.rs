@@ -38,8 +38,12 @@ pub struct Chunker {
 impl Chunker {
     /// A chunker whose chunks hold at most `max_tokens` tokens, consecutive chunks of one section
     /// sharing up to `overlap_tokens` of them.
+    ///
+    /// The tokenizer is shared, not copied (the model's takes about 280 MiB), unless it
+    /// truncates or pads: then a copy without either is made, since truncation would
+    /// under-count long chunks and padding would be counted.
     pub fn new(
-        mut tokenizer: Tokenizer,
+        tokenizer: Arc<Tokenizer>,
         max_tokens: usize,
         overlap_tokens: usize,
     ) -> Result<Chunker> {
@@ -53,12 +57,17 @@ impl Chunker {
                 "overlap_tokens ({overlap_tokens}) must be smaller than max_tokens ({max_tokens})"
             )));
         }
-        // A truncating tokenizer would under-count long chunks, and padding would be counted.
-        tokenizer
-            .with_truncation(None)
-            .map_err(|err| Error::InvalidChunking(format!("tokenizer: {err}")))?;
-        tokenizer.with_padding(None);
-        let tokenizer = Arc::new(tokenizer);
+        let tokenizer = if tokenizer.get_truncation().is_some() || tokenizer.get_padding().is_some()
+        {
+            let mut plain = Tokenizer::clone(&tokenizer);
+            plain
+                .with_truncation(None)
+                .map_err(|err| Error::InvalidChunking(format!("tokenizer: {err}")))?;
+            plain.with_padding(None);
+            Arc::new(plain)
+        } else {
+            tokenizer
+        };
         let config = |sizer: Arc<Tokenizer>| {
             ChunkConfig::new(max_tokens)
                 .with_sizer(sizer)
@@ -226,7 +235,7 @@ mod tests {
 
     #[test]
     fn chunks_fit_the_token_budget_and_map_back_to_the_document_text() {
-        let chunker = Chunker::new(tokenizer(), 64, 0).unwrap();
+        let chunker = Chunker::new(Arc::new(tokenizer()), 64, 0).unwrap();
         let sections = sample_sections();
         let chunks = split(&chunker, &doc("guides/welding.txt"), &sections);
         let text: Vec<char> = document_text(&sections).chars().collect();
@@ -250,7 +259,7 @@ mod tests {
 
     #[test]
     fn chunks_keep_their_section_and_never_cross_it() {
-        let chunker = Chunker::new(tokenizer(), 64, 0).unwrap();
+        let chunker = Chunker::new(Arc::new(tokenizer()), 64, 0).unwrap();
         let sections = sample_sections();
         let chunks = split(&chunker, &doc("guides/welding.txt"), &sections);
         let mut start = 0u32;
@@ -284,7 +293,7 @@ mod tests {
 
     #[test]
     fn chinese_without_spaces_is_split_within_budget() {
-        let chunker = Chunker::new(tokenizer(), 32, 0).unwrap();
+        let chunker = Chunker::new(Arc::new(tokenizer()), 32, 0).unwrap();
         let text =
             "个人防护装备包括安全帽防护眼镜耳塞防尘口罩阻燃工作服和安全鞋进入车间前必须穿戴整齐"
                 .repeat(8);
@@ -307,7 +316,7 @@ mod tests {
 
     #[test]
     fn chunks_carry_their_language_and_sentences() {
-        let chunker = Chunker::new(tokenizer(), 200, 0).unwrap();
+        let chunker = Chunker::new(Arc::new(tokenizer()), 200, 0).unwrap();
         let sections = [
             section(
                 &["Welding"],
@@ -336,7 +345,7 @@ mod tests {
 
     #[test]
     fn ids_are_deterministic_and_derived_from_the_ordinal() {
-        let chunker = Chunker::new(tokenizer(), 64, 0).unwrap();
+        let chunker = Chunker::new(Arc::new(tokenizer()), 64, 0).unwrap();
         let doc = doc("guides/welding.txt");
         let first = split(&chunker, &doc, &sample_sections());
         let second = split(&chunker, &doc, &sample_sections());
@@ -360,7 +369,7 @@ mod tests {
 
     #[test]
     fn overlap_repeats_text_between_neighbours() {
-        let chunker = Chunker::new(tokenizer(), 48, 16).unwrap();
+        let chunker = Chunker::new(Arc::new(tokenizer()), 48, 16).unwrap();
         let sections = [sample_sections().remove(0)];
         let chunks = split(&chunker, &doc("guides/welding.txt"), &sections);
         assert!(chunks.len() > 2);
@@ -376,7 +385,7 @@ mod tests {
 
     #[test]
     fn markdown_documents_map_back_too() {
-        let chunker = Chunker::new(tokenizer(), 40, 0).unwrap();
+        let chunker = Chunker::new(Arc::new(tokenizer()), 40, 0).unwrap();
         let body =
             "Intro paragraph about **welding** safety.\n\n- helmet with shaded lens\n- gloves\n\n\
                     ```\nweld --amps 120\n```\n\n"
@@ -399,10 +408,10 @@ mod tests {
     #[test]
     fn impossible_sizes_are_rejected() {
         assert!(matches!(
-            Chunker::new(tokenizer(), 0, 0),
+            Chunker::new(Arc::new(tokenizer()), 0, 0),
             Err(Error::InvalidChunking(_))
         ));
-        let err = Chunker::new(tokenizer(), 32, 32)
+        let err = Chunker::new(Arc::new(tokenizer()), 32, 32)
             .err()
             .expect("overlap equal to max is rejected");
         assert!(err.to_string().contains("overlap_tokens"), "{err}");
@@ -410,7 +419,7 @@ mod tests {
 
     #[test]
     fn empty_documents_give_no_chunks() {
-        let chunker = Chunker::new(tokenizer(), 32, 0).unwrap();
+        let chunker = Chunker::new(Arc::new(tokenizer()), 32, 0).unwrap();
         assert!(split(&chunker, &doc("a.txt"), &[]).is_empty());
         assert!(split(&chunker, &doc("a.txt"), &[section(&[], None, " \n\t ")]).is_empty());
     }

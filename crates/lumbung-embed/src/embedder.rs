@@ -1,4 +1,5 @@
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,9 @@ pub struct Embedder {
     passage_session: EncoderSession,
     /// Told the time of every batch through the model.
     batch_observer: OnceLock<BatchObserver>,
-    tokenizer: Tokenizer,
+    /// Tokens read by the query and the passage session (padding not counted).
+    tokens: [AtomicU64; 2],
+    tokenizer: Arc<Tokenizer>,
     dimension: usize,
     query_prefix: String,
     passage_prefix: String,
@@ -32,8 +35,8 @@ pub struct Embedder {
 /// Which session a batch ran on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmbedKind {
-    Query,
-    Passage,
+    Query = 0,
+    Passage = 1,
 }
 
 impl EmbedKind {
@@ -75,6 +78,11 @@ impl Embedder {
         let model_dir = absolute(&config.model_dir)?;
         let onnx_path = model_dir.join(&config.onnx_file);
         require_file("onnx model", &onnx_path)?;
+        let query_onnx_path = match config.query_onnx_file.as_str() {
+            "" => onnx_path.clone(),
+            file => model_dir.join(file),
+        };
+        require_file("onnx model for queries", &query_onnx_path)?;
         let tokenizer_path = model_dir.join("tokenizer.json");
         let tokenizer =
             Tokenizer::from_bytes(read("tokenizer", &tokenizer_path)?).map_err(|err| {
@@ -112,10 +120,14 @@ impl Embedder {
             }
         }
         let embedder = Embedder {
-            query_session: EncoderSession::new(&settings)?,
+            query_session: EncoderSession::new(&EncoderSettings {
+                model: &query_onnx_path,
+                ..settings
+            })?,
             passage_session,
             batch_observer: OnceLock::new(),
-            tokenizer,
+            tokens: [AtomicU64::new(0), AtomicU64::new(0)],
+            tokenizer: Arc::new(tokenizer),
             dimension: config.dimension,
             query_prefix: config.query_prefix.clone(),
             passage_prefix: config.passage_prefix.clone(),
@@ -125,6 +137,7 @@ impl Embedder {
         embedder.embed_query("dimension check")?;
         info!(
             model = %onnx_path.display(),
+            query_model = %query_onnx_path.display(),
             dimension = embedder.dimension,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "embedding model loaded"
@@ -142,9 +155,16 @@ impl Embedder {
         self.batch_size
     }
 
-    /// The model's tokenizer, without padding or truncation, for sizing chunks.
-    pub fn tokenizer(&self) -> &Tokenizer {
+    /// The model's tokenizer, without padding or truncation, for sizing chunks: share it
+    /// ([`Arc::clone`]) rather than copy it.
+    pub fn tokenizer(&self) -> &Arc<Tokenizer> {
         &self.tokenizer
+    }
+
+    /// Tokens the model has read for `kind` since it was loaded, prefixes and special tokens
+    /// included, padding not: what throughput in tokens per second counts.
+    pub fn tokens_embedded(&self, kind: EmbedKind) -> u64 {
+        self.tokens[kind as usize].load(Ordering::Relaxed)
     }
 
     /// Has `observer` told of every batch from now on (metrics); set once, later calls are
@@ -181,7 +201,8 @@ impl Embedder {
                 .map(|&index| format!("{prefix}{}", texts[index]))
                 .collect();
             let batch_started = Instant::now();
-            let embedded = session.embed(&self.tokenizer, &prefixed)?;
+            let (embedded, tokens) = session.embed(&self.tokenizer, &prefixed)?;
+            self.tokens[kind as usize].fetch_add(tokens, Ordering::Relaxed);
             if let Some(observe) = self.batch_observer.get() {
                 observe(kind, prefixed.len(), batch_started.elapsed());
             }

@@ -73,10 +73,15 @@ impl EncoderSession {
         })
     }
 
-    /// One unit-length vector per text, in order; every text goes through the model in one run.
-    pub(crate) fn embed(&self, tokenizer: &Tokenizer, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+    /// One unit-length vector per text, in order, and the number of tokens read (padding not
+    /// counted); every text goes through the model in one run.
+    pub(crate) fn embed(
+        &self,
+        tokenizer: &Tokenizer,
+        texts: &[String],
+    ) -> Result<(Vec<Vec<f32>>, u64)> {
         if texts.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
         let encodings = tokenizer
             .encode_batch(texts.to_vec(), true)
@@ -84,6 +89,7 @@ impl EncoderSession {
         let token_ids: Vec<&[u32]> = encodings.iter().map(Encoding::get_ids).collect();
         let batch = PaddedBatch::new(&token_ids, self.max_tokens, self.pad_id);
         let shape = [batch.rows, batch.columns];
+        let tokens = batch.mask.iter().filter(|&&m| m != 0).count() as u64;
         let mut inputs: Vec<(&'static str, SessionInputValue<'_>)> = vec![
             ("input_ids", Tensor::from_array((shape, batch.ids))?.into()),
             (
@@ -110,24 +116,22 @@ impl EncoderSession {
         };
         let (output_shape, values) = output.try_extract_tensor::<f32>()?;
         let dims: Vec<usize> = output_shape.iter().map(|&d| d.max(0) as usize).collect();
-        match dims.as_slice() {
-            // Already pooled by the model.
-            [rows, width] if *rows == batch.rows => Ok(values
-                .chunks_exact((*width).max(1))
-                .map(normalized)
-                .collect()),
-            [rows, columns, width] if *rows == batch.rows && *columns == batch.columns => Ok(pool(
-                values,
-                &batch.mask,
-                batch.columns,
-                *width,
-                self.pooling,
-            )),
-            _ => Err(Error::Output(format!(
-                "the model returned a tensor of shape {dims:?} for a batch of {} x {}",
-                batch.rows, batch.columns
-            ))),
-        }
+        let vectors =
+            match dims.as_slice() {
+                // Already pooled by the model.
+                [rows, width] if *rows == batch.rows => Ok(values
+                    .chunks_exact((*width).max(1))
+                    .map(normalized)
+                    .collect()),
+                [rows, columns, width] if *rows == batch.rows && *columns == batch.columns => Ok(
+                    pool(values, &batch.mask, batch.columns, *width, self.pooling),
+                ),
+                _ => Err(Error::Output(format!(
+                    "the model returned a tensor of shape {dims:?} for a batch of {} x {}",
+                    batch.rows, batch.columns
+                ))),
+            }?;
+        Ok((vectors, tokens))
     }
 }
 

@@ -94,7 +94,7 @@ impl Ingestor {
         config: IngestConfig,
     ) -> Result<Ingestor> {
         let chunker = Chunker::new(
-            embedder.tokenizer().clone(),
+            Arc::clone(embedder.tokenizer()),
             config.chunk_max_tokens,
             config.chunk_overlap_tokens,
         )?;
@@ -154,6 +154,11 @@ impl Ingestor {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(registry);
         Ok(())
+    }
+
+    /// The model documents are embedded with.
+    pub fn embedder(&self) -> &Arc<Embedder> {
+        &self.embedder
     }
 
     pub fn catalog(&self) -> &Catalog {

@@ -4,3 +4,4 @@ mod crash;
 mod eval;
 mod hand_off;
 mod harness;
+mod scale;

@@ -212,3 +212,32 @@ fn a_wrong_dimension_in_the_config_stops_loading() {
         other => panic!("expected a dimension error, got {other:?}"),
     }
 }
+
+#[test]
+fn queries_can_run_on_the_int8_model_beside_fp32_passages() {
+    let config = EmbeddingConfig {
+        query_onnx_file: "model-int8.onnx".to_string(),
+        ..config()
+    };
+    let mixed = Embedder::load(&config, 0).unwrap();
+    let question = "Berapa lama masa berlaku kata sandi?";
+    let int8 = mixed.embed_query(question).unwrap();
+    let fp32 = embedder().embed_query(question).unwrap();
+    let similarity = dot(&int8, &fp32);
+    // Comparable with the passages the fp32 model embedded, but another model's output.
+    assert!(similarity > 0.99 && similarity < 0.99999, "{similarity}");
+    let passage = "Alat pelindung diri wajib dipakai di area pengelasan.";
+    let ours = mixed.embed_passages(&[passage]).unwrap();
+    let reference = embedder().embed_passages(&[passage]).unwrap();
+    assert!(
+        dot(&ours[0], &reference[0]) > 0.99999,
+        "passages stay on the fp32 model"
+    );
+
+    let missing = EmbeddingConfig {
+        query_onnx_file: "no-such-model.onnx".to_string(),
+        ..config
+    };
+    let err = Embedder::load(&missing, 0).unwrap_err().to_string();
+    assert!(err.contains("no-such-model.onnx"), "{err}");
+}
