@@ -148,7 +148,8 @@ class Model:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.load_seconds = time.perf_counter() - started
         self.inputs = [i.name for i in self.session.get_inputs()]
-        self.output = self.session.get_outputs()[0].name
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.output = "last_hidden_state" if "last_hidden_state" in outputs else outputs[0]
 
     def run(self, ids, mask):
         """Model time in seconds and the pooled, normalised vectors."""

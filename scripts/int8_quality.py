@@ -44,6 +44,8 @@ import time
 
 import numpy as np
 import onnxruntime as ort
+
+from embedding_ceiling import Model
 from tokenizers import Tokenizer
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -126,7 +128,7 @@ def load_collection(folder, max_documents, max_queries):
 
 
 # ---------------------------------------------------------------------------------------------
-# The model, as in scripts/embedding_ceiling.py
+# The model: scripts/embedding_ceiling.py's session (run from scripts/, so it imports)
 
 
 def pad(encodings, pad_id):
@@ -140,30 +142,6 @@ def pad(encodings, pad_id):
     return ids, mask
 
 
-class Model:
-    def __init__(self, path, threads):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.inputs = [i.name for i in self.session.get_inputs()]
-        outputs = [o.name for o in self.session.get_outputs()]
-        self.output = "last_hidden_state" if "last_hidden_state" in outputs else outputs[0]
-
-    def run(self, ids, mask):
-        """The pooled, L2-normalised vectors of one padded batch."""
-        feed = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self.inputs:
-            feed["token_type_ids"] = np.zeros_like(ids)
-        feed = {name: feed[name] for name in self.inputs}
-        (hidden,) = self.session.run([self.output], feed)
-        weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / weights.sum(axis=1)
-        return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
-
-
 def embed(model, encodings, pad_id, batch_size, label):
     """Vectors in input order, from batches sorted by token length; and the seconds it took."""
     order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
@@ -171,7 +149,7 @@ def embed(model, encodings, pad_id, batch_size, label):
     started = last_report = time.perf_counter()
     for start in range(0, len(order), batch_size):
         indices = order[start:start + batch_size]
-        pooled = model.run(*pad([encodings[i] for i in indices], pad_id))
+        _, pooled = model.run(*pad([encodings[i] for i in indices], pad_id))
         if result is None:
             result = np.zeros((len(encodings), pooled.shape[1]), dtype=np.float32)
         result[indices] = pooled
