@@ -433,16 +433,19 @@ async fn load(addr: std::net::SocketAddr, peak: usize, phase: Duration) -> anyho
 }
 
 /// The process's resident set size now (VmRSS), on Linux.
-pub fn resident_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+fn resident_kib() -> Option<u64> {
+    status_kib("VmRSS:")
 }
 
 /// The process's peak resident set size (VmHWM), on Linux.
 fn peak_rss_kib() -> Option<u64> {
+    status_kib("VmHWM:")
+}
+
+/// A memory figure of this process, in KiB, by its `/proc/self/status` label (`"RssAnon:"`).
+pub fn status_kib(label: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(label))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 

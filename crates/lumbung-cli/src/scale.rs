@@ -26,7 +26,7 @@ use lumbung_search::eval::{Collection, read_corpus};
 use lumbung_server::App;
 use tonic::transport::Channel;
 
-use crate::bench::{ms, percentile, resident_kib};
+use crate::bench::{ms, percentile, status_kib};
 
 /// The collections the sample and the queries come from, one per language.
 const COLLECTIONS: [&str; 3] = ["scifact", "tydiqa_goldp_id", "cmrc2018_dev_zh"];
@@ -307,16 +307,15 @@ pub async fn serve_scale(mut config: Config, options: ServeOptions) -> anyhow::R
             let mut latencies = Vec::new();
             for round in 0..=options.rounds {
                 for (n, question) in questions.iter().enumerate() {
-                    // Each question is scoped to other knowledge bases, large and small.
-                    let first = (n * 7919 + round * 104_729) % kbs.len();
-                    let knowledge_bases = match scope {
-                        "one" => vec![kbs[first].clone()],
-                        "ten" => (0..10.min(kbs.len()))
-                            .map(|i| kbs[(first + i * 61) % kbs.len()].clone())
-                            .collect::<HashSet<_>>()
-                            .into_iter()
-                            .collect(),
-                        _ => Vec::new(),
+                    // Each question is scoped to other knowledge bases, large and small; "all"
+                    // is an empty list, which the service reads as every knowledge base.
+                    let knowledge_bases = match scope_of(
+                        scope,
+                        (n * 7919 + round * 104_729) % kbs.len(),
+                        kbs.len(),
+                    ) {
+                        Some(picked) => picked.into_iter().map(|i| kbs[i].clone()).collect(),
+                        None => Vec::new(),
                     };
                     let request = v1::SearchRequest {
                         query: question.clone(),
@@ -487,13 +486,9 @@ fn recall(config: &Config, questions: &[String], kb_count: usize) -> anyhow::Res
     for scope in ["one", "ten", "all"] {
         let (mut strict, mut with_ties) = (Vec::new(), Vec::new());
         for (n, question) in questions.iter().enumerate() {
-            let first = (n * 7919) % kbs.len();
-            let scoped: Vec<KbName> = match scope {
-                "one" => vec![kbs[first].clone()],
-                "ten" => (0..10.min(kbs.len()))
-                    .map(|i| kbs[(first + i * 61) % kbs.len()].clone())
-                    .collect(),
-                _ => kbs.clone(),
+            let scoped: Vec<KbName> = match scope_of(scope, (n * 7919) % kbs.len(), kbs.len()) {
+                Some(picked) => picked.into_iter().map(|i| kbs[i].clone()).collect(),
+                None => kbs.clone(),
             };
             let vector = embedder.embed_query(question)?;
             let exact = vectors.search_exact(&vector, &scoped, 10)?;
@@ -527,6 +522,26 @@ fn recall(config: &Config, questions: &[String], kb_count: usize) -> anyhow::Res
         });
     }
     Ok(rows)
+}
+
+/// The knowledge bases (indexes into a list of `count`) a question is scoped to, starting at
+/// `first`: that one, ten spread over the list, or `None` for all. Recall and latency pick them
+/// the same way.
+fn scope_of(scope: &str, first: usize, count: usize) -> Option<Vec<usize>> {
+    match scope {
+        "one" => Some(vec![first]),
+        "ten" => {
+            let mut picked: Vec<usize> = (0..10.min(count))
+                .map(|i| (first + i * 61) % count)
+                .collect();
+            // Steps of 61 come back to a knowledge base already picked when the list's
+            // length divides one of 61, 122, ... 549.
+            let mut seen = HashSet::new();
+            picked.retain(|i| seen.insert(*i));
+            Some(picked)
+        }
+        _ => None,
+    }
 }
 
 /// `sample` first, then `kb-0001`, `kb-0002`, ...
@@ -596,19 +611,12 @@ fn directory_bytes(dir: &Path) -> std::io::Result<u64> {
 /// Resident memory now: all of it, then the part that is the process's own (anonymous) and the
 /// part that is mapped files (index and vector files the kernel may drop and read again).
 fn rss() -> String {
-    let field = |name: &str| -> Option<f64> {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib / 1024.0)
-    };
-    match (field("VmRSS:"), field("RssAnon:"), field("RssFile:")) {
+    let mib = |label| status_kib(label).map(|kib| kib as f64 / 1024.0);
+    match (mib("VmRSS:"), mib("RssAnon:"), mib("RssFile:")) {
         (Some(total), Some(anon), Some(file)) => {
             format!("{total:.0} MiB ({anon:.0} MiB anonymous, {file:.0} MiB mapped files)")
         }
-        _ => resident_kib().map_or("-".to_string(), |kib| {
-            format!("{:.0} MiB", kib as f64 / 1024.0)
-        }),
+        _ => "-".to_string(),
     }
 }
 
@@ -665,6 +673,18 @@ mod tests {
         assert!(sizes.iter().all(|&s| s >= 1));
         assert!(sizes[0] > 50 * sizes[599], "{} vs {}", sizes[0], sizes[599]);
         assert!(sizes.windows(2).all(|w| w[0] >= w[1]));
+    }
+
+    #[test]
+    fn scopes_pick_one_ten_distinct_or_all() {
+        assert_eq!(scope_of("one", 7, 600), Some(vec![7]));
+        let ten = scope_of("ten", 590, 600).unwrap();
+        assert_eq!(ten.len(), 10);
+        assert_eq!(&ten[..2], &[590, 51]);
+        // 122 = 2 x 61: the third step would come back to the first.
+        let short = scope_of("ten", 0, 122).unwrap();
+        assert_eq!(short, vec![0, 61]);
+        assert_eq!(scope_of("all", 3, 600), None);
     }
 
     #[test]

@@ -201,10 +201,10 @@ impl Embedder {
                 .map(|&index| format!("{prefix}{}", texts[index]))
                 .collect();
             let batch_started = Instant::now();
-            let (embedded, tokens) = session.embed(&self.tokenizer, &prefixed)?;
+            let (embedded, tokens) = session.embed(&self.tokenizer, prefixed)?;
             self.tokens[kind as usize].fetch_add(tokens, Ordering::Relaxed);
             if let Some(observe) = self.batch_observer.get() {
-                observe(kind, prefixed.len(), batch_started.elapsed());
+                observe(kind, batch.len(), batch_started.elapsed());
             }
             for (&index, vector) in batch.iter().zip(embedded) {
                 vectors[index] = vector;

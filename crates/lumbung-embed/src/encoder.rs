@@ -78,13 +78,13 @@ impl EncoderSession {
     pub(crate) fn embed(
         &self,
         tokenizer: &Tokenizer,
-        texts: &[String],
+        texts: Vec<String>,
     ) -> Result<(Vec<Vec<f32>>, u64)> {
         if texts.is_empty() {
             return Ok((Vec::new(), 0));
         }
         let encodings = tokenizer
-            .encode_batch(texts.to_vec(), true)
+            .encode_batch(texts, true)
             .map_err(|err| Error::Tokenization(err.to_string()))?;
         let token_ids: Vec<&[u32]> = encodings.iter().map(Encoding::get_ids).collect();
         let batch = PaddedBatch::new(&token_ids, self.max_tokens, self.pad_id);
