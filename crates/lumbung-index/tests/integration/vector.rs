@@ -543,8 +543,12 @@ fn the_background_optimiser_builds_graphs_while_writes_and_searches_go_on() {
     // Nothing written during the optimisations is lost or doubled.
     assert_eq!(store.count(&kb("big"), None).unwrap(), 800 * 4);
     assert_eq!(store.count(&kb("small"), None).unwrap(), 400 * 4);
+    // Every segment past the indexing threshold has its graph; what is left outside one is
+    // the appendable segment's remainder, below the threshold (100 KiB: 400 vectors of 64
+    // floats), and is searched exactly.
     let info = store.index_info();
-    assert_eq!(info.indexed_points, info.points, "{info:?}");
+    assert!(info.indexed_points > 0, "{info:?}");
+    assert!(info.points - info.indexed_points < 400, "{info:?}");
     // Each stored vector finds itself through the graph, scoped to its knowledge base.
     for n in (0..documents).step_by(37) {
         let kb_name = if n % 3 == 2 { "small" } else { "big" };
