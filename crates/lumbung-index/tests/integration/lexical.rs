@@ -182,6 +182,71 @@ fn replacing_a_document_leaves_exactly_the_new_chunks() {
         index.get_chunks(&[v2.id(0)]).unwrap()[0].text,
         "final toner"
     );
+    // The same chunk ids again in a later commit (with other text, which real ids never
+    // have): the deleted copies in the older segment are skipped, the live ones served.
+    index
+        .replace_document(&v2.kb, &v2.path, &v2.chunks(&["final toner, revised"]))
+        .unwrap();
+    index.commit().unwrap();
+    let again = index.get_chunks(&[v2.id(0)]).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].text, "final toner, revised");
+}
+
+#[test]
+fn a_scope_of_every_knowledge_base_stays_a_filter_once_another_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = open(&dir);
+    let a = Doc::new("a", "one.md", "v1");
+    let b = Doc::new("b", "two.md", "v1");
+    let late = Doc::new("late", "three.md", "v1");
+    index
+        .replace_document(&a.kb, &a.path, &a.chunks(&["boiler pressure check"]))
+        .unwrap();
+    index
+        .replace_document(&b.kb, &b.path, &b.chunks(&["boiler pressure valve"]))
+        .unwrap();
+    index.commit().unwrap();
+    let scope = [a.kb.clone(), b.kb.clone()];
+    let before = index.snapshot();
+    assert_eq!(before.search("boiler", &scope, 10).unwrap().len(), 2);
+
+    // A knowledge base outside the scope, with the best match, in a later commit.
+    index
+        .replace_document(
+            &late.kb,
+            &late.path,
+            &late.chunks(&["boiler boiler boiler pressure"]),
+        )
+        .unwrap();
+    index.commit().unwrap();
+    let hits = index.search("boiler", &scope, 10).unwrap();
+    assert_eq!(sorted_ids(&hits), sorted_ids_of(&[a.id(0), b.id(0)]));
+    let everything = [a.kb.clone(), b.kb.clone(), late.kb.clone()];
+    let hits = index.search("boiler", &everything, 10).unwrap();
+    assert_eq!(ids_of(&hits)[0], late.id(0));
+    assert_eq!(hits.len(), 3);
+    // The snapshot taken before still reads its own commit.
+    assert_eq!(before.search("boiler", &everything, 10).unwrap().len(), 2);
+
+    // Once every chunk of a knowledge base is deleted its documents only linger as deleted
+    // ones: a scope without it still filters them out.
+    index.delete_document(&b.kb, &b.path).unwrap();
+    index.commit().unwrap();
+    let hits = index
+        .search("boiler", &[a.kb.clone(), late.kb.clone()], 10)
+        .unwrap();
+    assert_eq!(sorted_ids(&hits), sorted_ids_of(&[a.id(0), late.id(0)]));
+}
+
+fn sorted_ids(hits: &[lumbung_index::ScoredChunk]) -> Vec<ChunkId> {
+    sorted_ids_of(&ids_of(hits))
+}
+
+fn sorted_ids_of(ids: &[ChunkId]) -> Vec<ChunkId> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids
 }
 
 #[test]

@@ -128,6 +128,65 @@ fn kb_filter_is_applied_inside_the_search() {
 }
 
 #[test]
+fn a_scope_of_every_knowledge_base_never_returns_one_written_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    // More knowledge bases than are searched one by one, so the scope is searched at once.
+    let docs: Vec<Doc> = (0..40)
+        .map(|i| Doc::new(&format!("kb-{i:02}"), "a.md", "v1"))
+        .collect();
+    for (i, doc) in docs.iter().enumerate() {
+        let vector = axis(i % DIM, 0.1 + i as f32 * 0.02);
+        store
+            .replace_document(&doc.kb, &doc.path, &doc.hash, &points(doc, vec![vector]))
+            .unwrap();
+    }
+    let scope: Vec<_> = docs.iter().map(|doc| doc.kb.clone()).collect();
+    let query = axis(0, 0.0);
+    let exact: Vec<ChunkId> = {
+        let mut scored: Vec<(ChunkId, f32)> = docs
+            .iter()
+            .enumerate()
+            .map(|(i, doc)| {
+                let v = axis(i % DIM, 0.1 + i as f32 * 0.02);
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                (doc.id(0), v[0] / norm)
+            })
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        scored.into_iter().take(5).map(|(id, _)| id).collect()
+    };
+    assert_eq!(ids(&store.search(&query, &scope, 5).unwrap()), exact);
+
+    // A knowledge base outside the scope gets the best match.
+    let late = Doc::new("late", "a.md", "v1");
+    store
+        .replace_document(
+            &late.kb,
+            &late.path,
+            &late.hash,
+            &points(&late, vec![axis(0, 0.0)]),
+        )
+        .unwrap();
+    assert_eq!(ids(&store.search(&query, &scope, 5).unwrap()), exact);
+    let mut everything = scope.clone();
+    everything.push(late.kb.clone());
+    let hits = store.search(&query, &everything, 5).unwrap();
+    assert_eq!(hits[0].0, late.id(0));
+    assert_eq!(ids(&hits[1..]), exact[..4]);
+    let by_language = store
+        .search_language(&query, &scope, Language::Unknown, 5)
+        .unwrap();
+    assert_eq!(ids(&by_language), exact);
+    assert!(
+        store
+            .search_language(&query, &everything, Language::En, 5)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
 fn replace_leaves_only_the_new_version_and_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
