@@ -2,6 +2,7 @@
 //! fused.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use lumbung_core::{Chunk, ChunkId, Fusion, SearchConfig};
 use lumbung_index::{LexicalSnapshot, ScoredChunk, VectorStore};
@@ -63,13 +64,22 @@ impl Candidates {
             .collect();
         missing.sort_unstable();
         missing.dedup();
+        let started = Instant::now();
         for chunk in snapshot.get_chunks(&missing)? {
             candidates.chunks.insert(chunk.id, chunk);
         }
+        let texts_read = started.elapsed();
         let ids: Vec<ChunkId> = candidates.chunks.keys().copied().collect();
+        let stored = vectors.get_vectors(&ids)?;
+        tracing::debug!(
+            texts = missing.len(),
+            texts_us = texts_read.as_micros() as u64,
+            vectors = ids.len(),
+            vectors_us = (started.elapsed() - texts_read).as_micros() as u64,
+            "candidates read"
+        );
         let scorer = &dense.scorer;
-        let mut scored: Vec<DenseScore> = vectors
-            .get_vectors(&ids)?
+        let mut scored: Vec<DenseScore> = stored
             .into_iter()
             .filter_map(|(id, vector)| {
                 let chunk = candidates.chunks.get(&id)?;

@@ -245,7 +245,9 @@ impl SearchEngine {
             let centering = self.search.language_centering;
             self.pool
                 .run(move || -> Result<Option<DenseHits>> {
+                    let started = Instant::now();
                     let vector = embedder.embed_query(&query)?;
+                    let embedded = started.elapsed();
                     let means = if centering > 0.0 {
                         centroids.get(vectors.as_ref())?
                     } else {
@@ -272,6 +274,12 @@ impl SearchEngine {
                                 .map(|(id, _)| id),
                         );
                     }
+                    tracing::debug!(
+                        embed_us = embedded.as_micros() as u64,
+                        search_us = (started.elapsed() - embedded).as_micros() as u64,
+                        hits = hits.len(),
+                        "dense retrieval"
+                    );
                     let scorer = DenseScorer::new(vector, query_language, &means, centering);
                     Ok(Some(DenseHits { scorer, hits }))
                 })
