@@ -165,6 +165,11 @@ impl Ingestor {
         &self.catalog
     }
 
+    /// The lexical index, which also stores the chunks.
+    pub fn lexical(&self) -> &Arc<dyn LexicalIndex> {
+        &self.lexical
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
