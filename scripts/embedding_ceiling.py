@@ -13,7 +13,7 @@ embedded as "passage: " + text in batches of --batch-size, padded to the longest
 batch, once in corpus order and once sorted by token length (as lumbung's embedder does).
 
 Only session.run is timed: tokenising and padding happen before. Every model gets one untimed
-batch first. The table gives passages/s, tokens/s counting real tokens only (prefix and special
+batch first. The table gives texts/s, tokens/s counting real tokens only (prefix and special
 tokens included, padding not) and the share of padding in the positions the model computed. The
 vectors are mean-pooled over the attention mask and L2-normalised, as lumbung does, and every
 other model is compared with the first (cosine per passage). The same passages in the two orders
@@ -28,6 +28,11 @@ into its converter virtualenv, so, from the repository root after it has run:
 
     runtime/cache/venv/bin/python scripts/embedding_ceiling.py               # 256 passages
     runtime/cache/venv/bin/python scripts/embedding_ceiling.py --passages 64 # a quick look
+    runtime/cache/venv/bin/python scripts/embedding_ceiling.py --with-sentences --models model.onnx
+
+--with-sentences adds each passage's sentences, each under its document's title, to the texts,
+and sorts them together: the mix of lengths lumbung's ingest embeds (a chunk and then each of
+its sentences), so that ingest's tokens/s can be compared with the ceiling of the same work.
 
 --passages 64 took about a minute while a cargo build shared the machine's two cores (load
 average 2.5 to 3.5, so about half the free-core speed); 256 take three to four times as long.
@@ -72,56 +77,71 @@ def parse_args():
     parser.add_argument("--models", nargs="+", default=["model.onnx", "model-int8.onnx"],
                         help="ONNX files in --model-dir (or paths); the first is the reference")
     parser.add_argument("--eval-dir", type=pathlib.Path, default=EVAL_DIR)
+    parser.add_argument("--with-sentences", action="store_true",
+                        help="also embed each passage's sentences under its title, as lumbung's "
+                             "ingest does (the ceiling for ingest's own mix of lengths)")
     return parser.parse_args()
 
 
 def sentences(collection):
-    """The sentences of a BEIR corpus.jsonl in corpus order, each title as a sentence of its own."""
+    """(title, sentence) of a BEIR corpus.jsonl in corpus order, each title as a sentence too."""
     with open(collection / "corpus.jsonl", encoding="utf-8") as f:
         for line in f:
             doc = json.loads(line)
-            for field in (doc.get("title", ""), doc.get("text", "")):
+            title = doc.get("title", "").strip()
+            for field in (title, doc.get("text", "")):
                 for sentence in SENTENCE_END.split(field):
                     if sentence.strip():
-                        yield sentence.strip()
+                        yield title, sentence.strip()
 
 
 def passages_of(collection, tokenizer, max_tokens):
-    """Passages packed from whole sentences up to max_tokens; a longer sentence is cut."""
-    current, used = [], 0
-    for sentence in sentences(collection):
+    """(title, passage): passages packed from whole sentences up to max_tokens (a longer
+    sentence is cut), with the title of the document their first sentence came from."""
+    current, used, title = [], 0, ""
+    for sentence_title, sentence in sentences(collection):
+        if not current:
+            title = sentence_title
         encoding = tokenizer.encode(sentence, add_special_tokens=False)
         while len(encoding.ids) > max_tokens:  # cut at the last token that fits
             if current:
-                yield " ".join(current)
-                current, used = [], 0
+                yield title, " ".join(current)
+                current, used, title = [], 0, sentence_title
             cut = encoding.offsets[max_tokens - 1][1]
-            yield sentence[:cut]
+            yield title, sentence[:cut]
             sentence = sentence[cut:].strip()
             encoding = tokenizer.encode(sentence, add_special_tokens=False)
         if used + len(encoding.ids) > max_tokens and current:
-            yield " ".join(current)
-            current, used = [], 0
+            yield title, " ".join(current)
+            current, used, title = [], 0, sentence_title
         if encoding.ids:
             current.append(sentence)
             used += len(encoding.ids)
     if current:
-        yield " ".join(current)
+        yield title, " ".join(current)
 
 
 def load_passages(options, tokenizer):
     sources = [passages_of(options.eval_dir / c, tokenizer, options.max_tokens)
                for c in COLLECTIONS]
-    texts = []
-    while len(texts) < options.passages:
+    titled = []
+    while len(titled) < options.passages:
         for source in sources:  # in turn, so that every batch mixes the languages
-            if len(texts) < options.passages:
-                texts.append(next(source))
-    # Joining sentences can merge tokens across the space; the limit holds after the join too.
-    for i, text in enumerate(texts):
+            if len(titled) < options.passages:
+                titled.append(next(source))
+    texts = []
+    for title, text in titled:
+        # Joining sentences can merge tokens across the space; the limit holds after the join.
         encoding = tokenizer.encode(text, add_special_tokens=False)
         if len(encoding.ids) > options.max_tokens:
-            texts[i] = text[:encoding.offsets[options.max_tokens - 1][1]]
+            text = text[:encoding.offsets[options.max_tokens - 1][1]]
+        texts.append(text)
+    if options.with_sentences:
+        # As lumbung embeds them: each sentence of a chunk under the chunk's title.
+        for (title, _), text in zip(titled, list(texts)):
+            for sentence in SENTENCE_END.split(text):
+                if sentence.strip():
+                    texts.append(f"{title}: {sentence.strip()}" if title else sentence.strip())
     return texts
 
 
@@ -193,13 +213,14 @@ def main():
 
     print(f"onnxruntime {ort.__version__}, {options.threads} intra-op threads, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-    print(f"{len(texts)} passages ({', '.join(COLLECTIONS)} in turn), "
+    print(f"{len(texts)} texts ({options.passages} passages of {', '.join(COLLECTIONS)} in turn"
+          f"{' and their sentences' if options.with_sentences else ''}), "
           f"{statistics.mean(lengths):.0f} tokens on average (min {min(lengths)}, max "
           f"{max(lengths)}; {statistics.mean(full):.0f} with prefix and special tokens), "
           f"batches of {options.batch_size}")
     print()
     w = max(len(m) for m in options.models)
-    print(f"{'model':<{w}} {'MB':>5} {'load s':>6} {'order':<7} {'seconds':>7} {'passages/s':>10} "
+    print(f"{'model':<{w}} {'MB':>5} {'load s':>6} {'order':<7} {'seconds':>7} {'texts/s':>10} "
           f"{'tokens/s':>8} {'padding':>7}")
 
     vectors, query_vectors, query_ms = {}, {}, {}
