@@ -5,7 +5,7 @@
 //! finding it, and optionally a burst of many files ingested by the watcher while Search is
 //! timed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,53 +45,25 @@ pub struct BenchOptions {
     pub load_seconds: u64,
 }
 
-pub async fn bench(mut config: Config, options: BenchOptions) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    config.data_dir = dir.path().join("data");
-    let root = dir.path().join("ingest");
-    copy_dir(&config.ingest_root, &root)?;
+pub async fn bench(config: Config, options: BenchOptions) -> anyhow::Result<()> {
+    let samples = ingest_samples(config).await?;
     println!(
         "ingest root: {} (copied to {})",
-        config.ingest_root.display(),
-        root.display()
+        samples.source.display(),
+        samples.root.display()
     );
-    config.ingest_root = root.clone();
-    let settle_ms = config.ingest.settle_ms;
-
-    let started = Instant::now();
-    let app = Arc::new(tokio::task::spawn_blocking(move || App::open(config)).await??);
     println!(
         "open (model load, empty indexes): {:>8.1} ms",
-        ms(started.elapsed())
+        ms(samples.open)
     );
-
-    let started = Instant::now();
-    let embedder = Arc::clone(app.ingestor.embedder());
-    let tokens_before = embedder.tokens_embedded(EmbedKind::Passage);
-    let report = app.sync_all().await?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let tokens = embedder.tokens_embedded(EmbedKind::Passage) - tokens_before;
-    println!(
-        "ingest: {} documents, {} chunks, {} failed in {:.2} s = {:.2} documents/s, {:.1} chunks/s, \
-         {:.0} tokens/s embedded (chunks and their sentences, {tokens} tokens)",
-        report.indexed,
-        report.chunks_written,
-        report.failed,
-        elapsed,
-        report.indexed as f64 / elapsed,
-        report.chunks_written as f64 / elapsed,
-        tokens as f64 / elapsed
-    );
-    let ingest_tokens_per_second = tokens as f64 / elapsed;
-    let ceiling = embedding_alone(&app).await?;
-    println!(
-        "embedding alone, the same {} texts again in one run sorted by length: {:.2} s, {:.0} \
-         tokens/s; ingest ran at {:.0}% of it",
-        ceiling.texts,
-        ceiling.seconds,
-        ceiling.tokens_per_second,
-        100.0 * ingest_tokens_per_second / ceiling.tokens_per_second
-    );
+    println!("{}", samples.ingest);
+    let IngestedSamples {
+        app,
+        root,
+        settle_ms,
+        _dir,
+        ..
+    } = samples;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -486,50 +458,167 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// The embedding ceiling of the work ingest just did, measured in the same process.
-struct EmbeddingAlone {
-    texts: usize,
-    seconds: f64,
-    tokens_per_second: f64,
+/// The samples copied into a temporary folder and ingested into empty indexes by a fresh
+/// service.
+struct IngestedSamples {
+    app: Arc<App>,
+    /// The copy the service watches, and the ingest root it was copied from.
+    root: PathBuf,
+    source: PathBuf,
+    settle_ms: u64,
+    /// Model load and opening the empty indexes.
+    open: Duration,
+    ingest: IngestRun,
+    _dir: tempfile::TempDir,
 }
 
-/// Embeds again every text ingest embedded (each chunk's indexed text and each of its
-/// sentences, read back from the index) with nothing else running, in one call, so that the
-/// embedder sorts them all by length: the fastest this model embeds that work here.
-async fn embedding_alone(app: &Arc<App>) -> anyhow::Result<EmbeddingAlone> {
-    let ingestor = Arc::clone(&app.ingestor);
-    tokio::task::spawn_blocking(move || {
-        let mut texts = Vec::new();
-        for kb in ingestor.knowledge_bases()? {
-            let ids: Vec<ChunkId> = ingestor
-                .catalog()
-                .list(&kb)?
-                .iter()
-                .flat_map(|record| {
-                    (0..record.chunks).map(|ordinal| {
-                        ChunkId::derive(&kb, &record.path, &record.content_hash, ordinal)
-                    })
-                })
-                .collect();
-            for chunk in ingestor.lexical().get_chunks(&ids)? {
-                texts.push(chunk.indexed_text());
-                texts.extend(chunk.sentence_embedding_texts());
-            }
-        }
-        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let embedder = ingestor.embedder();
-        let before = embedder.tokens_embedded(EmbedKind::Passage);
-        let started = Instant::now();
-        embedder.embed_passages(&texts)?;
-        let seconds = started.elapsed().as_secs_f64();
-        let tokens = embedder.tokens_embedded(EmbedKind::Passage) - before;
-        Ok(EmbeddingAlone {
-            texts: texts.len(),
-            seconds,
-            tokens_per_second: tokens as f64 / seconds,
-        })
+/// One ingest of the samples.
+struct IngestRun {
+    documents: usize,
+    chunks: u64,
+    failed: usize,
+    seconds: f64,
+    tokens: u64,
+}
+
+impl IngestRun {
+    fn tokens_per_second(&self) -> f64 {
+        self.tokens as f64 / self.seconds
+    }
+
+    fn chunks_per_second(&self) -> f64 {
+        self.chunks as f64 / self.seconds
+    }
+}
+
+impl std::fmt::Display for IngestRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ingest: {} documents, {} chunks, {} failed in {:.2} s = {:.2} documents/s, {:.1} \
+             chunks/s, {:.0} tokens/s embedded (chunks and their sentences, {} tokens)",
+            self.documents,
+            self.chunks,
+            self.failed,
+            self.seconds,
+            self.documents as f64 / self.seconds,
+            self.chunks_per_second(),
+            self.tokens_per_second(),
+            self.tokens
+        )
+    }
+}
+
+async fn ingest_samples(mut config: Config) -> anyhow::Result<IngestedSamples> {
+    let dir = tempfile::tempdir()?;
+    config.data_dir = dir.path().join("data");
+    let root = dir.path().join("ingest");
+    copy_dir(&config.ingest_root, &root)?;
+    let source = std::mem::replace(&mut config.ingest_root, root.clone());
+    let settle_ms = config.ingest.settle_ms;
+
+    let started = Instant::now();
+    let app = Arc::new(tokio::task::spawn_blocking(move || App::open(config)).await??);
+    let open = started.elapsed();
+
+    let started = Instant::now();
+    let embedder = Arc::clone(app.ingestor.embedder());
+    let tokens_before = embedder.tokens_embedded(EmbedKind::Passage);
+    let report = app.sync_all().await?;
+    let ingest = IngestRun {
+        documents: report.indexed,
+        chunks: report.chunks_written,
+        failed: report.failed,
+        seconds: started.elapsed().as_secs_f64(),
+        tokens: embedder.tokens_embedded(EmbedKind::Passage) - tokens_before,
+    };
+    Ok(IngestedSamples {
+        app,
+        root,
+        source,
+        settle_ms,
+        open,
+        ingest,
+        _dir: dir,
     })
-    .await?
+}
+
+/// `lumbung bench --ingest-share N`: ingest's speed as a share of the embedding ceiling of the
+/// same work. Each of `rounds` rounds ingests the samples into fresh indexes, then embeds every
+/// text ingest embedded (each chunk's indexed text and each of its sentences, read back from
+/// the index) again with nothing else running, in one call, so that the embedder sorts them all
+/// by length: the fastest this model embeds that work here. The two alternate because this
+/// machine's speed drifts by a tenth from one minute to the next; the medians are compared.
+pub async fn ingest_share(config: Config, rounds: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(rounds >= 1, "--ingest-share must be at least 1");
+    println!(
+        "{:<6} {:>10} {:>15} {:>16} {:>6}",
+        "round", "chunks/s", "ingest tok/s", "alone tok/s", "share"
+    );
+    let (mut ingest, mut alone, mut chunks) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let samples = ingest_samples(config.clone()).await?;
+        anyhow::ensure!(
+            samples.ingest.failed == 0 && samples.ingest.tokens > 0,
+            "the samples did not ingest cleanly: {}",
+            samples.ingest
+        );
+        let ingestor = Arc::clone(&samples.app.ingestor);
+        let ceiling = tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
+            let mut texts = Vec::new();
+            for kb in ingestor.knowledge_bases()? {
+                let ids: Vec<ChunkId> = ingestor
+                    .catalog()
+                    .list(&kb)?
+                    .iter()
+                    .flat_map(|record| {
+                        (0..record.chunks).map(|ordinal| {
+                            ChunkId::derive(&kb, &record.path, &record.content_hash, ordinal)
+                        })
+                    })
+                    .collect();
+                for chunk in ingestor.lexical().get_chunks(&ids)? {
+                    texts.push(chunk.indexed_text());
+                    texts.extend(chunk.sentence_embedding_texts());
+                }
+            }
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let embedder = ingestor.embedder();
+            let before = embedder.tokens_embedded(EmbedKind::Passage);
+            let started = Instant::now();
+            embedder.embed_passages(&texts)?;
+            let seconds = started.elapsed().as_secs_f64();
+            Ok((embedder.tokens_embedded(EmbedKind::Passage) - before) as f64 / seconds)
+        })
+        .await??;
+        let run = &samples.ingest;
+        println!(
+            "{round:<6} {:>10.2} {:>15.0} {:>16.0} {:>5.0}%",
+            run.chunks_per_second(),
+            run.tokens_per_second(),
+            ceiling,
+            100.0 * run.tokens_per_second() / ceiling
+        );
+        ingest.push(run.tokens_per_second());
+        chunks.push(run.chunks_per_second());
+        alone.push(ceiling);
+    }
+    let (ingest, alone, chunks) = (median(ingest), median(alone), median(chunks));
+    println!(
+        "median {chunks:>10.2} {ingest:>15.0} {alone:>16.0} {:>5.0}%",
+        100.0 * ingest / alone
+    );
+    Ok(())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }
 
 #[cfg(test)]

@@ -87,6 +87,11 @@ struct BenchArgs {
     /// Seconds each load phase runs.
     #[arg(long, default_value_t = 10)]
     load_seconds: u64,
+    /// Instead: ingest the samples this many times into fresh indexes, each time followed by
+    /// embedding the same texts alone, and print ingest's tokens/s as a share of that ceiling
+    /// (medians).
+    #[arg(long)]
+    ingest_share: Option<usize>,
     /// Instead of the samples: build an index of this many chunks (a real sample of
     /// ../shared/eval corpora, the rest copies with derived vectors), measure dense recall@10
     /// of the graph search against exact search, then time hybrid, BM25 and dense Search
@@ -492,6 +497,9 @@ fn main() -> anyhow::Result<()> {
                     min_recall: args.min_recall,
                 };
                 return runtime.block_on(scale::scale(config, args.config.config.clone(), options));
+            }
+            if let Some(rounds) = args.ingest_share {
+                return runtime.block_on(bench::ingest_share(config, rounds));
             }
             let options = bench::BenchOptions {
                 rounds: args.rounds,

@@ -9,7 +9,7 @@ use ort::session::builder::PrepackedWeights;
 use tokenizers::Tokenizer;
 use tracing::{debug, info};
 
-use crate::encoder::{EncoderSession, EncoderSettings};
+use crate::encoder::{self, EncoderSession, EncoderSettings};
 use crate::{Error, Result, runtime};
 
 /// The embedding model, loaded once and shared by every thread that embeds.
@@ -190,18 +190,21 @@ impl Embedder {
             EmbedKind::Passage => (&self.passage_session, &self.passage_prefix),
         };
         let started = Instant::now();
-        // A batch is padded to its longest text, so texts of similar length go together: a
-        // chunk's short sentences are not padded to the length of a whole chunk.
+        let prefixed: Vec<String> = texts.iter().map(|text| format!("{prefix}{text}")).collect();
+        let encodings = encoder::tokenize(&self.tokenizer, prefixed)?;
+        // A batch is padded to its longest text, so texts of similar token counts go together:
+        // a chunk's short sentences are not padded to the length of a whole chunk. (By bytes,
+        // a Chinese and an English text of one length differ by half in tokens.)
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&index| texts[index].len());
+        order.sort_by_key(|&index| encodings[index].len());
         let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
         for batch in order.chunks(self.batch_size) {
-            let prefixed: Vec<String> = batch
+            let token_ids: Vec<&[u32]> = batch
                 .iter()
-                .map(|&index| format!("{prefix}{}", texts[index]))
+                .map(|&index| encodings[index].get_ids())
                 .collect();
             let batch_started = Instant::now();
-            let (embedded, tokens) = session.embed(&self.tokenizer, prefixed)?;
+            let (embedded, tokens) = session.embed_tokens(&token_ids)?;
             self.tokens[kind as usize].fetch_add(tokens, Ordering::Relaxed);
             if let Some(observe) = self.batch_observer.get() {
                 observe(kind, batch.len(), batch_started.elapsed());

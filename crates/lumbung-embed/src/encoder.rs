@@ -73,21 +73,14 @@ impl EncoderSession {
         })
     }
 
-    /// One unit-length vector per text, in order, and the number of tokens read (padding not
-    /// counted); every text goes through the model in one run.
-    pub(crate) fn embed(
-        &self,
-        tokenizer: &Tokenizer,
-        texts: Vec<String>,
-    ) -> Result<(Vec<Vec<f32>>, u64)> {
-        if texts.is_empty() {
+    /// One unit-length vector per text (as token ids from [`tokenize`]), in order, and the
+    /// number of tokens read (padding not counted); every text goes through the model in one
+    /// run.
+    pub(crate) fn embed_tokens(&self, token_ids: &[&[u32]]) -> Result<(Vec<Vec<f32>>, u64)> {
+        if token_ids.is_empty() {
             return Ok((Vec::new(), 0));
         }
-        let encodings = tokenizer
-            .encode_batch(texts, true)
-            .map_err(|err| Error::Tokenization(err.to_string()))?;
-        let token_ids: Vec<&[u32]> = encodings.iter().map(Encoding::get_ids).collect();
-        let batch = PaddedBatch::new(&token_ids, self.max_tokens, self.pad_id);
+        let batch = PaddedBatch::new(token_ids, self.max_tokens, self.pad_id);
         let shape = [batch.rows, batch.columns];
         let tokens = batch.mask.iter().filter(|&&m| m != 0).count() as u64;
         let mut inputs: Vec<(&'static str, SessionInputValue<'_>)> = vec![
@@ -133,6 +126,14 @@ impl EncoderSession {
             }?;
         Ok((vectors, tokens))
     }
+}
+
+/// The tokens of each text as the model reads them, special tokens included (before the
+/// session's truncation).
+pub(crate) fn tokenize(tokenizer: &Tokenizer, texts: Vec<String>) -> Result<Vec<Encoding>> {
+    tokenizer
+        .encode_batch(texts, true)
+        .map_err(|err| Error::Tokenization(err.to_string()))
 }
 
 /// Token ids and attention mask of a batch, padded to its longest text.
