@@ -26,8 +26,8 @@ const STAGE_CAPACITY: usize = 8;
 /// Model batches' worth of texts the embed stage gathers from waiting documents before it
 /// embeds them. Grouping one batch's worth (16 texts, mostly one document) left each
 /// document's batches padded to its longest text and its last batch part-empty: ingest of the
-/// samples ran at 70% of the tokens/s of embedding the same texts alone, 92% with 8 batches,
-/// 98% to 104% with 16 and 32 (`lumbung bench`, two runs each).
+/// samples went from 5.7 to 7.5-8 chunks/s with 16 batches; 32 measured no better
+/// (`lumbung bench --ingest-share`, docs/scale.md).
 const EMBED_GROUP_BATCHES: usize = 16;
 /// Documents written between two commits at most; a commit also happens whenever the writer
 /// has nothing more waiting, so a single edit is visible at once.
