@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use lumbung_core::{ChunkId, Config};
 use lumbung_embed::EmbedKind;
+use lumbung_ingest::Ingestor;
 use lumbung_proto::v1;
 use lumbung_proto::v1::admin_service_client::AdminServiceClient;
 use lumbung_proto::v1::knowledge_service_client::KnowledgeServiceClient;
@@ -544,11 +545,9 @@ async fn ingest_samples(mut config: Config) -> anyhow::Result<IngestedSamples> {
 }
 
 /// `lumbung bench --ingest-share N`: ingest's speed as a share of the embedding ceiling of the
-/// same work. Each of `rounds` rounds ingests the samples into fresh indexes, then embeds every
-/// text ingest embedded (each chunk's indexed text and each of its sentences, read back from
-/// the index) again with nothing else running, in one call, so that the embedder sorts them all
-/// by length: the fastest this model embeds that work here. The two alternate because this
-/// machine's speed drifts by a tenth from one minute to the next; the medians are compared.
+/// same work. Each of `rounds` rounds ingests the samples into fresh indexes, then embeds the
+/// same texts alone ([`embedding_alone`]). The two alternate because this machine's speed
+/// drifts by up to a fifth from one minute to the next; the medians are compared.
 pub async fn ingest_share(config: Config, rounds: usize) -> anyhow::Result<()> {
     anyhow::ensure!(rounds >= 1, "--ingest-share must be at least 1");
     println!(
@@ -564,33 +563,7 @@ pub async fn ingest_share(config: Config, rounds: usize) -> anyhow::Result<()> {
             samples.ingest
         );
         let ingestor = Arc::clone(&samples.app.ingestor);
-        let ceiling = tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
-            let mut texts = Vec::new();
-            for kb in ingestor.knowledge_bases()? {
-                let ids: Vec<ChunkId> = ingestor
-                    .catalog()
-                    .list(&kb)?
-                    .iter()
-                    .flat_map(|record| {
-                        (0..record.chunks).map(|ordinal| {
-                            ChunkId::derive(&kb, &record.path, &record.content_hash, ordinal)
-                        })
-                    })
-                    .collect();
-                for chunk in ingestor.lexical().get_chunks(&ids)? {
-                    texts.push(chunk.indexed_text());
-                    texts.extend(chunk.sentence_embedding_texts());
-                }
-            }
-            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let embedder = ingestor.embedder();
-            let before = embedder.tokens_embedded(EmbedKind::Passage);
-            let started = Instant::now();
-            embedder.embed_passages(&texts)?;
-            let seconds = started.elapsed().as_secs_f64();
-            Ok((embedder.tokens_embedded(EmbedKind::Passage) - before) as f64 / seconds)
-        })
-        .await??;
+        let ceiling = tokio::task::spawn_blocking(move || embedding_alone(&ingestor)).await??;
         let run = &samples.ingest;
         println!(
             "{round:<6} {:>10.2} {:>15.0} {:>16.0} {:>5.0}%",
@@ -609,6 +582,37 @@ pub async fn ingest_share(config: Config, rounds: usize) -> anyhow::Result<()> {
         100.0 * ingest / alone
     );
     Ok(())
+}
+
+/// Tokens per second of embedding again every text `ingestor` embedded (each chunk's indexed
+/// text and each of its sentences, read back from the index), in one call with nothing else
+/// running, so that the embedder sorts them all by token count: the fastest this model embeds
+/// that work here.
+fn embedding_alone(ingestor: &Ingestor) -> anyhow::Result<f64> {
+    let mut texts = Vec::new();
+    for kb in ingestor.knowledge_bases()? {
+        let ids: Vec<ChunkId> = ingestor
+            .catalog()
+            .list(&kb)?
+            .iter()
+            .flat_map(|record| {
+                (0..record.chunks).map(|ordinal| {
+                    ChunkId::derive(&kb, &record.path, &record.content_hash, ordinal)
+                })
+            })
+            .collect();
+        for chunk in ingestor.lexical().get_chunks(&ids)? {
+            texts.push(chunk.indexed_text());
+            texts.extend(chunk.sentence_embedding_texts());
+        }
+    }
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let embedder = ingestor.embedder();
+    let before = embedder.tokens_embedded(EmbedKind::Passage);
+    let started = Instant::now();
+    embedder.embed_passages(&texts)?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok((embedder.tokens_embedded(EmbedKind::Passage) - before) as f64 / seconds)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
