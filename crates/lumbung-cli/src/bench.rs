@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use lumbung_core::{ChunkId, Config};
 use lumbung_embed::EmbedKind;
-use lumbung_ingest::Ingestor;
 use lumbung_proto::v1;
 use lumbung_proto::v1::admin_service_client::AdminServiceClient;
 use lumbung_proto::v1::knowledge_service_client::KnowledgeServiceClient;
@@ -480,6 +479,8 @@ struct IngestRun {
     failed: usize,
     seconds: f64,
     tokens: u64,
+    /// Time the passage session spent running the model.
+    model_seconds: f64,
 }
 
 impl IngestRun {
@@ -525,6 +526,7 @@ async fn ingest_samples(mut config: Config) -> anyhow::Result<IngestedSamples> {
     let started = Instant::now();
     let embedder = Arc::clone(app.ingestor.embedder());
     let tokens_before = embedder.tokens_embedded(EmbedKind::Passage);
+    let model_before = app.metrics.embedding_seconds(EmbedKind::Passage);
     let report = app.sync_all().await?;
     let ingest = IngestRun {
         documents: report.indexed,
@@ -532,6 +534,7 @@ async fn ingest_samples(mut config: Config) -> anyhow::Result<IngestedSamples> {
         failed: report.failed,
         seconds: started.elapsed().as_secs_f64(),
         tokens: embedder.tokens_embedded(EmbedKind::Passage) - tokens_before,
+        model_seconds: app.metrics.embedding_seconds(EmbedKind::Passage) - model_before,
     };
     Ok(IngestedSamples {
         app,
@@ -547,14 +550,23 @@ async fn ingest_samples(mut config: Config) -> anyhow::Result<IngestedSamples> {
 /// `lumbung bench --ingest-share N`: ingest's speed as a share of the embedding ceiling of the
 /// same work. Each of `rounds` rounds ingests the samples into fresh indexes, then embeds the
 /// same texts alone ([`embedding_alone`]). The two alternate because this machine's speed
-/// drifts by up to a fifth from one minute to the next; the medians are compared.
+/// drifts by up to a fifth from one minute to the next; the medians are compared. Where the
+/// rest goes is split by the passage session's model time: the share of ingest's time the
+/// model ran at all, and the tokens it read per second of model time in either case.
 pub async fn ingest_share(config: Config, rounds: usize) -> anyhow::Result<()> {
     anyhow::ensure!(rounds >= 1, "--ingest-share must be at least 1");
     println!(
-        "{:<6} {:>10} {:>15} {:>16} {:>6}",
-        "round", "chunks/s", "ingest tok/s", "alone tok/s", "share"
+        "{:<6} {:>9} {:>13} {:>12} {:>6} {:>11} {:>16} {:>15}",
+        "round",
+        "chunks/s",
+        "ingest tok/s",
+        "alone tok/s",
+        "share",
+        "model busy",
+        "ingest model t/s",
+        "alone model t/s"
     );
-    let (mut ingest, mut alone, mut chunks) = (Vec::new(), Vec::new(), Vec::new());
+    let mut table: Vec<[f64; 6]> = Vec::new();
     for round in 1..=rounds {
         let samples = ingest_samples(config.clone()).await?;
         anyhow::ensure!(
@@ -562,33 +574,60 @@ pub async fn ingest_share(config: Config, rounds: usize) -> anyhow::Result<()> {
             "the samples did not ingest cleanly: {}",
             samples.ingest
         );
-        let ingestor = Arc::clone(&samples.app.ingestor);
-        let ceiling = tokio::task::spawn_blocking(move || embedding_alone(&ingestor)).await??;
+        let app = Arc::clone(&samples.app);
+        let alone = tokio::task::spawn_blocking(move || embedding_alone(&app)).await??;
         let run = &samples.ingest;
-        println!(
-            "{round:<6} {:>10.2} {:>15.0} {:>16.0} {:>5.0}%",
+        let row = [
             run.chunks_per_second(),
             run.tokens_per_second(),
-            ceiling,
-            100.0 * run.tokens_per_second() / ceiling
-        );
-        ingest.push(run.tokens_per_second());
-        chunks.push(run.chunks_per_second());
-        alone.push(ceiling);
+            alone.tokens_per_second(),
+            run.model_seconds / run.seconds,
+            run.tokens as f64 / run.model_seconds,
+            alone.tokens as f64 / alone.model_seconds,
+        ];
+        print_share_row(&round.to_string(), &row);
+        table.push(row);
     }
-    let (ingest, alone, chunks) = (median(ingest), median(alone), median(chunks));
-    println!(
-        "median {chunks:>10.2} {ingest:>15.0} {alone:>16.0} {:>5.0}%",
-        100.0 * ingest / alone
-    );
+    let medians: Vec<f64> = (0..6)
+        .map(|column| median(table.iter().map(|row| row[column]).collect()))
+        .collect();
+    print_share_row("median", &medians);
     Ok(())
 }
 
-/// Tokens per second of embedding again every text `ingestor` embedded (each chunk's indexed
-/// text and each of its sentences, read back from the index), in one call with nothing else
-/// running, so that the embedder sorts them all by token count: the fastest this model embeds
-/// that work here.
-fn embedding_alone(ingestor: &Ingestor) -> anyhow::Result<f64> {
+/// chunks/s, ingest tokens/s, alone tokens/s, model busy, ingest and alone tokens per model
+/// second; the share is the second over the third.
+fn print_share_row(label: &str, row: &[f64]) {
+    println!(
+        "{label:<6} {:>9.2} {:>13.0} {:>12.0} {:>5.0}% {:>10.0}% {:>16.0} {:>15.0}",
+        row[0],
+        row[1],
+        row[2],
+        100.0 * row[1] / row[2],
+        100.0 * row[3],
+        row[4],
+        row[5]
+    );
+}
+
+/// Embedding alone: the tokens, wall time and model time of one run.
+struct Alone {
+    tokens: u64,
+    seconds: f64,
+    model_seconds: f64,
+}
+
+impl Alone {
+    fn tokens_per_second(&self) -> f64 {
+        self.tokens as f64 / self.seconds
+    }
+}
+
+/// Embeds again every text `app` ingested (each chunk's indexed text and each of its
+/// sentences, read back from the index), in one call with nothing else running, so that the
+/// embedder sorts them all by token count: the fastest this model embeds that work here.
+fn embedding_alone(app: &App) -> anyhow::Result<Alone> {
+    let ingestor = &app.ingestor;
     let mut texts = Vec::new();
     for kb in ingestor.knowledge_bases()? {
         let ids: Vec<ChunkId> = ingestor
@@ -609,10 +648,14 @@ fn embedding_alone(ingestor: &Ingestor) -> anyhow::Result<f64> {
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let embedder = ingestor.embedder();
     let before = embedder.tokens_embedded(EmbedKind::Passage);
+    let model_before = app.metrics.embedding_seconds(EmbedKind::Passage);
     let started = Instant::now();
     embedder.embed_passages(&texts)?;
-    let seconds = started.elapsed().as_secs_f64();
-    Ok((embedder.tokens_embedded(EmbedKind::Passage) - before) as f64 / seconds)
+    Ok(Alone {
+        tokens: embedder.tokens_embedded(EmbedKind::Passage) - before,
+        seconds: started.elapsed().as_secs_f64(),
+        model_seconds: app.metrics.embedding_seconds(EmbedKind::Passage) - model_before,
+    })
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

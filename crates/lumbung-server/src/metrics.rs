@@ -173,6 +173,13 @@ impl Metrics {
         })
     }
 
+    /// Model time of every batch of `kind` so far, in seconds.
+    pub fn embedding_seconds(&self, kind: lumbung_embed::EmbedKind) -> f64 {
+        self.embedding_batches
+            .with_label_values(&[kind.as_str()])
+            .get_sample_sum()
+    }
+
     pub fn passages_returned(&self, count: usize) {
         self.passages.observe(count as f64);
     }
