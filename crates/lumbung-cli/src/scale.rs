@@ -19,7 +19,7 @@ use std::time::Instant;
 use lumbung_core::{Chunk, ChunkId, Config, ContentHash, DocumentPath, KbName};
 use lumbung_embed::Embedder;
 use lumbung_index::{EdgeVectorStore, LexicalIndex, TantivyLexicalIndex, VectorPoint, VectorStore};
-use lumbung_ingest::Catalog;
+use lumbung_ingest::{Catalog, DocumentRecord};
 use lumbung_proto::v1;
 use lumbung_proto::v1::knowledge_service_client::KnowledgeServiceClient;
 use lumbung_search::eval::{Collection, read_corpus};
@@ -366,14 +366,7 @@ fn build(config: &Config, kbs: &[KbName], sizes: &[usize]) -> anyhow::Result<Bui
     let data = &config.data_dir;
     let sample_kb = KbName::new(SAMPLE_KB)?;
     let records = Catalog::open(&data.join("catalog.redb"))?.list(&sample_kb)?;
-    let ids: Vec<ChunkId> = records
-        .iter()
-        .flat_map(|record| {
-            (0..record.chunks).map(|ordinal| {
-                ChunkId::derive(&sample_kb, &record.path, &record.content_hash, ordinal)
-            })
-        })
-        .collect();
+    let ids: Vec<ChunkId> = records.iter().flat_map(DocumentRecord::chunk_ids).collect();
     let lexical = TantivyLexicalIndex::open(&data.join("lexical"))?;
     let vectors = EdgeVectorStore::open(
         &data.join("vectors"),

@@ -113,6 +113,30 @@ fn dense_vector(vector: Option<VectorStructInternal>) -> Option<Vec<f32>> {
     }
 }
 
+/// The `limit` points nearest to `vector` among those `filter` keeps, with `payload` and
+/// without their vectors.
+fn nearest_request(
+    vector: &[f32],
+    filter: Option<Filter>,
+    limit: usize,
+    params: SearchParams,
+    payload: WithPayloadInterface,
+) -> QueryRequest {
+    QueryRequest {
+        prefetches: Vec::new(),
+        query: Some(ScoringQuery::Vector(QueryEnum::Nearest(
+            NamedQuery::default_dense(vector.to_vec()),
+        ))),
+        filter,
+        score_threshold: None,
+        limit,
+        offset: 0,
+        params: Some(params),
+        with_vector: WithVector::Bool(false),
+        with_payload: payload,
+    }
+}
+
 fn matches(name: &str, value: &str) -> Condition {
     Condition::Field(FieldCondition::new_match(
         key(name),
@@ -481,20 +505,13 @@ impl EdgeVectorStore {
         limit: usize,
         params: SearchParams,
     ) -> Result<Vec<(ChunkId, f32)>> {
-        let request = QueryRequest {
-            prefetches: Vec::new(),
-            query: Some(ScoringQuery::Vector(QueryEnum::Nearest(
-                NamedQuery::default_dense(vector.to_vec()),
-            ))),
-            filter: language
-                .map(|language| Filter::new_must(matches(LANGUAGE_KEY, language.code()))),
-            score_threshold: None,
+        let request = nearest_request(
+            vector,
+            language.map(|language| Filter::new_must(matches(LANGUAGE_KEY, language.code()))),
             limit,
-            offset: 0,
-            params: Some(params),
-            with_vector: WithVector::Bool(false),
-            with_payload: WithPayloadInterface::Fields(vec![key(KB_KEY)]),
-        };
+            params,
+            WithPayloadInterface::Fields(vec![key(KB_KEY)]),
+        );
         let mut hits = Vec::with_capacity(limit);
         for point in self.shard.query(request)? {
             let kb = point
@@ -534,22 +551,17 @@ impl EdgeVectorStore {
         if let Some(language) = language {
             must.push(matches(LANGUAGE_KEY, language.code()));
         }
-        let request = QueryRequest {
-            prefetches: Vec::new(),
-            query: Some(ScoringQuery::Vector(QueryEnum::Nearest(
-                NamedQuery::default_dense(vector.to_vec()),
-            ))),
-            filter: Some(Filter {
-                must: Some(must),
-                ..Filter::new()
-            }),
-            score_threshold: None,
-            limit,
-            offset: 0,
-            params: Some(params),
-            with_vector: WithVector::Bool(false),
-            with_payload: WithPayloadInterface::Bool(false),
+        let filter = Filter {
+            must: Some(must),
+            ..Filter::new()
         };
+        let request = nearest_request(
+            vector,
+            Some(filter),
+            limit,
+            params,
+            WithPayloadInterface::Bool(false),
+        );
         self.shard
             .query(request)?
             .into_iter()

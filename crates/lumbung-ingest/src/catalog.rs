@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use lumbung_core::{ContentHash, DocumentPath, KbName};
+use lumbung_core::{ChunkId, ContentHash, DocumentPath, KbName};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +112,14 @@ pub struct DocumentRecord {
     pub chunks: u32,
     /// When this row was written, in milliseconds since the Unix epoch.
     pub recorded_at_ms: i64,
+}
+
+impl DocumentRecord {
+    /// The ids of the chunks this version of the document was indexed as, in order.
+    pub fn chunk_ids(&self) -> impl Iterator<Item = ChunkId> + '_ {
+        (0..self.chunks)
+            .map(|ordinal| ChunkId::derive(&self.kb, &self.path, &self.content_hash, ordinal))
+    }
 }
 
 /// Counts over the rows of one knowledge base.

@@ -435,9 +435,7 @@ impl Run<'_> {
         if source.chunks as usize != chunks.len() {
             return None;
         }
-        let ids: Vec<ChunkId> = (0..source.chunks)
-            .map(|ordinal| ChunkId::derive(self.kb, &source.path, &source.content_hash, ordinal))
-            .collect();
+        let ids: Vec<ChunkId> = source.chunk_ids().collect();
         let stored = self.ingestor.lexical.get_chunks(&ids).ok()?;
         let same = stored.len() == chunks.len()
             && stored.iter().zip(chunks.iter()).all(|(old, new)| {
