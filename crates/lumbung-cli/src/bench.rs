@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use lumbung_core::{ChunkId, Config};
 use lumbung_embed::EmbedKind;
+use lumbung_ingest::DocumentRecord;
 use lumbung_proto::v1;
 use lumbung_proto::v1::admin_service_client::AdminServiceClient;
 use lumbung_proto::v1::knowledge_service_client::KnowledgeServiceClient;
@@ -477,24 +478,18 @@ struct IngestRun {
     documents: usize,
     chunks: u64,
     failed: usize,
-    seconds: f64,
-    tokens: u64,
-    /// Time the passage session spent running the model.
-    model_seconds: f64,
+    embedding: Embedding,
 }
 
 impl IngestRun {
-    fn tokens_per_second(&self) -> f64 {
-        self.tokens as f64 / self.seconds
-    }
-
     fn chunks_per_second(&self) -> f64 {
-        self.chunks as f64 / self.seconds
+        self.chunks as f64 / self.embedding.seconds
     }
 }
 
 impl std::fmt::Display for IngestRun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let seconds = self.embedding.seconds;
         write!(
             f,
             "ingest: {} documents, {} chunks, {} failed in {:.2} s = {:.2} documents/s, {:.1} \
@@ -502,12 +497,61 @@ impl std::fmt::Display for IngestRun {
             self.documents,
             self.chunks,
             self.failed,
-            self.seconds,
-            self.documents as f64 / self.seconds,
+            seconds,
+            self.documents as f64 / seconds,
             self.chunks_per_second(),
-            self.tokens_per_second(),
-            self.tokens
+            self.embedding.tokens_per_second(),
+            self.embedding.tokens
         )
+    }
+}
+
+/// The passage embedding done over a stretch of work: tokens read, wall time, and the time the
+/// passage session spent running the model.
+struct Embedding {
+    tokens: u64,
+    seconds: f64,
+    model_seconds: f64,
+}
+
+impl Embedding {
+    fn tokens_per_second(&self) -> f64 {
+        self.tokens as f64 / self.seconds
+    }
+
+    fn tokens_per_model_second(&self) -> f64 {
+        self.tokens as f64 / self.model_seconds
+    }
+
+    /// The share of the wall time the model ran.
+    fn model_busy(&self) -> f64 {
+        self.model_seconds / self.seconds
+    }
+}
+
+/// Started before a stretch of work, stopped after it: the [`Embedding`] done in between, by
+/// the embedder's token count and the metrics' model time.
+struct EmbeddingMeter {
+    started: Instant,
+    tokens: u64,
+    model_seconds: f64,
+}
+
+impl EmbeddingMeter {
+    fn start(app: &App) -> EmbeddingMeter {
+        EmbeddingMeter {
+            tokens: app.ingestor.embedder().tokens_embedded(EmbedKind::Passage),
+            model_seconds: app.metrics.embedding_seconds(EmbedKind::Passage),
+            started: Instant::now(),
+        }
+    }
+
+    fn stop(self, app: &App) -> Embedding {
+        Embedding {
+            seconds: self.started.elapsed().as_secs_f64(),
+            tokens: app.ingestor.embedder().tokens_embedded(EmbedKind::Passage) - self.tokens,
+            model_seconds: app.metrics.embedding_seconds(EmbedKind::Passage) - self.model_seconds,
+        }
     }
 }
 
@@ -523,18 +567,13 @@ async fn ingest_samples(mut config: Config) -> anyhow::Result<IngestedSamples> {
     let app = Arc::new(tokio::task::spawn_blocking(move || App::open(config)).await??);
     let open = started.elapsed();
 
-    let started = Instant::now();
-    let embedder = Arc::clone(app.ingestor.embedder());
-    let tokens_before = embedder.tokens_embedded(EmbedKind::Passage);
-    let model_before = app.metrics.embedding_seconds(EmbedKind::Passage);
+    let meter = EmbeddingMeter::start(&app);
     let report = app.sync_all().await?;
     let ingest = IngestRun {
         documents: report.indexed,
         chunks: report.chunks_written,
         failed: report.failed,
-        seconds: started.elapsed().as_secs_f64(),
-        tokens: embedder.tokens_embedded(EmbedKind::Passage) - tokens_before,
-        model_seconds: app.metrics.embedding_seconds(EmbedKind::Passage) - model_before,
+        embedding: meter.stop(&app),
     };
     Ok(IngestedSamples {
         app,
@@ -566,67 +605,71 @@ pub async fn ingest_share(config: Config, rounds: usize) -> anyhow::Result<()> {
         "ingest model t/s",
         "alone model t/s"
     );
-    let mut table: Vec<[f64; 6]> = Vec::new();
+    let mut rows = Vec::with_capacity(rounds);
     for round in 1..=rounds {
         let samples = ingest_samples(config.clone()).await?;
         anyhow::ensure!(
-            samples.ingest.failed == 0 && samples.ingest.tokens > 0,
+            samples.ingest.failed == 0 && samples.ingest.embedding.tokens > 0,
             "the samples did not ingest cleanly: {}",
             samples.ingest
         );
         let app = Arc::clone(&samples.app);
         let alone = tokio::task::spawn_blocking(move || embedding_alone(&app)).await??;
-        let run = &samples.ingest;
-        let row = [
-            run.chunks_per_second(),
-            run.tokens_per_second(),
-            alone.tokens_per_second(),
-            run.model_seconds / run.seconds,
-            run.tokens as f64 / run.model_seconds,
-            alone.tokens as f64 / alone.model_seconds,
-        ];
-        print_share_row(&round.to_string(), &row);
-        table.push(row);
+        let ingest = &samples.ingest.embedding;
+        let row = ShareRow {
+            chunks_per_second: samples.ingest.chunks_per_second(),
+            ingest_tokens_per_second: ingest.tokens_per_second(),
+            alone_tokens_per_second: alone.tokens_per_second(),
+            model_busy: ingest.model_busy(),
+            ingest_tokens_per_model_second: ingest.tokens_per_model_second(),
+            alone_tokens_per_model_second: alone.tokens_per_model_second(),
+        };
+        row.print(&round.to_string());
+        rows.push(row);
     }
-    let medians: Vec<f64> = (0..6)
-        .map(|column| median(table.iter().map(|row| row[column]).collect()))
-        .collect();
-    print_share_row("median", &medians);
+    let column = |value: fn(&ShareRow) -> f64| median(rows.iter().map(value).collect());
+    ShareRow {
+        chunks_per_second: column(|row| row.chunks_per_second),
+        ingest_tokens_per_second: column(|row| row.ingest_tokens_per_second),
+        alone_tokens_per_second: column(|row| row.alone_tokens_per_second),
+        model_busy: column(|row| row.model_busy),
+        ingest_tokens_per_model_second: column(|row| row.ingest_tokens_per_model_second),
+        alone_tokens_per_model_second: column(|row| row.alone_tokens_per_model_second),
+    }
+    .print("median");
     Ok(())
 }
 
-/// chunks/s, ingest tokens/s, alone tokens/s, model busy, ingest and alone tokens per model
-/// second; the share is the second over the third.
-fn print_share_row(label: &str, row: &[f64]) {
-    println!(
-        "{label:<6} {:>9.2} {:>13.0} {:>12.0} {:>5.0}% {:>10.0}% {:>16.0} {:>15.0}",
-        row[0],
-        row[1],
-        row[2],
-        100.0 * row[1] / row[2],
-        100.0 * row[3],
-        row[4],
-        row[5]
-    );
+/// One round of `--ingest-share` (or the medians of all).
+struct ShareRow {
+    chunks_per_second: f64,
+    ingest_tokens_per_second: f64,
+    alone_tokens_per_second: f64,
+    /// The share of ingest's time the model ran.
+    model_busy: f64,
+    ingest_tokens_per_model_second: f64,
+    alone_tokens_per_model_second: f64,
 }
 
-/// Embedding alone: the tokens, wall time and model time of one run.
-struct Alone {
-    tokens: u64,
-    seconds: f64,
-    model_seconds: f64,
-}
-
-impl Alone {
-    fn tokens_per_second(&self) -> f64 {
-        self.tokens as f64 / self.seconds
+impl ShareRow {
+    fn print(&self, label: &str) {
+        println!(
+            "{label:<6} {:>9.2} {:>13.0} {:>12.0} {:>5.0}% {:>10.0}% {:>16.0} {:>15.0}",
+            self.chunks_per_second,
+            self.ingest_tokens_per_second,
+            self.alone_tokens_per_second,
+            100.0 * self.ingest_tokens_per_second / self.alone_tokens_per_second,
+            100.0 * self.model_busy,
+            self.ingest_tokens_per_model_second,
+            self.alone_tokens_per_model_second
+        );
     }
 }
 
 /// Embeds again every text `app` ingested (each chunk's indexed text and each of its
 /// sentences, read back from the index), in one call with nothing else running, so that the
 /// embedder sorts them all by token count: the fastest this model embeds that work here.
-fn embedding_alone(app: &App) -> anyhow::Result<Alone> {
+fn embedding_alone(app: &App) -> anyhow::Result<Embedding> {
     let ingestor = &app.ingestor;
     let mut texts = Vec::new();
     for kb in ingestor.knowledge_bases()? {
@@ -634,11 +677,7 @@ fn embedding_alone(app: &App) -> anyhow::Result<Alone> {
             .catalog()
             .list(&kb)?
             .iter()
-            .flat_map(|record| {
-                (0..record.chunks).map(|ordinal| {
-                    ChunkId::derive(&kb, &record.path, &record.content_hash, ordinal)
-                })
-            })
+            .flat_map(DocumentRecord::chunk_ids)
             .collect();
         for chunk in ingestor.lexical().get_chunks(&ids)? {
             texts.push(chunk.indexed_text());
@@ -646,16 +685,9 @@ fn embedding_alone(app: &App) -> anyhow::Result<Alone> {
         }
     }
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let embedder = ingestor.embedder();
-    let before = embedder.tokens_embedded(EmbedKind::Passage);
-    let model_before = app.metrics.embedding_seconds(EmbedKind::Passage);
-    let started = Instant::now();
-    embedder.embed_passages(&texts)?;
-    Ok(Alone {
-        tokens: embedder.tokens_embedded(EmbedKind::Passage) - before,
-        seconds: started.elapsed().as_secs_f64(),
-        model_seconds: app.metrics.embedding_seconds(EmbedKind::Passage) - model_before,
-    })
+    let meter = EmbeddingMeter::start(app);
+    ingestor.embedder().embed_passages(&texts)?;
+    Ok(meter.stop(app))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
