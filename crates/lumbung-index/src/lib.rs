@@ -13,6 +13,8 @@
 //! transport: it stores and finds chunks it is given, nothing more.
 
 pub mod analyzer;
+#[cfg(feature = "contract")]
+pub mod contract;
 mod error;
 mod lexical;
 mod sentence_codec;
