@@ -20,6 +20,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub search: SearchConfig,
     pub vector_index: VectorIndexConfig,
+    pub vector_store: VectorStoreConfig,
     pub rerank: RerankConfig,
     pub ask: AskConfig,
 }
@@ -204,6 +205,80 @@ impl Default for VectorIndexConfig {
     }
 }
 
+/// Which engine holds the dense vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorStoreKind {
+    /// Qdrant's engine in the process (`qdrant-edge`), under `data_dir/vectors`.
+    Embedded,
+    /// A Qdrant server or cluster, through its gRPC API (`qdrant-client`).
+    Qdrant,
+}
+
+/// How Qdrant acknowledges a write to the replicas of its shard (Qdrant's `ordering`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteOrdering {
+    /// Any replica applies it; the fastest, and what Qdrant does by default.
+    Weak,
+    /// The shard's leader orders it, so concurrent writes to a point apply in one order.
+    Medium,
+    /// Every replica applies it in the leader's order; the slowest.
+    Strong,
+}
+
+/// Where the dense vectors live. `kind = "embedded"` uses `[vector_index]` and the data
+/// directory; `kind = "qdrant"` a Qdrant server or cluster, one collection per embedding model
+/// with the knowledge base as its tenant field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VectorStoreConfig {
+    pub kind: VectorStoreKind,
+    /// Qdrant's gRPC address (port 6334 by default); `https://` for TLS, checked against the
+    /// system's certificate authorities.
+    pub url: String,
+    /// Sent as `api-key` on every call; better set through `LUMBUNG__VECTOR_STORE__API_KEY`
+    /// than written in a file.
+    pub api_key: String,
+    /// The collection's name before the model's: `{collection}-{model folder}-{dimension}`,
+    /// so that another embedding model gets a collection of its own.
+    pub collection: String,
+    /// Shards of a new collection (Qdrant's `shard_number`); 0 leaves it to Qdrant (one per
+    /// node). Ignored for a collection that exists.
+    pub shard_number: u32,
+    /// Copies of each shard in a new collection; 0 leaves it to Qdrant (1).
+    pub replication_factor: u32,
+    /// Replicas that must acknowledge a write before it succeeds; 0 leaves it to Qdrant (1).
+    pub write_consistency_factor: u32,
+    pub write_ordering: WriteOrdering,
+    /// One call's time limit, in milliseconds.
+    pub timeout_ms: u64,
+    /// How long a search keeps retrying an unreachable cluster before it answers UNAVAILABLE,
+    /// in milliseconds.
+    pub search_retry_ms: u64,
+    /// How long ingest keeps retrying an unreachable cluster (ingest pauses meanwhile) before
+    /// its run fails; the next reconcile then starts over from the catalog.
+    pub write_retry_seconds: u64,
+}
+
+impl Default for VectorStoreConfig {
+    fn default() -> Self {
+        VectorStoreConfig {
+            kind: VectorStoreKind::Embedded,
+            url: "http://127.0.0.1:6334".to_string(),
+            api_key: String::new(),
+            collection: "lumbung".to_string(),
+            shard_number: 0,
+            replication_factor: 0,
+            write_consistency_factor: 0,
+            write_ordering: WriteOrdering::Weak,
+            timeout_ms: 5_000,
+            search_retry_ms: 1_000,
+            write_retry_seconds: 300,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fusion {
@@ -294,6 +369,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             search: SearchConfig::default(),
             vector_index: VectorIndexConfig::default(),
+            vector_store: VectorStoreConfig::default(),
             rerank: RerankConfig::default(),
             ask: AskConfig::default(),
         }
@@ -458,6 +534,28 @@ impl Config {
         if self.data_dir.starts_with(&self.ingest_root) {
             // The watcher would see every index write, and the data folder as a knowledge base.
             return Err(Error::invalid("data_dir", "must not be inside ingest_root"));
+        }
+        let v = &self.vector_store;
+        if v.kind == VectorStoreKind::Qdrant {
+            if !(v.url.starts_with("http://") || v.url.starts_with("https://")) {
+                return Err(Error::invalid(
+                    "vector_store.url",
+                    format!("{:?} must start with http:// or https://", v.url),
+                ));
+            }
+            let valid_name = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+            if v.collection.is_empty() || !v.collection.chars().all(valid_name) {
+                return Err(Error::invalid(
+                    "vector_store.collection",
+                    "must be letters, digits, '-' and '_'",
+                ));
+            }
+            if v.timeout_ms == 0 {
+                return Err(Error::invalid(
+                    "vector_store.timeout_ms",
+                    "must be positive",
+                ));
+            }
         }
         let e = &self.embedding;
         if e.dimension == 0 {

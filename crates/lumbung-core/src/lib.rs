@@ -15,7 +15,7 @@ mod sentences;
 pub use chunk::{Chunk, Citation, QuantizedVector, Section, Sentence};
 pub use config::{
     AskConfig, Config, EmbeddingConfig, Fusion, IngestConfig, Pooling, RerankConfig, SearchConfig,
-    ServerConfig, VectorIndexConfig,
+    ServerConfig, VectorIndexConfig, VectorStoreConfig, VectorStoreKind, WriteOrdering,
 };
 pub use error::{Error, Result};
 pub use ids::{ChunkId, ContentHash, DocumentPath, KbName};

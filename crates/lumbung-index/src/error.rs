@@ -24,6 +24,13 @@ pub enum Error {
     /// What the index holds on disk cannot be turned back into domain values.
     #[error("invalid stored data: {0}")]
     InvalidStoredData(String),
+    /// The vector store's server could not be reached (or kept failing) within the time its
+    /// configuration allows: a search answers UNAVAILABLE, an ingest run stops and is redone.
+    #[error("vector store unavailable: {0}")]
+    Unavailable(String),
+    /// The vector store's server refused or failed a call for a reason retrying will not mend.
+    #[error("vector store server: {0}")]
+    Remote(String),
     /// A thread panicked while holding the index writer, so staged changes may be partial.
     #[error("index writer poisoned by an earlier panic")]
     WriterPoisoned,

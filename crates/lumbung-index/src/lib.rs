@@ -4,7 +4,8 @@
 //! - [`TantivyLexicalIndex`]: tantivy on local disk, with the mixed Chinese/Indonesian/English
 //!   analyzer of [`analyzer`].
 //! - [`EdgeVectorStore`]: an embedded Qdrant shard (`qdrant-edge`) on local disk. A Qdrant
-//!   cluster through `qdrant-client` can be added later as another [`VectorStore`].
+//!   server or cluster is another [`VectorStore`], in `lumbung-qdrant`; both pass the same
+//!   `contract` (the module, with the feature `contract`).
 //!
 //! Every search is filtered to the caller's knowledge bases inside the engine, never after the
 //! fact. All calls block: run them on a CPU/blocking pool, never on an async runtime worker.

@@ -1,7 +1,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use lumbung_core::{Config, KbName};
+use lumbung_core::{Config, KbName, VectorStoreKind};
 use lumbung_embed::{Embedder, Reranker};
 use lumbung_index::{EdgeVectorStore, LexicalIndex, TantivyLexicalIndex, VectorStore};
 use lumbung_ingest::{Catalog, Ingestor, SyncReport, Watcher};
@@ -40,6 +40,44 @@ pub struct App {
 /// How often the background optimiser looks at how much the vector store has changed.
 const OPTIMIZE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The vector store `[vector_store]` names: the embedded shard under the data directory, or
+/// the embedding model's collection on a Qdrant server or cluster.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "blocking by contract, at start-up"
+)]
+fn open_vector_store(config: &Config) -> Result<Arc<dyn VectorStore>> {
+    let dimension = config.embedding.dimension;
+    match config.vector_store.kind {
+        VectorStoreKind::Embedded => {
+            let edge = Arc::new(EdgeVectorStore::open(
+                &config.data_dir.join("vectors"),
+                dimension,
+                &config.vector_index,
+            )?);
+            // Graphs are built beside the live segments at ingest's priority; searches and
+            // writes go on meanwhile.
+            edge.optimize_in_background(config.ingest.niceness, OPTIMIZE_CHECK_INTERVAL)?;
+            Ok(edge)
+        }
+        VectorStoreKind::Qdrant => {
+            let collection = lumbung_qdrant::collection_name(
+                &config.vector_store.collection,
+                &config.embedding.model_dir,
+                dimension,
+            );
+            let store = lumbung_qdrant::QdrantVectorStore::open(
+                &config.vector_store,
+                &collection,
+                dimension,
+                &config.vector_index,
+            )?;
+            tracing::info!(url = %config.vector_store.url, collection, "vectors on Qdrant");
+            Ok(Arc::new(store))
+        }
+    }
+}
+
 impl App {
     /// Opens (or creates) everything under `config.data_dir` and loads the embedding model (and
     /// the reranker when `rerank.enabled`). A data directory in an older format is cleared
@@ -57,15 +95,7 @@ impl App {
         embedder.observe_batches(metrics.embedding_batches());
         let lexical: Arc<dyn LexicalIndex> =
             Arc::new(TantivyLexicalIndex::open(&config.data_dir.join("lexical"))?);
-        let edge = Arc::new(EdgeVectorStore::open(
-            &config.data_dir.join("vectors"),
-            config.embedding.dimension,
-            &config.vector_index,
-        )?);
-        // Graphs are built beside the live segments at ingest's priority; searches and writes
-        // go on meanwhile.
-        edge.optimize_in_background(config.ingest.niceness, OPTIMIZE_CHECK_INTERVAL)?;
-        let vectors: Arc<dyn VectorStore> = edge;
+        let vectors = open_vector_store(&config)?;
         let catalog = Catalog::open(&config.data_dir.join("catalog.redb"))?;
         let ingestor = Arc::new(Ingestor::new(
             &config.ingest_root,

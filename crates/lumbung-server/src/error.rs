@@ -34,6 +34,8 @@ pub enum Error {
     #[error(transparent)]
     Index(#[from] lumbung_index::Error),
     #[error(transparent)]
+    Qdrant(#[from] lumbung_qdrant::Error),
+    #[error(transparent)]
     Embed(#[from] lumbung_embed::Error),
     #[error(transparent)]
     Core(#[from] lumbung_core::Error),
@@ -70,6 +72,16 @@ impl Error {
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::ResourceExhausted { .. } => Code::ResourceExhausted,
+            Error::Search(lumbung_search::Error::Index(index))
+            | Error::Ingest(lumbung_ingest::Error::Index(index))
+            | Error::Index(index) => match index {
+                lumbung_index::Error::Unavailable(_) => Code::Unavailable,
+                _ => Code::Internal,
+            },
+            Error::Qdrant(qdrant) => match qdrant {
+                lumbung_qdrant::Error::Unreachable { .. } => Code::Unavailable,
+                _ => Code::Internal,
+            },
             Error::Search(search) => match search {
                 lumbung_search::Error::InvalidArgument { .. } => Code::InvalidArgument,
                 lumbung_search::Error::Unavailable(_) => Code::FailedPrecondition,
@@ -93,8 +105,7 @@ impl Error {
                 lumbung_core::Error::InvalidArgument { .. } => Code::InvalidArgument,
                 lumbung_core::Error::Config { .. } => Code::Internal,
             },
-            Error::Index(_)
-            | Error::Embed(_)
+            Error::Embed(_)
             | Error::Io(_)
             | Error::GapStore(_)
             | Error::GapCorrupt(_)

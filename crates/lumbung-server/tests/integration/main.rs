@@ -12,6 +12,7 @@ mod hostile;
 mod knowledge;
 mod metrics;
 mod overload;
+mod qdrant;
 mod reflection;
 mod restart;
 mod tls;

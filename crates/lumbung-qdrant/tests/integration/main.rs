@@ -1,0 +1,43 @@
+//! The Qdrant backend against the stand-in Qdrant (`StandInQdrant`: Qdrant's gRPC API over
+//! Qdrant's storage engine in the process; no Qdrant server can be installed where these run).
+
+mod outage;
+mod stand_in;
+
+use std::sync::Arc;
+
+use lumbung_core::{VectorIndexConfig, VectorStoreConfig, VectorStoreKind};
+use lumbung_index::VectorStore;
+use lumbung_index::contract::DIM;
+use lumbung_qdrant::QdrantVectorStore;
+use lumbung_qdrant::stand_in::StandInQdrant;
+
+/// A fresh folder and a stand-in serving from it; declared in this order, the folder outlives
+/// the stand-in.
+pub fn stand_in(api_key: Option<&str>) -> (tempfile::TempDir, StandInQdrant) {
+    let dir = tempfile::tempdir().unwrap();
+    let stand_in = StandInQdrant::start(dir.path(), api_key).unwrap();
+    (dir, stand_in)
+}
+
+pub fn config(stand_in: &StandInQdrant) -> VectorStoreConfig {
+    VectorStoreConfig {
+        kind: VectorStoreKind::Qdrant,
+        url: stand_in.url(),
+        ..VectorStoreConfig::default()
+    }
+}
+
+pub fn open(config: &VectorStoreConfig, collection: &str) -> QdrantVectorStore {
+    QdrantVectorStore::open(config, collection, DIM, &VectorIndexConfig::default()).unwrap()
+}
+
+mod contract {
+    use super::*;
+
+    lumbung_index::vector_store_contract!(|| {
+        let (dir, stand_in) = stand_in(None);
+        let store: Arc<dyn VectorStore> = Arc::new(open(&config(&stand_in), "contract"));
+        ((stand_in, dir), store)
+    });
+}
