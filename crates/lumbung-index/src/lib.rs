@@ -18,7 +18,7 @@ pub mod analyzer;
 pub mod contract;
 mod error;
 mod lexical;
-mod sentence_codec;
+pub mod sentence_codec;
 mod vector;
 
 use std::sync::Arc;

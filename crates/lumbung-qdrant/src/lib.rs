@@ -10,6 +10,7 @@
 //! binary can be installed. It is not a Qdrant server and does not replace one.
 
 mod error;
+mod lexical;
 mod remote;
 mod store;
 
@@ -17,4 +18,6 @@ mod store;
 pub mod stand_in;
 
 pub use error::{Error, Result};
+pub use lexical::QdrantLexicalIndex;
+pub use remote::Connection;
 pub use store::{DENSE_VECTOR, QdrantVectorStore, SPARSE_VECTOR, collection_name};

@@ -14,6 +14,30 @@ use crate::{Error, Result};
 const FIRST_WAIT: Duration = Duration::from_millis(50);
 const MAX_WAIT: Duration = Duration::from_secs(2);
 
+/// A connection to a Qdrant server or cluster, shared by the stores opened on it.
+#[derive(Clone)]
+pub struct Connection {
+    remote: Arc<Remote>,
+}
+
+impl Connection {
+    /// A client of `config.url` (no call is made until a store is opened).
+    pub fn new(config: &lumbung_core::VectorStoreConfig) -> Result<Connection> {
+        let remote = Remote::connect(
+            &config.url,
+            &config.api_key,
+            Duration::from_millis(config.timeout_ms),
+        )?;
+        Ok(Connection {
+            remote: Arc::new(remote),
+        })
+    }
+
+    pub(crate) fn remote(&self) -> Arc<Remote> {
+        Arc::clone(&self.remote)
+    }
+}
+
 /// The Qdrant client and the runtime its connections live on.
 ///
 /// The `VectorStore` trait is blocking and is called from threads of every kind (a search's CPU
@@ -27,7 +51,7 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
-    pub(crate) fn connect(url: &str, api_key: &str, timeout: Duration) -> Result<Remote> {
+    fn connect(url: &str, api_key: &str, timeout: Duration) -> Result<Remote> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("qdrant-client")

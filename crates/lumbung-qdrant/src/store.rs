@@ -1,6 +1,7 @@
 //! `VectorStore` on a Qdrant server or cluster.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lumbung_core::{
@@ -11,24 +12,24 @@ use lumbung_index::{VectorPoint, VectorStore};
 use qdrant_client::qdrant::{
     self, AcornSearchParams, Condition, CountPoints, CreateCollection, CreateFieldIndexCollection,
     DeletePoints, Distance, FieldType, Filter, GetCollectionInfoRequest, GetPoints, HnswConfigDiff,
-    KeywordIndexParams, Modifier, NamedVectors, OptimizersConfigDiff, PayloadIndexParams, PointId,
+    KeywordIndexParams, NamedVectors, OptimizersConfigDiff, PayloadIndexParams, PointId,
     PointStruct, PointsSelector, QuantizationConfig, QuantizationSearchParams, Query,
-    QueryBatchPoints, QueryPoints, ScalarQuantization, ScoredPoint, SearchParams,
-    SparseVectorConfig, SparseVectorParams, UpsertPoints, Value, VectorParams, VectorParamsMap,
-    VectorsConfig, WithPayloadSelector, WithVectorsSelector,
+    QueryBatchPoints, QueryPoints, ScalarQuantization, ScoredPoint, SearchParams, UpsertPoints,
+    Value, VectorParams, VectorParamsMap, VectorsConfig, WithPayloadSelector, WithVectorsSelector,
 };
 use tonic::Code;
 
-use crate::remote::Remote;
+use crate::remote::{Connection, Remote};
 use crate::{Error, Result};
 
 /// The dense vector's name in the collection.
 pub const DENSE_VECTOR: &str = "dense";
-/// The sparse vector holding each chunk's BM25 term weights (IDF applied by Qdrant).
+/// The sparse vector holding each chunk's BM25 term weights (IDF applied by Qdrant), in the
+/// chunk collection.
 pub const SPARSE_VECTOR: &str = "bm25";
 
-const KB_KEY: &str = "kb";
-const PATH_KEY: &str = "path";
+pub(crate) const KB_KEY: &str = "kb";
+pub(crate) const PATH_KEY: &str = "path";
 const HASH_KEY: &str = "content_hash";
 const LANGUAGE_KEY: &str = "language";
 
@@ -73,7 +74,7 @@ pub fn collection_name(prefix: &str, model_dir: &std::path::Path, dimension: usi
 /// backoff: writes for `write_retry_seconds` (ingest pauses meanwhile), reads for
 /// `search_retry_ms`; past that they fail with `lumbung_index::Error::Unavailable`.
 pub struct QdrantVectorStore {
-    remote: Remote,
+    remote: Arc<Remote>,
     collection: String,
     dimension: usize,
     ordering: qdrant::WriteOrdering,
@@ -92,13 +93,14 @@ impl std::fmt::Debug for QdrantVectorStore {
 }
 
 impl QdrantVectorStore {
-    /// Connects to `config.url` and opens `collection`, creating it (and its payload indexes)
-    /// for vectors of `dimension` when it does not exist. Waits for the cluster up to
+    /// Opens `collection` through `connection`, creating it (and its payload indexes) for
+    /// vectors of `dimension` when it does not exist. Waits for the cluster up to
     /// `write_retry_seconds`, so that a service started before its cluster comes up once the
     /// cluster does.
     ///
     /// Fails when the collection holds vectors of another dimension or distance.
     pub fn open(
+        connection: &Connection,
         config: &VectorStoreConfig,
         collection: &str,
         dimension: usize,
@@ -109,23 +111,11 @@ impl QdrantVectorStore {
                 "vector dimension must be positive".to_string(),
             ));
         }
-        let remote = Remote::connect(
-            &config.url,
-            &config.api_key,
-            Duration::from_millis(config.timeout_ms),
-        )?;
-        let ordering = match config.write_ordering {
-            WriteOrdering::Weak => qdrant::WriteOrderingType::Weak,
-            WriteOrdering::Medium => qdrant::WriteOrderingType::Medium,
-            WriteOrdering::Strong => qdrant::WriteOrderingType::Strong,
-        };
         let store = QdrantVectorStore {
-            remote,
+            remote: connection.remote(),
             collection: collection.to_string(),
             dimension,
-            ordering: qdrant::WriteOrdering {
-                r#type: ordering as i32,
-            },
+            ordering: write_ordering(config),
             search_params: SearchParams {
                 hnsw_ef: Some(index.search_ef as u64),
                 acorn: Some(AcornSearchParams {
@@ -249,15 +239,6 @@ impl QdrantVectorStore {
                     )]),
                 })),
             }),
-            sparse_vectors_config: Some(SparseVectorConfig {
-                map: HashMap::from([(
-                    SPARSE_VECTOR.to_string(),
-                    SparseVectorParams {
-                        index: None,
-                        modifier: Some(Modifier::Idf as i32),
-                    },
-                )]),
-            }),
             hnsw_config: Some(HnswConfigDiff {
                 m: Some(index.hnsw_m as u64),
                 ef_construct: Some(index.hnsw_ef_construct as u64),
@@ -274,57 +255,24 @@ impl QdrantVectorStore {
             write_consistency_factor: positive(config.write_consistency_factor),
             ..CreateCollection::default()
         };
-        let created = self
-            .remote
-            .call("create collection", self.write_budget, move |client| {
-                let request = request.clone();
-                async move { client.create_collection(request).await }
-            });
-        match created {
-            Ok(_) => {
-                tracing::info!(collection = %self.collection, "Qdrant collection created");
-                Ok(())
-            }
-            // Another node created it first.
-            Err(Error::Refused { status, .. }) if status.code() == Code::AlreadyExists => Ok(()),
-            Err(err) => Err(err),
-        }
+        create_collection_once(&self.remote, request, self.write_budget)
     }
 
     /// `kb` is the tenant: Qdrant keeps each knowledge base's points together and links them
     /// in the graph (`hnsw_payload_m`); `path` is filtered on by every document write.
     /// Creating an index that exists is a no-op in Qdrant.
     fn ensure_payload_indexes(&self) -> Result<()> {
-        let keyword = |is_tenant: bool, enable_hnsw: bool| PayloadIndexParams {
-            index_params: Some(
-                qdrant::payload_index_params::IndexParams::KeywordIndexParams(KeywordIndexParams {
-                    is_tenant: Some(is_tenant),
-                    enable_hnsw: Some(enable_hnsw),
-                    ..KeywordIndexParams::default()
-                }),
-            ),
-        };
-        for (field, params) in [
-            (KB_KEY, keyword(true, true)),
-            (PATH_KEY, keyword(false, false)),
-            (LANGUAGE_KEY, keyword(false, true)),
-        ] {
-            let request = CreateFieldIndexCollection {
-                collection_name: self.collection.clone(),
-                wait: Some(true),
-                field_name: field.to_string(),
-                field_type: Some(FieldType::Keyword as i32),
-                field_index_params: Some(params),
-                ordering: Some(self.ordering),
-                timeout: None,
-            };
-            self.remote
-                .call("create payload index", self.write_budget, move |client| {
-                    let request = request.clone();
-                    async move { client.create_field_index(request).await }
-                })?;
-        }
-        Ok(())
+        ensure_keyword_indexes(
+            &self.remote,
+            &self.collection,
+            &[
+                (KB_KEY, true, true),
+                (PATH_KEY, false, false),
+                (LANGUAGE_KEY, false, true),
+            ],
+            self.ordering,
+            self.write_budget,
+        )
     }
 
     fn check_vector(&self, vector: &[f32]) -> lumbung_index::Result<()> {
@@ -438,11 +386,91 @@ impl QdrantVectorStore {
     }
 }
 
-fn point_id(id: ChunkId) -> PointId {
+/// How writes are ordered among a shard's replicas (`write_ordering`).
+pub(crate) fn write_ordering(config: &VectorStoreConfig) -> qdrant::WriteOrdering {
+    let ordering = match config.write_ordering {
+        WriteOrdering::Weak => qdrant::WriteOrderingType::Weak,
+        WriteOrdering::Medium => qdrant::WriteOrderingType::Medium,
+        WriteOrdering::Strong => qdrant::WriteOrderingType::Strong,
+    };
+    qdrant::WriteOrdering {
+        r#type: ordering as i32,
+    }
+}
+
+/// Creates a collection unless it exists; another node creating it first is no error.
+pub(crate) fn create_collection_once(
+    remote: &Remote,
+    request: CreateCollection,
+    budget: Duration,
+) -> Result<()> {
+    let name = request.collection_name.clone();
+    let exists = {
+        let name = name.clone();
+        remote.call("collection exists", budget, move |client| {
+            let name = name.clone();
+            async move { client.collection_exists(name).await }
+        })?
+    };
+    if exists {
+        return Ok(());
+    }
+    let created = remote.call("create collection", budget, move |client| {
+        let request = request.clone();
+        async move { client.create_collection(request).await }
+    });
+    match created {
+        Ok(_) => {
+            tracing::info!(collection = %name, "Qdrant collection created");
+            Ok(())
+        }
+        Err(Error::Refused { status, .. }) if status.code() == Code::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// Keyword indexes on `(field, is_tenant, enable_hnsw)`; creating one that exists is a no-op
+/// in Qdrant.
+pub(crate) fn ensure_keyword_indexes(
+    remote: &Remote,
+    collection: &str,
+    fields: &[(&str, bool, bool)],
+    ordering: qdrant::WriteOrdering,
+    budget: Duration,
+) -> Result<()> {
+    for &(field, is_tenant, enable_hnsw) in fields {
+        let request = CreateFieldIndexCollection {
+            collection_name: collection.to_string(),
+            wait: Some(true),
+            field_name: field.to_string(),
+            field_type: Some(FieldType::Keyword as i32),
+            field_index_params: Some(PayloadIndexParams {
+                index_params: Some(
+                    qdrant::payload_index_params::IndexParams::KeywordIndexParams(
+                        KeywordIndexParams {
+                            is_tenant: Some(is_tenant),
+                            enable_hnsw: Some(enable_hnsw),
+                            ..KeywordIndexParams::default()
+                        },
+                    ),
+                ),
+            }),
+            ordering: Some(ordering),
+            timeout: None,
+        };
+        remote.call("create payload index", budget, move |client| {
+            let request = request.clone();
+            async move { client.create_field_index(request).await }
+        })?;
+    }
+    Ok(())
+}
+
+pub(crate) fn point_id(id: ChunkId) -> PointId {
     PointId::from(id.to_uuid_string())
 }
 
-fn chunk_id(id: Option<&PointId>) -> Result<ChunkId> {
+pub(crate) fn chunk_id(id: Option<&PointId>) -> Result<ChunkId> {
     match id.and_then(|id| id.point_id_options.as_ref()) {
         Some(qdrant::point_id::PointIdOptions::Uuid(uuid)) => ChunkId::from_hex(uuid)
             .map_err(|err| Error::InvalidPoint(format!("point id {uuid}: {err}"))),

@@ -40,16 +40,19 @@ pub struct App {
 /// How often the background optimiser looks at how much the vector store has changed.
 const OPTIMIZE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The vector store `[vector_store]` names: the embedded shard under the data directory, or
-/// the embedding model's collection on a Qdrant server or cluster.
+/// The stores `[vector_store]` names: tantivy and the embedded shard under the data directory,
+/// or the embedding model's collections on a Qdrant server or cluster (the vectors in
+/// `{collection}-{model}-{dimension}`, the chunks and their BM25 weights in the same name with
+/// `-chunks`).
 #[allow(
     clippy::disallowed_methods,
     reason = "blocking by contract, at start-up"
 )]
-fn open_vector_store(config: &Config) -> Result<Arc<dyn VectorStore>> {
+fn open_stores(config: &Config) -> Result<(Arc<dyn LexicalIndex>, Arc<dyn VectorStore>)> {
     let dimension = config.embedding.dimension;
     match config.vector_store.kind {
         VectorStoreKind::Embedded => {
+            let lexical = Arc::new(TantivyLexicalIndex::open(&config.data_dir.join("lexical"))?);
             let edge = Arc::new(EdgeVectorStore::open(
                 &config.data_dir.join("vectors"),
                 dimension,
@@ -58,22 +61,30 @@ fn open_vector_store(config: &Config) -> Result<Arc<dyn VectorStore>> {
             // Graphs are built beside the live segments at ingest's priority; searches and
             // writes go on meanwhile.
             edge.optimize_in_background(config.ingest.niceness, OPTIMIZE_CHECK_INTERVAL)?;
-            Ok(edge)
+            Ok((lexical, edge))
         }
         VectorStoreKind::Qdrant => {
+            let store = &config.vector_store;
             let collection = lumbung_qdrant::collection_name(
-                &config.vector_store.collection,
+                &store.collection,
                 &config.embedding.model_dir,
                 dimension,
             );
-            let store = lumbung_qdrant::QdrantVectorStore::open(
-                &config.vector_store,
+            let connection = lumbung_qdrant::Connection::new(store)?;
+            let vectors = lumbung_qdrant::QdrantVectorStore::open(
+                &connection,
+                store,
                 &collection,
                 dimension,
                 &config.vector_index,
             )?;
-            tracing::info!(url = %config.vector_store.url, collection, "vectors on Qdrant");
-            Ok(Arc::new(store))
+            let lexical = lumbung_qdrant::QdrantLexicalIndex::open(
+                &connection,
+                store,
+                &format!("{collection}-chunks"),
+            )?;
+            tracing::info!(url = %store.url, collection, "chunks and vectors on Qdrant");
+            Ok((Arc::new(lexical), Arc::new(vectors)))
         }
     }
 }
@@ -93,9 +104,7 @@ impl App {
         let metrics = Metrics::new();
         let embedder = Arc::new(Embedder::load(&config.embedding, config.ingest.niceness)?);
         embedder.observe_batches(metrics.embedding_batches());
-        let lexical: Arc<dyn LexicalIndex> =
-            Arc::new(TantivyLexicalIndex::open(&config.data_dir.join("lexical"))?);
-        let vectors = open_vector_store(&config)?;
+        let (lexical, vectors) = open_stores(&config)?;
         let catalog = Catalog::open(&config.data_dir.join("catalog.redb"))?;
         let ingestor = Arc::new(Ingestor::new(
             &config.ingest_root,

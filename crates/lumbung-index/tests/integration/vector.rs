@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
 use lumbung_core::{ChunkId, VectorIndexConfig};
-use lumbung_index::contract::{DIM, axis, ids, point};
-use lumbung_index::{EdgeVectorStore, Error, VectorPoint, VectorStore};
+use lumbung_index::contract::{DIM, axis, ids, points};
+use lumbung_index::{EdgeVectorStore, Error, VectorStore};
 
 use crate::{Doc, kb};
 
@@ -15,14 +15,6 @@ lumbung_index::vector_store_contract!(|| {
     let store: Arc<dyn VectorStore> = Arc::new(open(&dir));
     (dir, store)
 });
-
-fn points(doc: &Doc, vectors: Vec<Vec<f32>>) -> Vec<VectorPoint> {
-    vectors
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| point(doc.id(i as u32), v))
-        .collect()
-}
 
 #[test]
 fn flushed_data_survives_reopening() {

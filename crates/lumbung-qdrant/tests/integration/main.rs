@@ -9,8 +9,8 @@ use std::sync::Arc;
 use lumbung_core::{VectorIndexConfig, VectorStoreConfig, VectorStoreKind};
 use lumbung_index::VectorStore;
 use lumbung_index::contract::DIM;
-use lumbung_qdrant::QdrantVectorStore;
 use lumbung_qdrant::stand_in::StandInQdrant;
+use lumbung_qdrant::{Connection, QdrantVectorStore};
 
 /// A fresh folder and a stand-in serving from it; declared in this order, the folder outlives
 /// the stand-in.
@@ -29,10 +29,34 @@ pub fn config(stand_in: &StandInQdrant) -> VectorStoreConfig {
 }
 
 pub fn open(config: &VectorStoreConfig, collection: &str) -> QdrantVectorStore {
-    QdrantVectorStore::open(config, collection, DIM, &VectorIndexConfig::default()).unwrap()
+    let connection = Connection::new(config).unwrap();
+    QdrantVectorStore::open(
+        &connection,
+        config,
+        collection,
+        DIM,
+        &VectorIndexConfig::default(),
+    )
+    .unwrap()
 }
 
-mod contract {
+mod lexical_contract {
+    use lumbung_index::LexicalIndex;
+    use lumbung_qdrant::QdrantLexicalIndex;
+
+    use super::*;
+
+    lumbung_index::lexical_index_contract!(|| {
+        let (dir, stand_in) = stand_in(None);
+        let config = config(&stand_in);
+        let connection = Connection::new(&config).unwrap();
+        let index: Arc<dyn LexicalIndex> =
+            Arc::new(QdrantLexicalIndex::open(&connection, &config, "chunks").unwrap());
+        ((stand_in, dir), index)
+    });
+}
+
+mod vector_contract {
     use super::*;
 
     lumbung_index::vector_store_contract!(|| {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use lumbung_core::{VectorIndexConfig, VectorStoreConfig};
 use lumbung_index::contract::{DIM, Doc, axis, kb, point};
 use lumbung_index::{Error, VectorStore};
-use lumbung_qdrant::QdrantVectorStore;
+use lumbung_qdrant::{Connection, QdrantVectorStore};
 
 use crate::{config, open, stand_in};
 
@@ -97,7 +97,14 @@ fn a_store_opened_before_qdrant_is_up_waits_for_it() {
         ..config(&stand_in)
     };
     let opening = std::thread::spawn(move || {
-        QdrantVectorStore::open(&config, "late", DIM, &VectorIndexConfig::default())
+        let connection = Connection::new(&config)?;
+        QdrantVectorStore::open(
+            &connection,
+            &config,
+            "late",
+            DIM,
+            &VectorIndexConfig::default(),
+        )
     });
     std::thread::sleep(Duration::from_millis(700));
     assert!(!opening.is_finished());

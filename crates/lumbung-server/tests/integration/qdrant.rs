@@ -1,4 +1,4 @@
-//! The service with its vectors on Qdrant (the stand-in Qdrant: Qdrant's gRPC API over
+//! The service with its chunks and vectors on Qdrant (the stand-in Qdrant: Qdrant's gRPC API over
 //! Qdrant's storage engine, in the process; no Qdrant server can be installed here): switching
 //! `[vector_store]` is the only change, and an outage is waited out.
 
@@ -61,10 +61,12 @@ async fn the_samples_on_qdrant_answer_as_on_the_embedded_store_and_ride_out_an_o
     let server = TestServer::start(config.clone()).await;
     let report = server.app.sync_all().await.unwrap();
     assert_eq!(report.failed, 0, "{report:?}");
-    assert!(
-        !dir.path().join("data/vectors").exists(),
-        "no embedded vector store beside Qdrant"
-    );
+    for local in ["data/vectors", "data/lexical"] {
+        assert!(
+            !dir.path().join(local).exists(),
+            "{local}: nothing indexed on the node when Qdrant holds the data"
+        );
+    }
     let verify = |app: std::sync::Arc<lumbung_server::App>| async move {
         tokio::task::spawn_blocking(move || {
             SAMPLE_KBS

@@ -1,113 +1,11 @@
-//! The behaviour every [`VectorStore`] must have, as test cases that take a fresh, empty store
-//! of [`DIM`] dimensions: the embedded store (`lumbung-index`'s tests) and the Qdrant backend
-//! (`lumbung-qdrant`'s) run the same cases through [`vector_store_contract!`](crate::vector_store_contract).
-//!
-//! Only with the `contract` feature; a test helper, not part of the engine.
+//! The cases of [`vector_store_contract!`](crate::vector_store_contract).
 
 use std::sync::Arc;
 
-use lumbung_core::{ChunkId, ContentHash, DocumentPath, KbName, Language};
+use lumbung_core::{ChunkId, KbName, Language};
 
+use super::{DIM, Doc, axis, cosine, ids, kb, path, point, points, sorted};
 use crate::{Error, VectorPoint, VectorStore};
-
-/// The dimension of the stores the cases are given.
-pub const DIM: usize = 8;
-
-/// Test cases, one `#[test]` each, for the store `open` returns: `open` is an expression of a
-/// closure returning `(guard, Arc<dyn VectorStore>)` of an empty store of [`DIM`] dimensions,
-/// where the guard keeps what the store needs (a folder, a server) alive for the test.
-#[macro_export]
-macro_rules! vector_store_contract {
-    ($open:expr) => {
-        $crate::vector_store_contract!(@cases $open;
-            nearest_neighbour_comes_first_with_cosine_scores,
-            kb_filter_is_applied_inside_the_search,
-            a_scope_of_a_few_knowledge_bases_holds_the_best_of_each,
-            a_scope_of_every_knowledge_base_never_returns_one_written_later,
-            replace_leaves_only_the_new_version_and_is_idempotent,
-            delete_removes_only_that_document,
-            stored_vectors_come_back_in_the_order_asked,
-            invalid_vectors_are_refused_and_nothing_is_written,
-            concurrent_writers_readers_and_flushes_share_one_store,
-            each_language_has_its_mean_and_can_be_searched_alone,
-        );
-    };
-    (@cases $open:expr; $($case:ident,)*) => {$(
-        #[test]
-        fn $case() {
-            let (_guard, store) = ($open)();
-            $crate::contract::$case(store);
-        }
-    )*};
-}
-
-pub fn kb(name: &str) -> KbName {
-    KbName::new(name).unwrap()
-}
-
-pub fn path(path: &str) -> DocumentPath {
-    DocumentPath::new(path).unwrap()
-}
-
-/// One version of a document, whose chunk ids derive from the version as ingest's do.
-pub struct Doc {
-    pub kb: KbName,
-    pub path: DocumentPath,
-    pub hash: ContentHash,
-}
-
-impl Doc {
-    pub fn new(kb_name: &str, doc_path: &str, version: &str) -> Doc {
-        Doc {
-            kb: kb(kb_name),
-            path: path(doc_path),
-            hash: ContentHash::of_bytes(format!("{kb_name}/{doc_path}@{version}").as_bytes()),
-        }
-    }
-
-    pub fn id(&self, ordinal: u32) -> ChunkId {
-        ChunkId::derive(&self.kb, &self.path, &self.hash, ordinal)
-    }
-}
-
-/// The unit vector along `axis`, tilted towards the next axis by `tilt`.
-pub fn axis(axis: usize, tilt: f32) -> Vec<f32> {
-    let mut v = vec![0.0; DIM];
-    v[axis % DIM] = 1.0;
-    v[(axis + 1) % DIM] = tilt;
-    v
-}
-
-pub fn point(id: ChunkId, vector: Vec<f32>) -> VectorPoint {
-    VectorPoint {
-        id,
-        language: Language::Unknown,
-        vector,
-    }
-}
-
-fn points(doc: &Doc, vectors: Vec<Vec<f32>>) -> Vec<VectorPoint> {
-    vectors
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| point(doc.id(i as u32), v))
-        .collect()
-}
-
-pub fn ids(hits: &[(ChunkId, f32)]) -> Vec<ChunkId> {
-    hits.iter().map(|(id, _)| *id).collect()
-}
-
-pub fn sorted(mut ids: Vec<ChunkId>) -> Vec<ChunkId> {
-    ids.sort();
-    ids
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (norm(a) * norm(b))
-}
 
 pub fn nearest_neighbour_comes_first_with_cosine_scores(store: Arc<dyn VectorStore>) {
     let doc = Doc::new("it", "a.md", "v1");
