@@ -202,7 +202,7 @@ pub async fn eval_ask(mut config: Config, options: AskEvalOptions) -> anyhow::Re
         app.engine.set_decision(AnswerDecision::load(path)?);
     }
     let decision = app.engine.decision();
-    let all_kbs = app.ingestor.knowledge_bases()?;
+    let all_kbs = app.ingestor()?.knowledge_bases()?;
     if !options.json {
         println!(
             "{}: {} questions; {} chunks embedded now, ingest {ingest_seconds:.1} s; decision \

@@ -538,20 +538,27 @@ struct EmbeddingMeter {
 }
 
 impl EmbeddingMeter {
-    fn start(app: &App) -> EmbeddingMeter {
-        EmbeddingMeter {
-            tokens: app.ingestor.embedder().tokens_embedded(EmbedKind::Passage),
+    fn start(app: &App) -> anyhow::Result<EmbeddingMeter> {
+        Ok(EmbeddingMeter {
+            tokens: app
+                .ingestor()?
+                .embedder()
+                .tokens_embedded(EmbedKind::Passage),
             model_seconds: app.metrics.embedding_seconds(EmbedKind::Passage),
             started: Instant::now(),
-        }
+        })
     }
 
-    fn stop(self, app: &App) -> Embedding {
-        Embedding {
+    fn stop(self, app: &App) -> anyhow::Result<Embedding> {
+        Ok(Embedding {
             seconds: self.started.elapsed().as_secs_f64(),
-            tokens: app.ingestor.embedder().tokens_embedded(EmbedKind::Passage) - self.tokens,
+            tokens: app
+                .ingestor()?
+                .embedder()
+                .tokens_embedded(EmbedKind::Passage)
+                - self.tokens,
             model_seconds: app.metrics.embedding_seconds(EmbedKind::Passage) - self.model_seconds,
-        }
+        })
     }
 }
 
@@ -567,13 +574,13 @@ async fn ingest_samples(mut config: Config) -> anyhow::Result<IngestedSamples> {
     let app = Arc::new(tokio::task::spawn_blocking(move || App::open(config)).await??);
     let open = started.elapsed();
 
-    let meter = EmbeddingMeter::start(&app);
+    let meter = EmbeddingMeter::start(&app)?;
     let report = app.sync_all().await?;
     let ingest = IngestRun {
         documents: report.indexed,
         chunks: report.chunks_written,
         failed: report.failed,
-        embedding: meter.stop(&app),
+        embedding: meter.stop(&app)?,
     };
     Ok(IngestedSamples {
         app,
@@ -670,7 +677,7 @@ impl ShareRow {
 /// sentences, read back from the index), in one call with nothing else running, so that the
 /// embedder sorts them all by token count: the fastest this model embeds that work here.
 fn embedding_alone(app: &App) -> anyhow::Result<Embedding> {
-    let ingestor = &app.ingestor;
+    let ingestor = app.ingestor()?;
     let mut texts = Vec::new();
     for kb in ingestor.knowledge_bases()? {
         let ids: Vec<ChunkId> = ingestor
@@ -685,9 +692,9 @@ fn embedding_alone(app: &App) -> anyhow::Result<Embedding> {
         }
     }
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let meter = EmbeddingMeter::start(app);
+    let meter = EmbeddingMeter::start(app)?;
     ingestor.embedder().embed_passages(&texts)?;
-    Ok(meter.stop(app))
+    meter.stop(app)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

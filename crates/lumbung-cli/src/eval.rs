@@ -67,7 +67,7 @@ pub async fn eval(mut config: Config, options: EvalOptions) -> anyhow::Result<()
 
     let (app, report, ingest_seconds) = open_and_ingest(config).await?;
     // Counted from the catalog: a reused work folder ingests nothing new.
-    let summary = app.ingestor.status(&KbName::new(KB)?)?.summary;
+    let summary = app.ingestor()?.status(&KbName::new(KB)?)?.summary;
     if !options.json {
         println!(
             "{}: {} documents ({} chunks, {} failed; {} embedded now) ingested in \
@@ -231,7 +231,7 @@ async fn score(
 pub async fn open_and_ingest(config: Config) -> anyhow::Result<(Arc<App>, SyncReport, f64)> {
     let app = Arc::new(tokio::task::spawn_blocking(move || App::open(config)).await??);
     let started = Instant::now();
-    let ingestor = Arc::clone(&app.ingestor);
+    let ingestor = Arc::clone(app.ingestor()?);
     let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let bar = ingest_bar()?;
         let report = ingestor.sync_all(false, &|event| show_progress(&bar, event))?;

@@ -15,8 +15,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    // Search answers from what is already indexed while the folders are synced and watched.
-    let watcher = app.watch()?;
+    // Search answers from what is already indexed while the folders are synced and watched; a
+    // query node watches nothing.
+    let watcher = match app.config.server.role {
+        lumbung_core::NodeRole::Query => None,
+        lumbung_core::NodeRole::All | lumbung_core::NodeRole::Ingest => Some(app.watch()?),
+    };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let metrics = match app.config.server.metrics_listen {
         Some(addr) => {
@@ -54,13 +58,13 @@ pub fn check(config: Config, kb: Option<String>) -> anyhow::Result<bool> {
     let app = App::open(config)?;
     let kbs = match kb {
         Some(name) => vec![KbName::new(name)?],
-        None => app.ingestor.knowledge_bases()?,
+        None => app.ingestor()?.knowledge_bases()?,
     };
     let mut consistent = true;
     for kb in kbs {
-        let problems = app.ingestor.verify(&kb)?;
+        let problems = app.ingestor()?.verify(&kb)?;
         if problems.is_empty() {
-            let summary = app.ingestor.status(&kb)?.summary;
+            let summary = app.ingestor()?.status(&kb)?.summary;
             println!(
                 "{kb}: consistent ({} documents indexed, {} chunks)",
                 summary.indexed, summary.chunks
@@ -112,9 +116,9 @@ pub fn ingest(config: Config, kb: Option<String>, force: bool) -> anyhow::Result
     let progress = |event: &Progress| show_progress(&bar, event);
     let report = match kb {
         Some(name) => app
-            .ingestor
+            .ingestor()?
             .sync_kb(&KbName::new(name)?, force, &progress)?,
-        None => app.ingestor.sync_all(force, &progress)?,
+        None => app.ingestor()?.sync_all(force, &progress)?,
     };
     bar.finish_and_clear();
     println!(

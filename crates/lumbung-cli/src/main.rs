@@ -5,6 +5,7 @@ mod bench;
 mod calibrate;
 mod client;
 mod eval;
+mod lexical_eval;
 mod local;
 mod scale;
 
@@ -156,6 +157,21 @@ struct ServeArgs {
     /// Address to listen on; overrides `server.listen`.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// What this process does; overrides `server.role`. `query` and `ingest` need
+    /// `vector_store.kind = "qdrant"`.
+    #[arg(long, value_enum)]
+    role: Option<NodeRoleArg>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum NodeRoleArg {
+    /// Watch the folders, keep the catalog, write the indexes and answer queries (one node).
+    All,
+    /// Answer assistants from the cluster alone: no folders, catalog or local index.
+    Query,
+    /// Watch the folders, keep the catalog and write to the cluster; serve AdminService. One
+    /// per cluster: a second one is refused while the first holds the ingest lease.
+    Ingest,
 }
 
 #[derive(Args)]
@@ -211,6 +227,20 @@ struct EvalArgs {
     /// to that knowledge base and over all of them.
     #[arg(long)]
     ask: bool,
+    /// Compare BM25 of the two lexical engines on the same chunks instead: tantivy and
+    /// Qdrant's sparse vectors with IDF (on the stand-in Qdrant, in this process). Embeds
+    /// nothing; prints each engine's scores and the chunks' average length in terms.
+    #[arg(long, conflicts_with_all = ["ask", "rerank"])]
+    lexical: bool,
+    /// With --lexical: the average chunk lengths (analyzer terms) to write Qdrant's BM25
+    /// weights with; one Qdrant collection each.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        requires = "lexical",
+        default_value = "110"
+    )]
+    average_terms: Vec<f32>,
     /// With --ask: read queries_<SPLIT>.jsonl and qrels_<SPLIT>.tsv (for example train).
     #[arg(long, requires = "ask")]
     split: Option<String>,
@@ -414,8 +444,15 @@ fn main() -> anyhow::Result<()> {
             let mut config = args.config.load()?;
             if let Some(listen) = args.listen {
                 config.server.listen = listen;
-                config.validate()?;
             }
+            if let Some(role) = args.role {
+                config.server.role = match role {
+                    NodeRoleArg::All => lumbung_core::NodeRole::All,
+                    NodeRoleArg::Query => lumbung_core::NodeRole::Query,
+                    NodeRoleArg::Ingest => lumbung_core::NodeRole::Ingest,
+                };
+            }
+            config.validate()?;
             runtime.block_on(local::serve(config))
         }
         Command::Ingest(args) => {
@@ -445,6 +482,16 @@ fn main() -> anyhow::Result<()> {
                 decision: args.decision,
             };
             runtime.block_on(ask_eval::eval_ask(config, options))
+        }
+        Command::Eval(args) if args.lexical => {
+            let config = args.config.load()?;
+            let options = lexical_eval::LexicalEvalOptions {
+                dir: args.dir,
+                max_queries: args.max_queries,
+                max_documents: args.max_documents,
+                average_terms: args.average_terms,
+            };
+            lexical_eval::eval_lexical(config, options)
         }
         Command::Eval(args) => {
             let config = args.config.load()?;

@@ -266,7 +266,7 @@ pub async fn serve_scale(mut config: Config, options: ServeOptions) -> anyhow::R
         rss()
     );
     let mut kbs: Vec<String> = app
-        .ingestor
+        .ingestor()?
         .knowledge_bases()?
         .into_iter()
         .map(|kb| kb.as_str().to_string())

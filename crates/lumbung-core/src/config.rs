@@ -25,9 +25,27 @@ pub struct Config {
     pub ask: AskConfig,
 }
 
+/// What one `lumbung serve` process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    /// Watches the folders, keeps the catalog, writes the indexes and answers queries: the
+    /// single node.
+    All,
+    /// Answers `KnowledgeService` from the cluster alone: no folders, catalog or local index,
+    /// so any number can run behind a load balancer. Needs `vector_store.kind = "qdrant"`.
+    Query,
+    /// Watches the folders, keeps the catalog and writes to the cluster; serves
+    /// `AdminService`. One per cluster (it holds the ingest lease). Needs
+    /// `vector_store.kind = "qdrant"`.
+    Ingest,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
+    /// What this process does (`lumbung serve --role` overrides it).
+    pub role: NodeRole,
     pub listen: SocketAddr,
     /// API tokens (see `deploy/tokens.toml`): each maps to a role and the knowledge bases it may
     /// read. Without it every caller is an administrator of everything, so the service then
@@ -259,6 +277,18 @@ pub struct VectorStoreConfig {
     /// How long ingest keeps retrying an unreachable cluster (ingest pauses meanwhile) before
     /// its run fails; the next reconcile then starts over from the catalog.
     pub write_retry_seconds: u64,
+    /// The chunk length (in analyzer terms) BM25 normalises a chunk's length against. A
+    /// chunk's BM25 weights are written into Qdrant once, so this stands in for the
+    /// collection's true average that tantivy uses; changing it needs a reindex.
+    /// `lumbung eval DIR --lexical` measures it and what it does to ranking.
+    pub bm25_average_chunk_terms: f32,
+    /// How often a query node reads the knowledge bases (and their `kb.toml` settings) that
+    /// the ingest node publishes, in milliseconds.
+    pub directory_refresh_ms: u64,
+    /// The ingest lease a node that writes to the cluster holds, renewed every third of it: a
+    /// second such node is refused while it is held, and may take over this long after the
+    /// first stopped without releasing it.
+    pub ingest_lease_seconds: u64,
 }
 
 impl Default for VectorStoreConfig {
@@ -275,6 +305,10 @@ impl Default for VectorStoreConfig {
             timeout_ms: 5_000,
             search_retry_ms: 1_000,
             write_retry_seconds: 300,
+            // Measured with `lumbung eval DIR --lexical` on ../shared/eval (docs/cluster.md).
+            bm25_average_chunk_terms: 60.0,
+            directory_refresh_ms: 2_000,
+            ingest_lease_seconds: 30,
         }
     }
 }
@@ -379,6 +413,7 @@ impl Default for Config {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
+            role: NodeRole::All,
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             tokens_file: None,
             tls_cert_file: None,
@@ -536,7 +571,23 @@ impl Config {
             return Err(Error::invalid("data_dir", "must not be inside ingest_root"));
         }
         let v = &self.vector_store;
+        if self.server.role != NodeRole::All && v.kind != VectorStoreKind::Qdrant {
+            return Err(Error::invalid(
+                "server.role",
+                format!(
+                    "{:?} nodes share a cluster: set vector_store.kind = \"qdrant\"",
+                    self.server.role
+                )
+                .to_lowercase(),
+            ));
+        }
         if v.kind == VectorStoreKind::Qdrant {
+            if v.directory_refresh_ms == 0 || v.ingest_lease_seconds < 3 {
+                return Err(Error::invalid(
+                    "vector_store.ingest_lease_seconds",
+                    "directory_refresh_ms must be positive and ingest_lease_seconds at least 3",
+                ));
+            }
             if !(v.url.starts_with("http://") || v.url.starts_with("https://")) {
                 return Err(Error::invalid(
                     "vector_store.url",

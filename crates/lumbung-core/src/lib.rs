@@ -14,8 +14,9 @@ mod sentences;
 
 pub use chunk::{Chunk, Citation, QuantizedVector, Section, Sentence};
 pub use config::{
-    AskConfig, Config, EmbeddingConfig, Fusion, IngestConfig, Pooling, RerankConfig, SearchConfig,
-    ServerConfig, VectorIndexConfig, VectorStoreConfig, VectorStoreKind, WriteOrdering,
+    AskConfig, Config, EmbeddingConfig, Fusion, IngestConfig, NodeRole, Pooling, RerankConfig,
+    SearchConfig, ServerConfig, VectorIndexConfig, VectorStoreConfig, VectorStoreKind,
+    WriteOrdering,
 };
 pub use error::{Error, Result};
 pub use ids::{ChunkId, ContentHash, DocumentPath, KbName};

@@ -2,14 +2,14 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The file in a knowledge-base folder that describes it; never indexed as a document.
 pub const SETTINGS_FILE: &str = "kb.toml";
 
 /// A knowledge base's own description. Every field is optional; a folder without `kb.toml`
 /// gets the defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KbSettings {
     /// A human title, for assistants' builders choosing a knowledge base.

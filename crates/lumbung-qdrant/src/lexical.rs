@@ -28,11 +28,6 @@ use crate::{Error, Result};
 /// BM25's term-frequency saturation and length normalisation, as tantivy uses them.
 const K1: f32 = 1.2;
 const B: f32 = 0.75;
-/// The average chunk length, in analyzer terms, that a chunk's length is normalised against.
-/// A chunk's weights are written once, so they cannot follow the collection's true average as
-/// tantivy's do; this is the average of the samples and ../shared/eval corpora chunked at the
-/// default 200 tokens (docs/cluster.md has the measurement and what other values cost).
-const AVERAGE_CHUNK_TERMS: f32 = 110.0;
 /// A pasted log or e-mail must not turn into a query with thousands of terms.
 const MAX_QUERY_TERMS: usize = 256;
 /// Points per upsert call.
@@ -63,16 +58,21 @@ pub(crate) fn term_index(term: &str) -> u32 {
 }
 
 /// A chunk's BM25 document weights: for each term of its indexed text (context and text, as
-/// tantivy indexes it), `tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl))`. Qdrant multiplies
-/// each by the term's IDF at query time (the collection's `Modifier::Idf`).
-pub(crate) fn bm25_weights(analyzer: &mut TextAnalyzer, text: &str) -> (Vec<u32>, Vec<f32>) {
+/// tantivy indexes it), `tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl))`, with `avgdl` fixed
+/// (`vector_store.bm25_average_chunk_terms`) since the weights are written once. Qdrant
+/// multiplies each by the term's IDF at query time (the collection's `Modifier::Idf`).
+pub(crate) fn bm25_weights(
+    analyzer: &mut TextAnalyzer,
+    text: &str,
+    average_terms: f32,
+) -> (Vec<u32>, Vec<f32>) {
     let terms = analyzer::token_texts(analyzer, text);
     let length = terms.len() as f32;
     let mut frequencies: HashMap<u32, f32> = HashMap::new();
     for term in &terms {
         *frequencies.entry(term_index(term)).or_default() += 1.0;
     }
-    let norm = K1 * (1.0 - B + B * length / AVERAGE_CHUNK_TERMS);
+    let norm = K1 * (1.0 - B + B * length / average_terms);
     let mut weights: Vec<(u32, f32)> = frequencies
         .into_iter()
         .map(|(index, tf)| (index, tf * (K1 + 1.0) / (tf + norm)))
@@ -119,6 +119,7 @@ struct Reader {
 /// from the catalog.
 pub struct QdrantLexicalIndex {
     reader: Arc<Reader>,
+    average_terms: f32,
     staged: Mutex<Vec<Staged>>,
     write_budget: Duration,
     ordering: qdrant::WriteOrdering,
@@ -175,6 +176,7 @@ impl QdrantLexicalIndex {
                 read_budget: Duration::from_millis(config.search_retry_ms),
                 point_count: Mutex::new(None),
             }),
+            average_terms: config.bm25_average_chunk_terms,
             staged: Mutex::new(Vec::new()),
             write_budget,
             ordering,
@@ -187,8 +189,11 @@ impl QdrantLexicalIndex {
 
     fn to_point(&self, chunk: &Chunk) -> PointStruct {
         let citation = &chunk.citation;
-        let (indices, values) =
-            bm25_weights(&mut self.reader.analyzer.clone(), &chunk.indexed_text());
+        let (indices, values) = bm25_weights(
+            &mut self.reader.analyzer.clone(),
+            &chunk.indexed_text(),
+            self.average_terms,
+        );
         let mut payload: HashMap<String, Value> = HashMap::from([
             (KB_KEY.to_string(), Value::from(citation.kb.as_str())),
             (
@@ -647,13 +652,13 @@ mod tests {
     #[test]
     fn bm25_weights_saturate_with_frequency_and_shrink_with_length() {
         let mut analyzer = analyzer::analyzer();
-        let (indices, values) = bm25_weights(&mut analyzer, "valve valve valve pump");
+        let (indices, values) = bm25_weights(&mut analyzer, "valve valve valve pump", 100.0);
         let weight =
             |term: &str| values[indices.iter().position(|&i| i == term_index(term)).unwrap()];
         assert!(weight("valv") > weight("pump"), "stemmed, and counted");
         assert!(weight("valv") < 3.0 * weight("pump"), "saturated");
         let long = format!("pump {}", "filler ".repeat(300));
-        let (long_indices, long_values) = bm25_weights(&mut analyzer, &long);
+        let (long_indices, long_values) = bm25_weights(&mut analyzer, &long, 100.0);
         let long_pump = long_values[long_indices
             .iter()
             .position(|&i| i == term_index("pump"))

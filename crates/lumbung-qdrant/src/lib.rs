@@ -9,6 +9,7 @@
 //! own storage engine (`qdrant-edge`) in the process: the tests' Qdrant, where no Qdrant server
 //! binary can be installed. It is not a Qdrant server and does not replace one.
 
+mod directory;
 mod error;
 mod lexical;
 mod remote;
@@ -17,6 +18,7 @@ mod store;
 #[cfg(feature = "stand-in")]
 pub mod stand_in;
 
+pub use directory::{ClusterDirectory, LeaseHolder};
 pub use error::{Error, Result};
 pub use lexical::QdrantLexicalIndex;
 pub use remote::Connection;

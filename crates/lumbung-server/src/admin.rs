@@ -44,7 +44,7 @@ impl AdminApi {
         } else {
             Scope::resolved(vec![self.one_kb(caller, &request.knowledge_base).await?])
         };
-        let ingestor = Arc::clone(&self.app.ingestor);
+        let ingestor = Arc::clone(self.app.ingestor()?);
         #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]
         let statuses = tokio::task::spawn_blocking(move || -> Result<Vec<_>> {
             let mut statuses = Vec::with_capacity(scope.kbs().len());
@@ -68,7 +68,7 @@ impl AdminApi {
     ) -> Result<v1::ReindexResponse> {
         caller.require_admin()?;
         let kb = self.one_kb(caller, &request.knowledge_base).await?;
-        let ingestor = Arc::clone(&self.app.ingestor);
+        let ingestor = Arc::clone(self.app.ingestor()?);
         #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]
         let report = tokio::task::spawn_blocking(move || ingestor.sync_kb(&kb, true, &|_| {}))
             .await

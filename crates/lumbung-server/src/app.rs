@@ -1,14 +1,15 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use lumbung_core::{Config, KbName, VectorStoreKind};
+use lumbung_core::{Config, KbName, NodeRole, VectorStoreKind};
 use lumbung_embed::{Embedder, Reranker};
 use lumbung_index::{EdgeVectorStore, LexicalIndex, TantivyLexicalIndex, VectorStore};
-use lumbung_ingest::{Catalog, Ingestor, SyncReport, Watcher};
+use lumbung_ingest::{Catalog, Ingestor, Registry, SyncReport, Watcher};
 use lumbung_proto::v1;
 use lumbung_search::{Answer, AnswerDecision, CpuPool, Scope, SearchEngine};
 
 use crate::auth::{Caller, TokenStore};
+use crate::cluster::{IngestLease, PublishedRegistry};
 use crate::gaps::GapLog;
 use crate::limits::{Admission, TokenGate, TokenLimits};
 use crate::metrics::Metrics;
@@ -24,7 +25,12 @@ const GAPS_PER_KB: usize = 1_000;
 pub struct App {
     pub config: Config,
     pub engine: SearchEngine,
-    pub ingestor: Arc<Ingestor>,
+    /// The folders' ingest; none on a query node.
+    ingestor: Option<Arc<Ingestor>>,
+    /// Where the knowledge bases and their settings come from.
+    knowledge_bases: KnowledgeBases,
+    /// Held by a node that writes to a cluster.
+    lease: Option<IngestLease>,
     pub gaps: Arc<GapLog>,
     /// `None` without `server.tokens_file`: every caller is the local administrator.
     tokens: Option<Arc<TokenStore>>,
@@ -37,8 +43,23 @@ pub struct App {
     watcher_alive: Mutex<Option<Arc<AtomicBool>>>,
 }
 
+/// Where a node learns which knowledge bases exist, with their `kb.toml` settings.
+enum KnowledgeBases {
+    /// From the folders, through the ingestor's registry.
+    Local(Arc<Ingestor>),
+    /// From what the cluster's ingest node published (query nodes).
+    Published(Arc<PublishedRegistry>),
+}
+
 /// How often the background optimiser looks at how much the vector store has changed.
 const OPTIMIZE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Both indexes, and the cluster's directory when they are on Qdrant.
+type OpenedStores = (
+    Arc<dyn LexicalIndex>,
+    Arc<dyn VectorStore>,
+    Option<lumbung_qdrant::ClusterDirectory>,
+);
 
 /// The stores `[vector_store]` names: tantivy and the embedded shard under the data directory,
 /// or the embedding model's collections on a Qdrant server or cluster (the vectors in
@@ -48,7 +69,7 @@ const OPTIMIZE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_s
     clippy::disallowed_methods,
     reason = "blocking by contract, at start-up"
 )]
-fn open_stores(config: &Config) -> Result<(Arc<dyn LexicalIndex>, Arc<dyn VectorStore>)> {
+fn open_stores(config: &Config) -> Result<OpenedStores> {
     let dimension = config.embedding.dimension;
     match config.vector_store.kind {
         VectorStoreKind::Embedded => {
@@ -61,7 +82,7 @@ fn open_stores(config: &Config) -> Result<(Arc<dyn LexicalIndex>, Arc<dyn Vector
             // Graphs are built beside the live segments at ingest's priority; searches and
             // writes go on meanwhile.
             edge.optimize_in_background(config.ingest.niceness, OPTIMIZE_CHECK_INTERVAL)?;
-            Ok((lexical, edge))
+            Ok((lexical, edge, None))
         }
         VectorStoreKind::Qdrant => {
             let store = &config.vector_store;
@@ -84,7 +105,12 @@ fn open_stores(config: &Config) -> Result<(Arc<dyn LexicalIndex>, Arc<dyn Vector
                 &format!("{collection}-chunks"),
             )?;
             tracing::info!(url = %store.url, collection, "chunks and vectors on Qdrant");
-            Ok((Arc::new(lexical), Arc::new(vectors)))
+            let directory = lumbung_qdrant::ClusterDirectory::open(
+                &connection,
+                store,
+                &format!("{}-directory", store.collection),
+            )?;
+            Ok((Arc::new(lexical), Arc::new(vectors), Some(directory)))
         }
     }
 }
@@ -98,22 +124,45 @@ impl App {
         clippy::disallowed_methods,
         reason = "blocking by contract, at start-up"
     )]
+    ///
+    /// A query node (`server.role = "query"`) opens no folder, catalog or local index: it reads
+    /// the knowledge bases the cluster's ingest node publishes. A node that writes to a cluster
+    /// takes its ingest lease first, and fails naming the node that holds it.
     pub fn open(config: Config) -> Result<App> {
         crate::data_dir::prepare(&config.data_dir)?;
-        fs_err::create_dir_all(&config.ingest_root)?;
+        let ingests = config.server.role != NodeRole::Query;
+        if ingests {
+            fs_err::create_dir_all(&config.ingest_root)?;
+        }
         let metrics = Metrics::new();
         let embedder = Arc::new(Embedder::load(&config.embedding, config.ingest.niceness)?);
         embedder.observe_batches(metrics.embedding_batches());
-        let (lexical, vectors) = open_stores(&config)?;
-        let catalog = Catalog::open(&config.data_dir.join("catalog.redb"))?;
-        let ingestor = Arc::new(Ingestor::new(
-            &config.ingest_root,
-            catalog,
-            Arc::clone(&lexical),
-            Arc::clone(&vectors),
-            Arc::clone(&embedder),
-            config.ingest.clone(),
-        )?);
+        let (lexical, vectors, directory) = open_stores(&config)?;
+        let (ingestor, knowledge_bases, lease) = if ingests {
+            let catalog = Catalog::open(&config.data_dir.join("catalog.redb"))?;
+            let ingestor = Arc::new(Ingestor::new(
+                &config.ingest_root,
+                catalog,
+                Arc::clone(&lexical),
+                Arc::clone(&vectors),
+                Arc::clone(&embedder),
+                config.ingest.clone(),
+            )?);
+            let lease = directory
+                .map(|directory| {
+                    IngestLease::take(Arc::new(directory), &ingestor, &config.vector_store)
+                })
+                .transpose()?;
+            let local = KnowledgeBases::Local(Arc::clone(&ingestor));
+            (Some(ingestor), local, lease)
+        } else {
+            let Some(directory) = directory else {
+                unreachable!("Config::validate allows query nodes only on a cluster")
+            };
+            let every = std::time::Duration::from_millis(config.vector_store.directory_refresh_ms);
+            let published = PublishedRegistry::follow(directory, every)?;
+            (None, KnowledgeBases::Published(published), None)
+        };
         let mut engine = SearchEngine::new(
             lexical,
             vectors,
@@ -171,6 +220,8 @@ impl App {
             config,
             engine,
             ingestor,
+            knowledge_bases,
+            lease,
             gaps,
             tokens,
             token_gate: Arc::default(),
@@ -204,8 +255,7 @@ impl App {
     /// The `escalation` of a knowledge base's kb.toml; empty when it names none or cannot be
     /// read.
     pub fn escalation_contact(&self, kb: &KbName) -> String {
-        self.ingestor
-            .registry()
+        self.registry()
             .get(kb)
             .and_then(|entry| entry.settings.as_ref().ok())
             .and_then(|settings| settings.escalation.clone())
@@ -258,19 +308,18 @@ impl App {
         let app = Arc::clone(self);
         #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]
         let synced = tokio::task::spawn_blocking(move || {
-            app.ingestor.sync_all(false, &lumbung_ingest::log_progress)
+            app.ingestor()?
+                .sync_all(false, &lumbung_ingest::log_progress)
+                .map_err(Error::from)
         });
-        synced
-            .await
-            .map_err(|err| Error::Task(err.to_string()))?
-            .map_err(Error::from)
+        synced.await.map_err(|err| Error::Task(err.to_string()))?
     }
 
     /// Follows the watched root from now on: a full reconcile at once, then each changed
     /// knowledge base once its files settle, and a full reconcile periodically. Search answers
     /// from what is indexed meanwhile. Stops when the returned watcher is dropped.
     pub fn watch(&self) -> Result<Watcher> {
-        let watcher = Watcher::start(Arc::clone(&self.ingestor))?;
+        let watcher = Watcher::start(Arc::clone(self.ingestor()?))?;
         *self
             .watcher_alive
             .lock()
@@ -281,11 +330,32 @@ impl App {
     /// False once the watcher this service started has died; true without one (a service
     /// that only answers from what is indexed is healthy).
     pub fn ingest_alive(&self) -> bool {
-        self.watcher_alive
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_none_or(|alive| alive.load(Ordering::SeqCst))
+        self.lease.as_ref().is_none_or(IngestLease::held)
+            && self
+                .watcher_alive
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .is_none_or(|alive| alive.load(Ordering::SeqCst))
+    }
+
+    /// The folders' ingest; FAILED_PRECONDITION on a query node, which has none.
+    pub fn ingestor(&self) -> Result<&Arc<Ingestor>> {
+        self.ingestor.as_ref().ok_or_else(|| {
+            Error::WrongRole(
+                "this is a query node: the catalog and ingest are on the cluster's ingest node"
+                    .to_string(),
+            )
+        })
+    }
+
+    /// The knowledge bases with their settings and counts: the local folders' (through the
+    /// ingestor), or on a query node the ones the ingest node published. Reads no disk.
+    pub fn registry(&self) -> Arc<Registry> {
+        match &self.knowledge_bases {
+            KnowledgeBases::Local(ingestor) => ingestor.registry(),
+            KnowledgeBases::Published(published) => published.get(),
+        }
     }
 
     /// Who made a request: the token it carries, or, without a token file (loopback only),
@@ -309,7 +379,6 @@ impl App {
             );
         }
         let readable: Vec<KbName> = self
-            .ingestor
             .registry()
             .iter()
             .filter(|(kb, entry)| {

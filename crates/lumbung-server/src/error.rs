@@ -45,6 +45,12 @@ pub enum Error {
     GapStore(#[from] redb::Error),
     #[error("gap log holds unreadable data: {0}")]
     GapCorrupt(#[from] serde_json::Error),
+    /// What the cluster's directory holds cannot be read or written.
+    #[error("cluster directory: {0}")]
+    ClusterDirectory(String),
+    /// The call needs a part this node does not run (a query node has no catalog).
+    #[error("{0}")]
+    WrongRole(String),
     /// A background task failed to complete.
     #[error("task failed: {0}")]
     Task(String),
@@ -72,6 +78,7 @@ impl Error {
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::ResourceExhausted { .. } => Code::ResourceExhausted,
+            Error::WrongRole(_) => Code::FailedPrecondition,
             Error::Search(lumbung_search::Error::Index(index))
             | Error::Ingest(lumbung_ingest::Error::Index(index))
             | Error::Index(index) => match index {
@@ -110,6 +117,7 @@ impl Error {
             | Error::GapStore(_)
             | Error::GapCorrupt(_)
             | Error::Task(_)
+            | Error::ClusterDirectory(_)
             | Error::Startup(_) => Code::Internal,
         }
     }

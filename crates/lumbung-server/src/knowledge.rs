@@ -106,7 +106,7 @@ impl KnowledgeApi {
             .iter()
             .filter(|kb| request.page_token.is_empty() || kb.as_str() > request.page_token.as_str())
             .collect();
-        let registry = self.app.ingestor.registry();
+        let registry = self.app.registry();
         let page: Vec<v1::KnowledgeBase> = kbs
             .iter()
             .take(page_size)

@@ -7,6 +7,7 @@
 mod admin;
 mod app;
 mod auth;
+mod cluster;
 mod data_dir;
 mod error;
 mod gaps;
@@ -18,6 +19,7 @@ mod request;
 use std::future::Future;
 use std::sync::Arc;
 
+use lumbung_core::NodeRole;
 use lumbung_proto::v1::admin_service_server::AdminServiceServer;
 use lumbung_proto::v1::knowledge_service_server::KnowledgeServiceServer;
 use tokio::net::TcpListener;
@@ -40,13 +42,21 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    // A query node answers assistants; an ingest node serves admins; a single node both.
+    let role = app.config.server.role;
+    let serves_knowledge = role != NodeRole::Ingest;
+    let serves_admin = role != NodeRole::Query;
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<KnowledgeServiceServer<knowledge::KnowledgeApi>>()
-        .await;
-    health
-        .set_serving::<AdminServiceServer<admin::AdminApi>>()
-        .await;
+    if serves_knowledge {
+        health
+            .set_serving::<KnowledgeServiceServer<knowledge::KnowledgeApi>>()
+            .await;
+    }
+    if serves_admin {
+        health
+            .set_serving::<AdminServiceServer<admin::AdminApi>>()
+            .await;
+    }
     // v1 for current clients (buf curl), v1alpha for older ones (grpcurl).
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -75,6 +85,9 @@ pub async fn serve(
                     health
                         .set_not_serving::<KnowledgeServiceServer<knowledge::KnowledgeApi>>()
                         .await;
+                    health
+                        .set_not_serving::<AdminServiceServer<admin::AdminApi>>()
+                        .await;
                     return;
                 }
             }
@@ -95,18 +108,20 @@ pub async fn serve(
     );
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let max_request_bytes = app.config.server.max_request_bytes;
+    let knowledge = serves_knowledge.then(|| {
+        KnowledgeServiceServer::new(knowledge::KnowledgeApi::new(Arc::clone(&app)))
+            .max_decoding_message_size(max_request_bytes)
+    });
+    let admin = serves_admin.then(|| {
+        AdminServiceServer::new(admin::AdminApi::new(app))
+            .max_decoding_message_size(max_request_bytes)
+    });
     let served = builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(
-            KnowledgeServiceServer::new(knowledge::KnowledgeApi::new(Arc::clone(&app)))
-                .max_decoding_message_size(max_request_bytes),
-        )
-        .add_service(
-            AdminServiceServer::new(admin::AdminApi::new(app))
-                .max_decoding_message_size(max_request_bytes),
-        )
+        .add_optional_service(knowledge)
+        .add_optional_service(admin)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     monitor.abort();

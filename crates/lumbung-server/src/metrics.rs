@@ -195,7 +195,7 @@ impl Metrics {
         self.documents.reset();
         self.failed_documents.reset();
         self.chunks.reset();
-        for (kb, entry) in app.ingestor.registry().iter() {
+        for (kb, entry) in app.registry().iter() {
             let summary = &entry.summary;
             for (state, count) in [
                 ("indexed", summary.indexed),

@@ -24,14 +24,17 @@ use qdrant_client::qdrant::points_server::{Points, PointsServer};
 use qdrant_client::qdrant::qdrant_server::{Qdrant, QdrantServer};
 use qdrant_client::qdrant::{self};
 use qdrant_edge::{
-    CountRequest, CreateIndex, DEFAULT_VECTOR_NAME, Distance, EdgeConfig, EdgeShard,
-    EdgeSparseVectorParamsBuilder, EdgeVectorParamsBuilder, FacetRequest, FieldIndexOperations,
-    HnswIndexConfig, JsonPath, Modifier, PointInsertOperations, PointOperations,
-    PointStructPersisted, QueryRequest, ScrollRequest, UpdateOperation,
+    ConditionalInsertOperation, CountRequest, CreateIndex, DEFAULT_VECTOR_NAME, Distance,
+    EdgeConfig, EdgeShard, EdgeSparseVectorParamsBuilder, EdgeVectorParamsBuilder, FacetRequest,
+    FieldIndexOperations, HnswIndexConfig, JsonPath, Modifier, PointInsertOperations,
+    PointOperations, PointStructPersisted, QueryRequest, ScrollRequest, UpdateOperation,
 };
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tonic::{Request, Response, Status};
+
+/// How long [`StandInQdrant::stop`] waits for calls in flight.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The engine's state, shared by the services and kept across [`StandInQdrant::stop`].
 struct Engine {
@@ -95,10 +98,14 @@ impl StandInQdrant {
     }
 
     /// Takes the server off its port at once: open connections drop, new ones are refused,
-    /// calls in flight get no answer. The data stays for [`StandInQdrant::resume`].
+    /// calls in flight get no answer. The data stays for [`StandInQdrant::resume`]. Returns
+    /// once the server's tasks are gone (a call that reached qdrant-edge finishes first).
     pub fn stop(&mut self) {
         if let Some(runtime) = self.serving.take() {
-            runtime.shutdown_background();
+            // On a thread of its own: a runtime cannot be shut down from inside another
+            // one's async context, where tests call this.
+            let shutdown = std::thread::spawn(move || runtime.shutdown_timeout(SHUTDOWN_WAIT));
+            let _ = shutdown.join();
         }
     }
 
@@ -593,9 +600,10 @@ impl Points for Api {
     ) -> Result<Response<qdrant::PointsOperationResponse>, Status> {
         self.authorize(&request)?;
         let request = request.into_inner();
-        if request.update_filter.is_some() {
-            return Err(convert::unimplemented("conditional upserts"));
+        if request.update_mode.is_some() {
+            return Err(convert::unimplemented("update_mode"));
         }
+        let condition = convert::filter(request.update_filter)?;
         let points = request
             .points
             .into_iter()
@@ -607,10 +615,20 @@ impl Points for Api {
                 })
             })
             .collect::<Result<Vec<_>, Status>>()?;
+        let points = PointInsertOperations::PointsList(points);
+        let operation = match condition {
+            // Existing points are written only where they match; new ones always.
+            Some(condition) => {
+                PointOperations::UpsertPointsConditional(ConditionalInsertOperation {
+                    points_op: points,
+                    condition,
+                    update_mode: None,
+                })
+            }
+            None => PointOperations::UpsertPoints(points),
+        };
         self.on(&request.collection_name, move |c| {
-            c.update(UpdateOperation::PointOperation(
-                PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
-            ))
+            c.update(UpdateOperation::PointOperation(operation))
         })
         .await?;
         Ok(Response::new(ok_points()))

@@ -1,6 +1,7 @@
 //! The Qdrant backend against the stand-in Qdrant (`StandInQdrant`: Qdrant's gRPC API over
 //! Qdrant's storage engine in the process; no Qdrant server can be installed where these run).
 
+mod directory;
 mod outage;
 mod stand_in;
 
