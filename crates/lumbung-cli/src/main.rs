@@ -64,6 +64,24 @@ enum Command {
     /// latency per retriever and `Ask` latency through a real gRPC server, change-to-searchable
     /// of an edited file, and optionally a burst of files ingested by the watcher.
     Bench(BenchArgs),
+    /// Serve a stand-in for a Qdrant server on one machine, to try `vector_store.kind =
+    /// "qdrant"`, the roles and the deploy configs without a cluster: Qdrant's gRPC API over
+    /// Qdrant's own storage engine (qdrant-edge) in this process. NOT a Qdrant server: one
+    /// shard per collection, no replication, only the calls lumbung makes.
+    QdrantStandIn(QdrantStandInArgs),
+}
+
+#[derive(Args)]
+struct QdrantStandInArgs {
+    /// Where the collections are kept (loaded again at the next start).
+    #[arg(long, default_value = "data/qdrant-stand-in")]
+    dir: PathBuf,
+    /// Address to serve Qdrant's gRPC API on.
+    #[arg(long, default_value = "127.0.0.1:6334")]
+    listen: SocketAddr,
+    /// Refuse calls without this `api-key`.
+    #[arg(long, env = "LUMBUNG__VECTOR_STORE__API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
 }
 
 #[derive(Args)]
@@ -504,6 +522,22 @@ fn main() -> anyhow::Result<()> {
                 rerank: args.rerank,
             };
             runtime.block_on(eval::eval(config, options))
+        }
+        Command::QdrantStandIn(args) => {
+            init_tracing();
+            let stand_in = lumbung_qdrant::stand_in::StandInQdrant::start_on(
+                &args.dir,
+                args.api_key.as_deref().filter(|key| !key.is_empty()),
+                args.listen,
+            )?;
+            println!(
+                "stand-in Qdrant (not a Qdrant server) on {} with its data in {}; Ctrl-C stops it",
+                stand_in.url(),
+                args.dir.display()
+            );
+            runtime.block_on(tokio::signal::ctrl_c())?;
+            drop(stand_in);
+            Ok(())
         }
         Command::Search(args) => runtime.block_on(client::search(args)),
         Command::Ask(args) => runtime.block_on(client::ask(args)),

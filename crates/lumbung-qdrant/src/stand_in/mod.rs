@@ -64,6 +64,15 @@ impl StandInQdrant {
     /// previous stand-in left there; with `api_key`, only calls that send it. Blocking; it may
     /// be called from inside another runtime (it serves from one of its own).
     pub fn start(dir: &Path, api_key: Option<&str>) -> std::io::Result<StandInQdrant> {
+        Self::start_on(dir, api_key, SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// [`StandInQdrant::start`] on `addr`.
+    pub fn start_on(
+        dir: &Path,
+        api_key: Option<&str>,
+        addr: SocketAddr,
+    ) -> std::io::Result<StandInQdrant> {
         std::fs::create_dir_all(dir)?;
         let mut collections = HashMap::new();
         for entry in std::fs::read_dir(dir)? {
@@ -82,7 +91,7 @@ impl StandInQdrant {
             api_key: api_key.map(str::to_string),
             collections: RwLock::new(collections),
         });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let listener = std::net::TcpListener::bind(addr)?;
         let mut stand_in = StandInQdrant {
             engine,
             addr: listener.local_addr()?,
@@ -132,7 +141,9 @@ impl StandInQdrant {
         let api = Api {
             engine: Arc::clone(&self.engine),
         };
-        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        // Without TCP_NODELAY a small answer waits for the client's delayed ACK (about 40 ms).
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         runtime.spawn(async move {
             let result = tonic::transport::Server::builder()
                 .add_service(QdrantServer::new(api.clone()))
