@@ -192,7 +192,7 @@ async fn score(
     retriever: Retriever,
 ) -> anyhow::Result<RetrieverScores> {
     let scope = Scope::resolved(vec![KbName::new(KB)?]);
-    let (mut ndcg, mut recall, mut mrr) = (0.0, 0.0, 0.0);
+    let mut quality = Quality::default();
     let mut latencies = Vec::with_capacity(collection.queries.len());
     for query in &collection.queries {
         let request = SearchRequest {
@@ -209,21 +209,40 @@ async fn score(
                 .get(p.chunk.citation.document_path.as_str())
                 .map(String::as_str)
         }));
-        let relevant = &collection.qrels[&query.id];
-        ndcg += eval::ndcg_at(&ranked, relevant, 10);
-        recall += eval::recall_at(&ranked, relevant, 100);
-        mrr += eval::mrr_at(&ranked, relevant, 10);
+        quality.add(&ranked, &collection.qrels[&query.id]);
     }
     latencies.sort();
-    let n = collection.queries.len() as f64;
+    let [ndcg_at_10, recall_at_100, mrr_at_10] = quality.means();
     Ok(RetrieverScores {
         name,
-        ndcg_at_10: ndcg / n,
-        recall_at_100: recall / n,
-        mrr_at_10: mrr / n,
+        ndcg_at_10,
+        recall_at_100,
+        mrr_at_10,
         p50: crate::bench::percentile(&latencies, 0.5),
         p99: crate::bench::percentile(&latencies, 0.99),
     })
+}
+
+/// nDCG@10, Recall@100 and MRR@10 summed over queries.
+#[derive(Default)]
+pub struct Quality {
+    sums: [f64; 3],
+    queries: usize,
+}
+
+impl Quality {
+    /// Adds one query's documents in ranked order, against its relevant ones.
+    pub fn add(&mut self, ranked: &[String], relevant: &HashMap<String, u32>) {
+        self.sums[0] += eval::ndcg_at(ranked, relevant, 10);
+        self.sums[1] += eval::recall_at(ranked, relevant, 100);
+        self.sums[2] += eval::mrr_at(ranked, relevant, 10);
+        self.queries += 1;
+    }
+
+    /// The means of nDCG@10, Recall@100 and MRR@10.
+    pub fn means(&self) -> [f64; 3] {
+        self.sums.map(|sum| sum / self.queries.max(1) as f64)
+    }
 }
 
 /// Opens the engine on `config` and syncs every knowledge base of its ingest root, with a

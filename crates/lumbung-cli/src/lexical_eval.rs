@@ -16,7 +16,7 @@ use lumbung_qdrant::stand_in::StandInQdrant;
 use lumbung_qdrant::{Connection, QdrantLexicalIndex};
 use lumbung_search::eval::{self, Collection};
 
-use crate::eval::ms;
+use crate::eval::{Quality, ms};
 
 pub struct LexicalEvalOptions {
     pub dir: PathBuf,
@@ -123,7 +123,7 @@ pub fn eval_lexical(config: Config, options: LexicalEvalOptions) -> anyhow::Resu
         }
         engine.commit()?;
         let index_seconds = started.elapsed().as_secs_f64();
-        let (mut ndcg, mut recall, mut mrr) = (0.0, 0.0, 0.0);
+        let mut quality = Quality::default();
         let mut latencies = Vec::with_capacity(collection.queries.len());
         for query in &collection.queries {
             let started = Instant::now();
@@ -134,19 +134,16 @@ pub fn eval_lexical(config: Config, options: LexicalEvalOptions) -> anyhow::Resu
                     .get(hit.chunk.citation.document_path.as_str())
                     .map(String::as_str)
             }));
-            let relevant = &collection.qrels[&query.id];
-            ndcg += eval::ndcg_at(&ranked, relevant, 10);
-            recall += eval::recall_at(&ranked, relevant, 100);
-            mrr += eval::mrr_at(&ranked, relevant, 10);
+            quality.add(&ranked, &collection.qrels[&query.id]);
         }
         latencies.sort();
-        let n = collection.queries.len() as f64;
+        let [ndcg, recall, mrr] = quality.means();
         println!(
             "{:<20} {:>8.4} {:>10.4} {:>7.4} {:>8.1} {:>8.2}",
             name,
-            ndcg / n,
-            recall / n,
-            mrr / n,
+            ndcg,
+            recall,
+            mrr,
             index_seconds,
             ms(crate::bench::percentile(&latencies, 0.5)),
         );

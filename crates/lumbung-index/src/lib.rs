@@ -29,6 +29,27 @@ pub use error::{Error, Result};
 pub use lexical::TantivyLexicalIndex;
 pub use vector::{EdgeVectorStore, VectorIndexInfo};
 
+/// The mean of `vectors`, each of `dimension` entries, summed in f64; `None` without any. A
+/// [`VectorStore::language_centroids`] averages its sample with it.
+pub fn mean_vector(
+    vectors: impl IntoIterator<Item = Vec<f32>>,
+    dimension: usize,
+) -> Option<Vec<f32>> {
+    let mut sum = vec![0f64; dimension];
+    let mut count = 0usize;
+    for vector in vectors {
+        for (total, x) in sum.iter_mut().zip(&vector) {
+            *total += f64::from(*x);
+        }
+        count += 1;
+    }
+    (count > 0).then(|| {
+        sum.iter()
+            .map(|total| (total / count as f64) as f32)
+            .collect()
+    })
+}
+
 /// A chunk found by a search, with the engine's relevance score (higher is better).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoredChunk {

@@ -718,22 +718,12 @@ impl VectorStore for EdgeVectorStore {
                 with_vector: WithVector::Bool(true),
                 with_payload: WithPayloadInterface::Bool(false),
             };
-            let mut sum = vec![0f64; self.dimension];
-            let mut count = 0usize;
-            for point in self.shard.query(request)? {
-                let Some(vector) = dense_vector(point.vector) else {
-                    continue;
-                };
-                for (total, x) in sum.iter_mut().zip(&vector) {
-                    *total += f64::from(*x);
-                }
-                count += 1;
-            }
-            if count > 0 {
-                let mean = sum
-                    .iter()
-                    .map(|total| (total / count as f64) as f32)
-                    .collect();
+            let vectors = self
+                .shard
+                .query(request)?
+                .into_iter()
+                .filter_map(|point| dense_vector(point.vector));
+            if let Some(mean) = crate::mean_vector(vectors, self.dimension) {
                 centroids.push((language, mean));
             }
         }

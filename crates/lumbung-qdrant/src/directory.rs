@@ -7,13 +7,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lumbung_core::VectorStoreConfig;
 use qdrant_client::qdrant::{
-    self, Condition, CreateCollection, DeletePoints, Filter, GetPoints, Modifier, PointId,
-    PointStruct, PointsSelector, Range, ScrollPoints, SparseVectorConfig, SparseVectorParams,
+    self, Condition, Filter, GetPoints, Modifier, PointId, PointStruct, Range, ScrollPoints,
     UpsertPoints, Value, WithPayloadSelector, WithVectorsSelector,
 };
 
 use crate::remote::{Connection, Remote};
-use crate::store::{SPARSE_VECTOR, create_collection_once, ensure_keyword_indexes, write_ordering};
+use crate::store::{
+    create_collection_once, ensure_keyword_indexes, sparse_collection, write_ordering,
+};
 use crate::{Error, Result};
 
 const KIND_KEY: &str = "kind";
@@ -82,21 +83,7 @@ impl ClusterDirectory {
         let write_budget = Duration::from_secs(config.write_retry_seconds);
         let ordering = write_ordering(config);
         // Qdrant wants a vector of some kind per collection; no point here has one.
-        let request = CreateCollection {
-            collection_name: collection.to_string(),
-            sparse_vectors_config: Some(SparseVectorConfig {
-                map: HashMap::from([(
-                    SPARSE_VECTOR.to_string(),
-                    SparseVectorParams {
-                        index: None,
-                        modifier: Some(Modifier::None as i32),
-                    },
-                )]),
-            }),
-            replication_factor: Some(config.replication_factor).filter(|&n| n > 0),
-            write_consistency_factor: Some(config.write_consistency_factor).filter(|&n| n > 0),
-            ..CreateCollection::default()
-        };
+        let request = sparse_collection(collection, Modifier::None, config);
         create_collection_once(&remote, request, write_budget)?;
         ensure_keyword_indexes(
             &remote,
@@ -151,26 +138,13 @@ impl ClusterDirectory {
         if !names.is_empty() {
             gone.must_not = vec![Condition::matches(KB_KEY, names)];
         }
-        let request = DeletePoints {
-            collection_name: self.collection.clone(),
-            wait: Some(true),
-            points: Some(PointsSelector {
-                points_selector_one_of: Some(qdrant::points_selector::PointsSelectorOneOf::Filter(
-                    gone,
-                )),
-            }),
-            ordering: Some(self.ordering),
-            ..DeletePoints::default()
-        };
-        self.remote.call(
+        self.remote.delete_where(
             "unpublish knowledge bases",
+            &self.collection,
+            gone,
+            self.ordering,
             self.write_budget,
-            move |client| {
-                let request = request.clone();
-                async move { client.delete_points(request).await }
-            },
-        )?;
-        Ok(())
+        )
     }
 
     /// The published knowledge bases (name, JSON), in no particular order.
@@ -270,26 +244,17 @@ impl ClusterDirectory {
     /// Gives the lease up (at a clean shutdown), if `holder` has it. Tries for two seconds at
     /// most: a shutdown must not wait for a cluster that is down (the lease then expires).
     pub fn release_ingest_lease(&self, holder: &str) -> Result<()> {
-        let request = DeletePoints {
-            collection_name: self.collection.clone(),
-            wait: Some(true),
-            points: Some(PointsSelector {
-                points_selector_one_of: Some(qdrant::points_selector::PointsSelectorOneOf::Filter(
-                    Filter::must([
-                        Condition::has_id([LEASE_ID]),
-                        Condition::matches(HOLDER_KEY, holder.to_string()),
-                    ]),
-                )),
-            }),
-            ordering: Some(self.ordering),
-            ..DeletePoints::default()
-        };
-        self.remote
-            .call("release ingest lease", RELEASE_BUDGET, move |client| {
-                let request = request.clone();
-                async move { client.delete_points(request).await }
-            })?;
-        Ok(())
+        let ours = Filter::must([
+            Condition::has_id([LEASE_ID]),
+            Condition::matches(HOLDER_KEY, holder.to_string()),
+        ]);
+        self.remote.delete_where(
+            "release ingest lease",
+            &self.collection,
+            ours,
+            self.ordering,
+            RELEASE_BUDGET,
+        )
     }
 
     fn lease_holder(&self) -> Result<Option<LeaseHolder>> {

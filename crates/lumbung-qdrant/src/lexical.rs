@@ -11,9 +11,8 @@ use lumbung_core::{Chunk, ChunkId, Citation, DocumentPath, KbName, Language, Vec
 use lumbung_index::analyzer;
 use lumbung_index::{LexicalIndex, LexicalSnapshot, ScoredChunk, sentence_codec};
 use qdrant_client::qdrant::{
-    self, Condition, CountPoints, CreateCollection, DeletePoints, Filter, GetPoints, Modifier,
-    NamedVectors, PointStruct, PointsSelector, Query, QueryBatchPoints, QueryPoints, ScoredPoint,
-    SparseVectorConfig, SparseVectorParams, UpsertPoints, Value, Vector, WithPayloadSelector,
+    self, Condition, CountPoints, Filter, GetPoints, Modifier, NamedVectors, PointStruct, Query,
+    QueryBatchPoints, QueryPoints, ScoredPoint, UpsertPoints, Value, Vector, WithPayloadSelector,
     WithVectorsSelector,
 };
 use tantivy::tokenizer::TextAnalyzer;
@@ -21,7 +20,7 @@ use tantivy::tokenizer::TextAnalyzer;
 use crate::remote::{Connection, Remote};
 use crate::store::{
     KB_KEY, PATH_KEY, SPARSE_VECTOR, chunk_id, create_collection_once, ensure_keyword_indexes,
-    point_id,
+    point_id, sparse_collection,
 };
 use crate::{Error, Result};
 
@@ -144,22 +143,7 @@ impl QdrantLexicalIndex {
         let remote = connection.remote();
         let write_budget = Duration::from_secs(config.write_retry_seconds);
         let ordering = crate::store::write_ordering(config);
-        let request = CreateCollection {
-            collection_name: collection.to_string(),
-            sparse_vectors_config: Some(SparseVectorConfig {
-                map: HashMap::from([(
-                    SPARSE_VECTOR.to_string(),
-                    SparseVectorParams {
-                        index: None,
-                        modifier: Some(Modifier::Idf as i32),
-                    },
-                )]),
-            }),
-            shard_number: Some(config.shard_number).filter(|&n| n > 0),
-            replication_factor: Some(config.replication_factor).filter(|&n| n > 0),
-            write_consistency_factor: Some(config.write_consistency_factor).filter(|&n| n > 0),
-            ..CreateCollection::default()
-        };
+        let request = sparse_collection(collection, Modifier::Idf, config);
         create_collection_once(&remote, request, write_budget)?;
         ensure_keyword_indexes(
             &remote,
@@ -237,24 +221,13 @@ impl QdrantLexicalIndex {
     }
 
     fn delete_where(&self, filter: Filter) -> Result<()> {
-        let request = DeletePoints {
-            collection_name: self.reader.collection.clone(),
-            wait: Some(true),
-            points: Some(PointsSelector {
-                points_selector_one_of: Some(qdrant::points_selector::PointsSelectorOneOf::Filter(
-                    filter,
-                )),
-            }),
-            ordering: Some(self.ordering),
-            ..DeletePoints::default()
-        };
-        self.reader
-            .remote
-            .call("delete chunks", self.write_budget, move |client| {
-                let request = request.clone();
-                async move { client.delete_points(request).await }
-            })?;
-        Ok(())
+        self.reader.remote.delete_where(
+            "delete chunks",
+            &self.reader.collection,
+            filter,
+            self.ordering,
+            self.write_budget,
+        )
     }
 
     fn apply(&self, staged: Staged) -> Result<()> {

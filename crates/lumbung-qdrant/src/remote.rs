@@ -104,6 +104,34 @@ impl Remote {
     }
 }
 
+impl Remote {
+    /// Deletes the points of `collection` that `filter` keeps, waiting until Qdrant applied it.
+    pub(crate) fn delete_where(
+        &self,
+        operation: &'static str,
+        collection: &str,
+        filter: qdrant_client::qdrant::Filter,
+        ordering: qdrant_client::qdrant::WriteOrdering,
+        budget: Duration,
+    ) -> Result<()> {
+        use qdrant_client::qdrant::{DeletePoints, PointsSelector, points_selector};
+        let request = DeletePoints {
+            collection_name: collection.to_string(),
+            wait: Some(true),
+            points: Some(PointsSelector {
+                points_selector_one_of: Some(points_selector::PointsSelectorOneOf::Filter(filter)),
+            }),
+            ordering: Some(ordering),
+            ..DeletePoints::default()
+        };
+        self.call(operation, budget, move |client| {
+            let request = request.clone();
+            async move { client.delete_points(request).await }
+        })?;
+        Ok(())
+    }
+}
+
 async fn retry<T, Fut>(
     operation: &'static str,
     url: &str,

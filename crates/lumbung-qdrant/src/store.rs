@@ -11,11 +11,11 @@ use lumbung_core::{
 use lumbung_index::{VectorPoint, VectorStore};
 use qdrant_client::qdrant::{
     self, AcornSearchParams, Condition, CountPoints, CreateCollection, CreateFieldIndexCollection,
-    DeletePoints, Distance, FieldType, Filter, GetCollectionInfoRequest, GetPoints, HnswConfigDiff,
+    Distance, FieldType, Filter, GetCollectionInfoRequest, GetPoints, HnswConfigDiff,
     KeywordIndexParams, NamedVectors, OptimizersConfigDiff, PayloadIndexParams, PointId,
-    PointStruct, PointsSelector, QuantizationConfig, QuantizationSearchParams, Query,
-    QueryBatchPoints, QueryPoints, ScalarQuantization, ScoredPoint, SearchParams, UpsertPoints,
-    Value, VectorParams, VectorParamsMap, VectorsConfig, WithPayloadSelector, WithVectorsSelector,
+    PointStruct, QuantizationConfig, QuantizationSearchParams, Query, QueryBatchPoints,
+    QueryPoints, ScalarQuantization, ScoredPoint, SearchParams, UpsertPoints, Value, VectorParams,
+    VectorParamsMap, VectorsConfig, WithPayloadSelector, WithVectorsSelector,
 };
 use tonic::Code;
 
@@ -291,23 +291,13 @@ impl QdrantVectorStore {
     }
 
     fn delete_where(&self, filter: Filter) -> Result<()> {
-        let request = DeletePoints {
-            collection_name: self.collection.clone(),
-            wait: Some(true),
-            points: Some(PointsSelector {
-                points_selector_one_of: Some(qdrant::points_selector::PointsSelectorOneOf::Filter(
-                    filter,
-                )),
-            }),
-            ordering: Some(self.ordering),
-            ..DeletePoints::default()
-        };
-        self.remote
-            .call("delete points", self.write_budget, move |client| {
-                let request = request.clone();
-                async move { client.delete_points(request).await }
-            })?;
-        Ok(())
+        self.remote.delete_where(
+            "delete points",
+            &self.collection,
+            filter,
+            self.ordering,
+            self.write_budget,
+        )
     }
 
     /// The nearest points of `kbs` (and `language`), best first; scopes of up to
@@ -395,6 +385,32 @@ pub(crate) fn write_ordering(config: &VectorStoreConfig) -> qdrant::WriteOrderin
     };
     qdrant::WriteOrdering {
         r#type: ordering as i32,
+    }
+}
+
+/// A collection with one sparse vector (`bm25`) and no dense one; shards, replicas and
+/// write consistency from `config`.
+pub(crate) fn sparse_collection(
+    name: &str,
+    modifier: qdrant::Modifier,
+    config: &VectorStoreConfig,
+) -> CreateCollection {
+    let positive = |n: u32| Some(n).filter(|&n| n > 0);
+    CreateCollection {
+        collection_name: name.to_string(),
+        sparse_vectors_config: Some(qdrant::SparseVectorConfig {
+            map: HashMap::from([(
+                SPARSE_VECTOR.to_string(),
+                qdrant::SparseVectorParams {
+                    index: None,
+                    modifier: Some(modifier as i32),
+                },
+            )]),
+        }),
+        shard_number: positive(config.shard_number),
+        replication_factor: positive(config.replication_factor),
+        write_consistency_factor: positive(config.write_consistency_factor),
+        ..CreateCollection::default()
     }
 }
 
@@ -672,22 +688,10 @@ impl VectorStore for QdrantVectorStore {
                     async move { client.query(request).await }
                 })?
                 .result;
-            let mut sum = vec![0f64; self.dimension];
-            let mut count = 0usize;
-            for point in points {
-                let Some(vector) = dense_vector(point.vectors) else {
-                    continue;
-                };
-                for (total, x) in sum.iter_mut().zip(&vector) {
-                    *total += f64::from(*x);
-                }
-                count += 1;
-            }
-            if count > 0 {
-                let mean = sum
-                    .iter()
-                    .map(|total| (total / count as f64) as f32)
-                    .collect();
+            let vectors = points
+                .into_iter()
+                .filter_map(|point| dense_vector(point.vectors));
+            if let Some(mean) = lumbung_index::mean_vector(vectors, self.dimension) {
                 centroids.push((language, mean));
             }
         }
