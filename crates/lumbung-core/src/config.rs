@@ -582,10 +582,17 @@ impl Config {
             ));
         }
         if v.kind == VectorStoreKind::Qdrant {
-            if v.directory_refresh_ms == 0 || v.ingest_lease_seconds < 3 {
+            if v.directory_refresh_ms == 0 {
+                return Err(Error::invalid(
+                    "vector_store.directory_refresh_ms",
+                    "must be positive",
+                ));
+            }
+            if v.ingest_lease_seconds < 3 {
+                // Renewed every third of it: below 3 s a renewal would be due every second.
                 return Err(Error::invalid(
                     "vector_store.ingest_lease_seconds",
-                    "directory_refresh_ms must be positive and ingest_lease_seconds at least 3",
+                    "must be at least 3",
                 ));
             }
             if !(v.url.starts_with("http://") || v.url.starts_with("https://")) {

@@ -120,14 +120,14 @@ impl App {
     /// the reranker when `rerank.enabled`). A data directory in an older format is cleared
     /// first and rebuilt by the next sync (see `data_dir::prepare`).
     /// Blocking: call it before starting the runtime's work, or from a blocking thread.
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "blocking by contract, at start-up"
-    )]
     ///
     /// A query node (`server.role = "query"`) opens no folder, catalog or local index: it reads
     /// the knowledge bases the cluster's ingest node publishes. A node that writes to a cluster
     /// takes its ingest lease first, and fails naming the node that holds it.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "blocking by contract, at start-up"
+    )]
     pub fn open(config: Config) -> Result<App> {
         crate::data_dir::prepare(&config.data_dir)?;
         let ingests = config.server.role != NodeRole::Query;
