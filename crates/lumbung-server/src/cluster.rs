@@ -99,6 +99,8 @@ pub struct IngestLease {
     directory: Arc<ClusterDirectory>,
     holder: String,
     lost: Arc<AtomicBool>,
+    /// Set before the lease is released, so that the keeper does not renew it afterwards.
+    released: Arc<AtomicBool>,
 }
 
 impl IngestLease {
@@ -122,17 +124,28 @@ impl IngestLease {
         }
         tracing::info!(holder, "ingest lease taken");
         let lost = Arc::new(AtomicBool::new(false));
+        let released = Arc::new(AtomicBool::new(false));
         let lease = IngestLease {
             directory: Arc::clone(&directory),
             holder: holder.clone(),
             lost: Arc::clone(&lost),
+            released: Arc::clone(&released),
         };
         let registry = ingestor.registry();
         directory.publish(&to_published(&registry)?)?;
         let ingestor = Arc::downgrade(ingestor);
         std::thread::Builder::new()
             .name("ingest-lease".to_string())
-            .spawn(move || keep_lease(&directory, &ingestor, &holder, ttl, registry, &lost))
+            .spawn(move || {
+                let keeper = Keeper {
+                    directory: &directory,
+                    holder: &holder,
+                    ttl,
+                    lost: &lost,
+                    released: &released,
+                };
+                keeper.run(&ingestor, registry);
+            })
             .map_err(Error::Io)?;
         Ok(lease)
     }
@@ -145,6 +158,7 @@ impl IngestLease {
 
 impl Drop for IngestLease {
     fn drop(&mut self) {
+        self.released.store(true, Ordering::SeqCst);
         if let Err(err) = self.directory.release_ingest_lease(&self.holder) {
             tracing::warn!(error = %err, "ingest lease not released; it expires by itself");
         }
@@ -157,44 +171,57 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-#[allow(clippy::disallowed_methods, reason = "runs on a thread of its own")]
-fn keep_lease(
-    directory: &ClusterDirectory,
-    ingestor: &Weak<Ingestor>,
-    holder: &str,
+/// What the ingest lease's thread works with.
+struct Keeper<'a> {
+    directory: &'a ClusterDirectory,
+    holder: &'a str,
     ttl: Duration,
-    mut published: Arc<Registry>,
-    lost: &AtomicBool,
-) {
-    let renew_every = ttl / 3;
-    let publish_every = Duration::from_millis(500);
-    let mut since_renewal = Duration::ZERO;
-    loop {
-        std::thread::sleep(publish_every);
-        let Some(ingestor) = ingestor.upgrade() else {
-            return;
-        };
-        since_renewal += publish_every;
-        if since_renewal >= renew_every {
-            since_renewal = Duration::ZERO;
-            match directory.claim_ingest_lease(holder, ttl) {
-                Ok(Ok(())) => {}
-                Ok(Err(other)) => {
-                    tracing::error!(
-                        holder = other.holder,
-                        "ingest lease lost to another node: this node stops ingesting"
-                    );
-                    lost.store(true, Ordering::SeqCst);
+    lost: &'a AtomicBool,
+    released: &'a AtomicBool,
+}
+
+impl Keeper<'_> {
+    /// Renews the lease every third of its time and publishes the registry when it changes,
+    /// until the ingestor is dropped, the lease released, or another node has taken it.
+    #[allow(clippy::disallowed_methods, reason = "runs on a thread of its own")]
+    fn run(&self, ingestor: &Weak<Ingestor>, mut published: Arc<Registry>) {
+        let renew_every = self.ttl / 3;
+        let publish_every = Duration::from_millis(500);
+        let mut since_renewal = Duration::ZERO;
+        loop {
+            std::thread::sleep(publish_every);
+            let Some(ingestor) = ingestor.upgrade() else {
+                return;
+            };
+            since_renewal += publish_every;
+            if since_renewal >= renew_every {
+                since_renewal = Duration::ZERO;
+                if self.released.load(Ordering::SeqCst) {
                     return;
                 }
-                Err(err) => tracing::warn!(error = %err, "ingest lease not renewed; retrying"),
+                match self.directory.claim_ingest_lease(self.holder, self.ttl) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(other)) => {
+                        tracing::error!(
+                            holder = other.holder,
+                            "ingest lease lost to another node: this node stops ingesting"
+                        );
+                        self.lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(err) => tracing::warn!(error = %err, "ingest lease not renewed; retrying"),
+                }
             }
-        }
-        let registry = ingestor.registry();
-        if !Arc::ptr_eq(&registry, &published) {
-            match to_published(&registry).and_then(|entries| Ok(directory.publish(&entries)?)) {
-                Ok(()) => published = registry,
-                Err(err) => tracing::warn!(error = %err, "knowledge bases not published; retrying"),
+            let registry = ingestor.registry();
+            if !Arc::ptr_eq(&registry, &published) {
+                let outcome = to_published(&registry)
+                    .and_then(|entries| Ok(self.directory.publish(&entries)?));
+                match outcome {
+                    Ok(()) => published = registry,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "knowledge bases not published; retrying")
+                    }
+                }
             }
         }
     }
