@@ -59,10 +59,23 @@ async fn connect(args: &ClientArgs) -> anyhow::Result<(Channel, BearerToken)> {
     Ok((channel(args).await?, BearerToken(token)))
 }
 
+/// The URL of `addr`, which may also be given as `serve --listen` prints it (`host:port`):
+/// without a scheme it is `http://`, or `https://` when a CA is given for TLS.
+fn endpoint_url(addr: &str, tls: bool) -> String {
+    if addr.contains("://") {
+        addr.to_string()
+    } else if tls {
+        format!("https://{addr}")
+    } else {
+        format!("http://{addr}")
+    }
+}
+
 async fn channel(args: &ClientArgs) -> anyhow::Result<Channel> {
-    let mut endpoint = Channel::from_shared(args.addr.clone())
-        .with_context(|| format!("invalid address {:?}", args.addr))?;
-    if args.addr.starts_with("https://") || args.tls_ca.is_some() {
+    let url = endpoint_url(&args.addr, args.tls_ca.is_some());
+    let mut endpoint =
+        Channel::from_shared(url.clone()).with_context(|| format!("invalid address {url:?}"))?;
+    if url.starts_with("https://") || args.tls_ca.is_some() {
         let mut tls = ClientTlsConfig::new();
         if let Some(ca) = &args.tls_ca {
             tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
@@ -72,12 +85,10 @@ async fn channel(args: &ClientArgs) -> anyhow::Result<Channel> {
         }
         endpoint = endpoint.tls_config(tls).context("TLS settings")?;
     }
-    endpoint.connect().await.with_context(|| {
-        format!(
-            "cannot reach lumbung at {} (is `lumbung serve` running?)",
-            args.addr
-        )
-    })
+    endpoint
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach lumbung at {url} (is `lumbung serve` running?)"))
 }
 
 fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
@@ -450,4 +461,29 @@ fn kb_status_json(kb: &v1::KnowledgeBaseStatus) -> Value {
             .collect::<serde_json::Map<String, Value>>(),
         "documents": documents,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint_url;
+
+    #[test]
+    fn an_address_without_a_scheme_is_taken_as_serve_prints_it() {
+        assert_eq!(
+            endpoint_url("127.0.0.1:50061", false),
+            "http://127.0.0.1:50061"
+        );
+        assert_eq!(
+            endpoint_url("kb.example:443", true),
+            "https://kb.example:443"
+        );
+        assert_eq!(
+            endpoint_url("http://[::1]:50051", true),
+            "http://[::1]:50051"
+        );
+        assert_eq!(
+            endpoint_url("https://kb.example", false),
+            "https://kb.example"
+        );
+    }
 }

@@ -285,7 +285,7 @@ struct EvalArgs {
 /// How to reach a running service.
 #[derive(Args)]
 struct ClientArgs {
-    /// The service's address.
+    /// The service's address: `host:port` as `serve` prints it, or a URL (`https://` for TLS).
     #[arg(long, env = "LUMBUNG_ADDR", default_value = "http://127.0.0.1:50051")]
     addr: String,
     /// The API token, when the service has a token file.
