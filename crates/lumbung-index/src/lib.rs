@@ -29,6 +29,23 @@ pub use error::{Error, Result};
 pub use lexical::TantivyLexicalIndex;
 pub use vector::{EdgeVectorStore, VectorIndexInfo};
 
+/// Refuses a vector a store of `dimension` cannot hold or compare: another length
+/// ([`Error::DimensionMismatch`]) or a non-finite component ([`Error::InvalidArgument`]).
+pub fn check_vector(vector: &[f32], dimension: usize) -> Result<()> {
+    if vector.len() != dimension {
+        return Err(Error::DimensionMismatch {
+            expected: dimension,
+            actual: vector.len(),
+        });
+    }
+    if !vector.iter().all(|x| x.is_finite()) {
+        return Err(Error::InvalidArgument(
+            "vector has a non-finite component".to_string(),
+        ));
+    }
+    Ok(())
+}
+
 /// The mean of `vectors`, each of `dimension` entries, summed in f64; `None` without any. A
 /// [`VectorStore::language_centroids`] averages its sample with it.
 pub fn mean_vector(

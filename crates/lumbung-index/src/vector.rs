@@ -431,7 +431,7 @@ impl EdgeVectorStore {
         if kbs.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        self.check_vector(vector)?;
+        crate::check_vector(vector, self.dimension)?;
         if kbs.len() > FAN_OUT_MAX_KBS {
             let scope: HashSet<&str> = kbs.iter().map(KbName::as_str).collect();
             if self.holds_only(&scope)? {
@@ -568,21 +568,6 @@ impl EdgeVectorStore {
             .map(|point| Ok((chunk_id(point.id)?, point.score)))
             .collect()
     }
-
-    fn check_vector(&self, vector: &[f32]) -> Result<()> {
-        if vector.len() != self.dimension {
-            return Err(Error::DimensionMismatch {
-                expected: self.dimension,
-                actual: vector.len(),
-            });
-        }
-        if !vector.iter().all(|x| x.is_finite()) {
-            return Err(Error::InvalidArgument(
-                "vector has a non-finite component".to_string(),
-            ));
-        }
-        Ok(())
-    }
 }
 
 impl VectorStore for EdgeVectorStore {
@@ -594,7 +579,7 @@ impl VectorStore for EdgeVectorStore {
         points: &[VectorPoint],
     ) -> Result<()> {
         for point in points {
-            self.check_vector(&point.vector)?;
+            crate::check_vector(&point.vector, self.dimension)?;
         }
         let points: Vec<_> = points
             .iter()

@@ -11,7 +11,7 @@ use lumbung_core::{Chunk, ChunkId, Citation, DocumentPath, KbName, Language, Vec
 use lumbung_index::analyzer;
 use lumbung_index::{LexicalIndex, LexicalSnapshot, ScoredChunk, sentence_codec};
 use qdrant_client::qdrant::{
-    self, Condition, CountPoints, Filter, GetPoints, Modifier, NamedVectors, PointStruct, Query,
+    self, Condition, Filter, GetPoints, Modifier, NamedVectors, PointStruct, Query,
     QueryBatchPoints, QueryPoints, ScoredPoint, UpsertPoints, Value, Vector, WithPayloadSelector,
     WithVectorsSelector,
 };
@@ -339,19 +339,13 @@ struct QdrantLexicalSnapshot {
 
 impl Reader {
     fn count(&self, filter: Option<Filter>, exact: bool) -> Result<u64> {
-        let request = CountPoints {
-            collection_name: self.collection.clone(),
+        self.remote.count(
+            "count chunks",
+            &self.collection,
             filter,
-            exact: Some(exact),
-            ..CountPoints::default()
-        };
-        let response = self
-            .remote
-            .call("count chunks", self.read_budget, move |client| {
-                let request = request.clone();
-                async move { client.count(request).await }
-            })?;
-        Ok(response.result.map_or(0, |result| result.count))
+            exact,
+            self.read_budget,
+        )
     }
 
     /// The collection's chunk count, reread every [`POINT_COUNT_TTL`].

@@ -105,6 +105,28 @@ impl Remote {
 }
 
 impl Remote {
+    /// The points of `collection` that `filter` keeps (all without one).
+    pub(crate) fn count(
+        &self,
+        operation: &'static str,
+        collection: &str,
+        filter: Option<qdrant_client::qdrant::Filter>,
+        exact: bool,
+        budget: Duration,
+    ) -> Result<u64> {
+        let request = qdrant_client::qdrant::CountPoints {
+            collection_name: collection.to_string(),
+            filter,
+            exact: Some(exact),
+            ..Default::default()
+        };
+        let response = self.call(operation, budget, move |client| {
+            let request = request.clone();
+            async move { client.count(request).await }
+        })?;
+        Ok(response.result.map_or(0, |result| result.count))
+    }
+
     /// Deletes the points of `collection` that `filter` keeps, waiting until Qdrant applied it.
     pub(crate) fn delete_where(
         &self,

@@ -10,11 +10,11 @@ use lumbung_core::{
 };
 use lumbung_index::{VectorPoint, VectorStore};
 use qdrant_client::qdrant::{
-    self, AcornSearchParams, Condition, CountPoints, CreateCollection, CreateFieldIndexCollection,
-    Distance, FieldType, Filter, GetCollectionInfoRequest, GetPoints, HnswConfigDiff,
-    KeywordIndexParams, NamedVectors, OptimizersConfigDiff, PayloadIndexParams, PointId,
-    PointStruct, QuantizationConfig, QuantizationSearchParams, Query, QueryBatchPoints,
-    QueryPoints, ScalarQuantization, ScoredPoint, SearchParams, UpsertPoints, Value, VectorParams,
+    self, AcornSearchParams, Condition, CreateCollection, CreateFieldIndexCollection, Distance,
+    FieldType, Filter, GetCollectionInfoRequest, GetPoints, HnswConfigDiff, KeywordIndexParams,
+    NamedVectors, OptimizersConfigDiff, PayloadIndexParams, PointId, PointStruct,
+    QuantizationConfig, QuantizationSearchParams, Query, QueryBatchPoints, QueryPoints,
+    ScalarQuantization, ScoredPoint, SearchParams, UpsertPoints, Value, VectorParams,
     VectorParamsMap, VectorsConfig, WithPayloadSelector, WithVectorsSelector,
 };
 use tonic::Code;
@@ -275,21 +275,6 @@ impl QdrantVectorStore {
         )
     }
 
-    fn check_vector(&self, vector: &[f32]) -> lumbung_index::Result<()> {
-        if vector.len() != self.dimension {
-            return Err(lumbung_index::Error::DimensionMismatch {
-                expected: self.dimension,
-                actual: vector.len(),
-            });
-        }
-        if !vector.iter().all(|x| x.is_finite()) {
-            return Err(lumbung_index::Error::InvalidArgument(
-                "vector has a non-finite component".to_string(),
-            ));
-        }
-        Ok(())
-    }
-
     fn delete_where(&self, filter: Filter) -> Result<()> {
         self.remote.delete_where(
             "delete points",
@@ -312,7 +297,7 @@ impl QdrantVectorStore {
         if kbs.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        self.check_vector(vector)?;
+        lumbung_index::check_vector(vector, self.dimension)?;
         let query = |kbs: &[KbName]| {
             let mut must = vec![match kbs {
                 [kb] => Condition::matches(KB_KEY, kb.as_str().to_string()),
@@ -529,7 +514,7 @@ impl VectorStore for QdrantVectorStore {
         points: &[VectorPoint],
     ) -> lumbung_index::Result<()> {
         for point in points {
-            self.check_vector(&point.vector)?;
+            lumbung_index::check_vector(&point.vector, self.dimension)?;
         }
         for batch in points.chunks(UPSERT_BATCH) {
             let points: Vec<PointStruct> = batch
@@ -645,19 +630,13 @@ impl VectorStore for QdrantVectorStore {
             Some(path) => Filter::must(document_filter(kb, path)),
             None => Filter::must([Condition::matches(KB_KEY, kb.as_str().to_string())]),
         };
-        let request = CountPoints {
-            collection_name: self.collection.clone(),
-            filter: Some(filter),
-            exact: Some(true),
-            ..CountPoints::default()
-        };
-        let response = self
-            .remote
-            .call("count points", self.read_budget, move |client| {
-                let request = request.clone();
-                async move { client.count(request).await }
-            })?;
-        Ok(response.result.map_or(0, |result| result.count))
+        Ok(self.remote.count(
+            "count points",
+            &self.collection,
+            Some(filter),
+            true,
+            self.read_budget,
+        )?)
     }
 
     fn language_centroids(
