@@ -202,7 +202,12 @@ pub async fn eval_ask(mut config: Config, options: AskEvalOptions) -> anyhow::Re
         app.engine.set_decision(AnswerDecision::load(path)?);
     }
     let decision = app.engine.decision();
-    let all_kbs = app.ingestor()?.knowledge_bases()?;
+    let ingestor = app.ingestor()?;
+    let all_kbs = ingestor
+        .knowledge_bases()?
+        .iter()
+        .map(|kb| ingestor.active_generation(kb))
+        .collect::<Result<Vec<_>, _>>()?;
     if !options.json {
         println!(
             "{}: {} questions; {} chunks embedded now, ingest {ingest_seconds:.1} s; decision \
@@ -233,8 +238,10 @@ pub async fn eval_ask(mut config: Config, options: AskEvalOptions) -> anyhow::Re
         for query in &set.queries {
             // The evaluation owns the whole data directory: it reads every knowledge base.
             let kbs = Scope::resolved(match (scope, &query.knowledge_base) {
-                ("knowledge base", Some(kb)) => vec![KbName::new(kb.clone())?],
-                ("collection", _) => vec![KbName::new(KB)?],
+                ("knowledge base", Some(kb)) => {
+                    vec![ingestor.active_generation(&KbName::new(kb.clone())?)?]
+                }
+                ("collection", _) => vec![ingestor.active_generation(&KbName::new(KB)?)?],
                 _ => all_kbs.clone(),
             });
             if let Some(dump) = &mut dump {

@@ -682,7 +682,7 @@ fn embedding_alone(app: &App) -> anyhow::Result<Embedding> {
     for kb in ingestor.knowledge_bases()? {
         let ids: Vec<ChunkId> = ingestor
             .catalog()
-            .list(&kb)?
+            .list(&ingestor.active_generation(&kb)?)?
             .iter()
             .flat_map(DocumentRecord::chunk_ids)
             .collect();

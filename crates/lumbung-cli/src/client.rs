@@ -1,5 +1,5 @@
-//! Commands that call a running service over gRPC: `search`, `ask`, `status`, `reindex`,
-//! `gaps`.
+//! Commands that call a running service over gRPC: `search`, `ask`, `status`, `gaps` (and
+//! the connection that `kb` and `reindex` share).
 
 use anyhow::Context;
 use lumbung_proto::v1;
@@ -11,7 +11,7 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-use crate::{AskArgs, ClientArgs, GapsArgs, ReindexArgs, SearchArgs, StatusArgs};
+use crate::{AskArgs, ClientArgs, GapsArgs, SearchArgs, StatusArgs};
 
 /// Sends the caller's token with every request, as `authorization: Bearer <token>`.
 #[derive(Clone)]
@@ -340,31 +340,6 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn reindex(args: ReindexArgs) -> anyhow::Result<()> {
-    let mut client = admin_client(&args.client).await?;
-    let response = client
-        .reindex(v1::ReindexRequest {
-            knowledge_base: args.kb,
-        })
-        .await
-        .map_err(status_error)?
-        .into_inner();
-    if args.client.json {
-        let body = json!({
-            "documents_indexed": response.documents_indexed,
-            "documents_failed": response.documents_failed,
-            "chunks": response.chunks,
-        });
-        println!("{}", serde_json::to_string_pretty(&body)?);
-    } else {
-        println!(
-            "reindexed {} documents ({} chunks), {} failed",
-            response.documents_indexed, response.chunks, response.documents_failed
-        );
-    }
-    Ok(())
-}
-
 fn cite(citation: Option<&v1::Citation>) -> String {
     let Some(c) = citation else {
         return "(no citation)".to_string();
@@ -379,7 +354,7 @@ fn cite(citation: Option<&v1::Citation>) -> String {
     out
 }
 
-fn format_timestamp(t: prost_types::Timestamp) -> String {
+pub(crate) fn format_timestamp(t: prost_types::Timestamp) -> String {
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.seconds.max(0) as u64);
     humantime::format_rfc3339_seconds(at).to_string()
 }
@@ -426,7 +401,7 @@ fn failure_kind_name(kind: v1::FailureKind) -> String {
         .to_lowercase()
 }
 
-fn kb_status_json(kb: &v1::KnowledgeBaseStatus) -> Value {
+pub(crate) fn kb_status_json(kb: &v1::KnowledgeBaseStatus) -> Value {
     let documents: Vec<Value> = kb
         .documents
         .iter()
@@ -460,6 +435,23 @@ fn kb_status_json(kb: &v1::KnowledgeBaseStatus) -> Value {
             .map(|f| (failure_kind_name(f.kind()), Value::from(f.documents)))
             .collect::<serde_json::Map<String, Value>>(),
         "documents": documents,
+        "generation": kb.generation,
+        "building_generation": kb.building_generation,
+        "embedding_model": kb.embedding_model,
+        "source_bytes": kb.source_bytes,
+        "job": kb.job.as_ref().map(|job| json!({
+            "id": job.id,
+            "generation": job.generation,
+            "state": job.state().as_str_name(),
+            "phase": job.phase().as_str_name(),
+            "started_seconds": job.started.map(|t| t.seconds),
+            "finished_seconds": job.finished.map(|t| t.seconds),
+            "documents_total": job.documents_total,
+            "documents_done": job.documents_done,
+            "documents_failed": job.documents_failed,
+            "chunks_written": job.chunks_written,
+            "error": job.error,
+        })),
     })
 }
 

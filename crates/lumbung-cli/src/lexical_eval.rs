@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use lumbung_core::{Config, ContentHash, DocumentPath, KbName, VectorStoreConfig, VectorStoreKind};
+use lumbung_core::{
+    Config, ContentHash, DocumentPath, KbGeneration, KbName, VectorStoreConfig, VectorStoreKind,
+};
 use lumbung_embed::{Chunker, Embedder};
 use lumbung_index::{LexicalIndex, TantivyLexicalIndex, analyzer};
 use lumbung_qdrant::stand_in::StandInQdrant;
@@ -47,7 +49,8 @@ pub fn eval_lexical(config: Config, options: LexicalEvalOptions) -> anyhow::Resu
         config.ingest.chunk_overlap_tokens,
     )?;
     drop(embedder);
-    let kb = KbName::new(crate::eval::KB)?;
+    // A new index of its own: the first generation.
+    let kb = KbGeneration::first(KbName::new(crate::eval::KB)?);
 
     // Extracted and chunked once, as ingest would the files `lumbung eval` writes.
     let started = Instant::now();

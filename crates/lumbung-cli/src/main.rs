@@ -5,6 +5,7 @@ mod bench;
 mod calibrate;
 mod client;
 mod eval;
+mod kb;
 mod lexical_eval;
 mod local;
 mod scale;
@@ -46,8 +47,13 @@ enum Command {
     Ask(AskArgs),
     /// Ingest status per knowledge base, from a running service.
     Status(StatusArgs),
-    /// Re-extract, re-embed and re-index one knowledge base on a running service.
+    /// Rebuild one knowledge base on a running service: a new generation is built beside the
+    /// active one, checked, and swapped in, while searches go on against the active one.
+    /// Returns at once unless --wait; --cancel stops a rebuild and discards it.
     Reindex(ReindexArgs),
+    /// List, describe, create and delete knowledge bases on a running service.
+    #[command(subcommand)]
+    Kb(KbCommand),
     /// Make a new API token: prints the token (to give to the assistant, it is stored nowhere)
     /// and the entry of the token file (`server.tokens_file`) that grants it, by its hash.
     NewToken(NewTokenArgs),
@@ -435,11 +441,65 @@ struct CalibrateArgs {
 
 #[derive(Args)]
 struct ReindexArgs {
-    /// The knowledge base to reindex.
+    /// The knowledge base to rebuild.
     #[arg(long)]
     kb: String,
+    /// Follow the rebuild with a progress bar until it ends; exits with status 1 unless its
+    /// generation was made active.
+    #[arg(long, conflicts_with = "cancel")]
+    wait: bool,
+    /// Cancel the rebuild under way instead: its generation is discarded.
+    #[arg(long)]
+    cancel: bool,
     #[command(flatten)]
     client: ClientArgs,
+}
+
+#[derive(Subcommand)]
+enum KbCommand {
+    /// Every knowledge base the token may read: generation, documents, chunks, source size,
+    /// last change and rebuild.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// One knowledge base: counts, size, generation, embedding model, last change, failures,
+    /// failed documents and its last rebuild.
+    Describe {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Create a knowledge base: its folder under the watched root, with a kb.toml holding
+    /// these settings and the others commented out.
+    Create {
+        name: String,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// The documents' main language (en, id, zh-CN).
+        #[arg(long)]
+        language: Option<String>,
+        /// Who takes the questions it cannot answer.
+        #[arg(long)]
+        escalation: Option<String>,
+        /// A reader that may search it (repeatable); every reader when none is given.
+        #[arg(long = "reader")]
+        readers: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a knowledge base's chunks and catalog rows. Its folder stays (and is no longer
+    /// indexed) unless --remove-folder.
+    Delete {
+        name: String,
+        /// Also remove its folder and every document in it.
+        #[arg(long)]
+        remove_folder: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 fn init_tracing() {
@@ -542,7 +602,8 @@ fn main() -> anyhow::Result<()> {
         Command::Search(args) => runtime.block_on(client::search(args)),
         Command::Ask(args) => runtime.block_on(client::ask(args)),
         Command::Status(args) => runtime.block_on(client::status(args)),
-        Command::Reindex(args) => runtime.block_on(client::reindex(args)),
+        Command::Reindex(args) => runtime.block_on(kb::reindex(args)),
+        Command::Kb(command) => runtime.block_on(kb::kb(command)),
         Command::Gaps(args) => runtime.block_on(client::gaps(args)),
         Command::NewToken(args) => {
             let role = match args.role {

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use lumbung_core::{Chunk, ChunkId, Config, ContentHash, DocumentPath, KbName};
+use lumbung_core::{Chunk, ChunkId, Config, ContentHash, DocumentPath, KbGeneration, KbName};
 use lumbung_embed::Embedder;
 use lumbung_index::{EdgeVectorStore, LexicalIndex, TantivyLexicalIndex, VectorPoint, VectorStore};
 use lumbung_ingest::{Catalog, DocumentRecord};
@@ -213,7 +213,7 @@ async fn build_index(config: &Config, options: &ScaleOptions) -> anyhow::Result<
         options.corpora.display()
     );
     for kb in &kbs {
-        std::fs::create_dir_all(config.ingest_root.join(kb.as_str()))?;
+        std::fs::create_dir_all(config.ingest_root.join(kb.kb().as_str()))?;
     }
     println!(
         "scale: {} chunks over {} knowledge bases (largest {}, median {}, smallest {}); sample: \
@@ -362,9 +362,9 @@ struct Built {
 
 /// Writes `sizes[k]` chunks into knowledge base `kbs[k]` (the sample's own chunks count for
 /// it), copying the sample's chunks with derived vectors, then optimises the vector store.
-fn build(config: &Config, kbs: &[KbName], sizes: &[usize]) -> anyhow::Result<Built> {
+fn build(config: &Config, kbs: &[KbGeneration], sizes: &[usize]) -> anyhow::Result<Built> {
     let data = &config.data_dir;
-    let sample_kb = KbName::new(SAMPLE_KB)?;
+    let sample_kb = KbGeneration::first(KbName::new(SAMPLE_KB)?);
     let records = Catalog::open(&data.join("catalog.redb"))?.list(&sample_kb)?;
     let ids: Vec<ChunkId> = records.iter().flat_map(DocumentRecord::chunk_ids).collect();
     let lexical = TantivyLexicalIndex::open(&data.join("lexical"))?;
@@ -409,7 +409,7 @@ fn build(config: &Config, kbs: &[KbName], sizes: &[usize]) -> anyhow::Result<Bui
                 let mut chunk = source.clone();
                 chunk.id = ChunkId::derive(kb, &path, &hash, ordinal);
                 chunk.ordinal = ordinal;
-                chunk.citation.kb = kb.clone();
+                chunk.citation.kb = kb.kb().clone();
                 chunk.citation.document_path = path.clone();
                 points.push(VectorPoint {
                     id: chunk.id,
@@ -485,7 +485,8 @@ fn recall(config: &Config, questions: &[String], kb_count: usize) -> anyhow::Res
     for scope in ["one", "ten", "all"] {
         let (mut strict, mut with_ties) = (Vec::new(), Vec::new());
         for (n, question) in questions.iter().enumerate() {
-            let scoped: Vec<KbName> = match scope_of(scope, (n * 7919) % kbs.len(), kbs.len()) {
+            let scoped: Vec<KbGeneration> = match scope_of(scope, (n * 7919) % kbs.len(), kbs.len())
+            {
                 Some(picked) => picked.into_iter().map(|i| kbs[i].clone()).collect(),
                 None => kbs.clone(),
             };
@@ -543,11 +544,12 @@ fn scope_of(scope: &str, first: usize, count: usize) -> Option<Vec<usize>> {
     }
 }
 
-/// `sample` first, then `kb-0001`, `kb-0002`, ...
-fn kb_names(count: usize) -> anyhow::Result<Vec<KbName>> {
-    let mut names = vec![KbName::new(SAMPLE_KB)?];
+/// `sample` first, then `kb-0001`, `kb-0002`, ..., each at its first generation (the build
+/// writes them in a new data directory).
+fn kb_names(count: usize) -> anyhow::Result<Vec<KbGeneration>> {
+    let mut names = vec![KbGeneration::first(KbName::new(SAMPLE_KB)?)];
     for n in 1..count {
-        names.push(KbName::new(format!("kb-{n:04}"))?);
+        names.push(KbGeneration::first(KbName::new(format!("kb-{n:04}"))?));
     }
     Ok(names)
 }

@@ -211,7 +211,12 @@ mod tests {
         let kb = KbName::new("kb").unwrap();
         let document_path = DocumentPath::new(path).unwrap();
         Chunk {
-            id: ChunkId::derive(&kb, &document_path, &ContentHash::of_bytes(b"x"), 0),
+            id: ChunkId::derive(
+                &crate::KbGeneration::first(kb.clone()),
+                &document_path,
+                &ContentHash::of_bytes(b"x"),
+                0,
+            ),
             ordinal: 0,
             citation: Citation {
                 kb,

@@ -141,6 +141,9 @@ pub struct IngestConfig {
     /// queries run at the service's own priority, so they keep the cores while a burst of
     /// files is embedded. 0 runs ingest at the same priority as queries.
     pub niceness: i32,
+    /// Milliseconds between a rebuilt generation becoming active and the old one being
+    /// deleted: longer than any search that read the old one takes, so none is cut short.
+    pub retire_after_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -461,6 +464,7 @@ impl Default for IngestConfig {
             watch: true,
             reconcile_interval_seconds: 300,
             niceness: 19,
+            retire_after_ms: 10_000,
         }
     }
 }

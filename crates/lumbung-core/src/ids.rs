@@ -57,6 +57,137 @@ impl fmt::Display for KbName {
     }
 }
 
+/// One build of a knowledge base's indexes, numbered from 1. A rebuild (a reindex, a model
+/// change) writes the next generation beside the active one, so searches go on reading the
+/// active one until the new one is complete and is made active in one catalog transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct Generation(u32);
+
+impl Generation {
+    /// The generation every knowledge base starts with.
+    pub const FIRST: Generation = Generation(1);
+
+    pub fn new(number: u32) -> Result<Self> {
+        if number == 0 {
+            return Err(Error::invalid(
+                "generation",
+                "generations are numbered from 1",
+            ));
+        }
+        Ok(Generation(number))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+
+    pub fn next(self) -> Generation {
+        Generation(self.0.saturating_add(1))
+    }
+}
+
+impl Default for Generation {
+    fn default() -> Self {
+        Generation::FIRST
+    }
+}
+
+impl TryFrom<u32> for Generation {
+    type Error = Error;
+    fn try_from(value: u32) -> Result<Self> {
+        Generation::new(value)
+    }
+}
+
+impl From<Generation> for u32 {
+    fn from(value: Generation) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for Generation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A knowledge base at one generation: what both indexes and the catalog are partitioned by,
+/// and part of every chunk's id, so that two generations of one document never share a chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KbGeneration {
+    kb: KbName,
+    generation: Generation,
+    key: String,
+}
+
+/// Separates a knowledge base's name from its generation in [`KbGeneration::key`]; a name
+/// cannot contain it.
+const GENERATION_SEPARATOR: char = '@';
+
+impl KbGeneration {
+    pub fn new(kb: KbName, generation: Generation) -> Self {
+        // The first generation keeps the key that data indexed before generations existed
+        // has, so that such data is the first generation without being built again.
+        let key = if generation == Generation::FIRST {
+            kb.as_str().to_string()
+        } else {
+            format!("{kb}{GENERATION_SEPARATOR}{generation}")
+        };
+        KbGeneration {
+            kb,
+            generation,
+            key,
+        }
+    }
+
+    /// The first generation of `kb`.
+    pub fn first(kb: KbName) -> Self {
+        KbGeneration::new(kb, Generation::FIRST)
+    }
+
+    pub fn kb(&self) -> &KbName {
+        &self.kb
+    }
+
+    pub fn generation(&self) -> Generation {
+        self.generation
+    }
+
+    /// What the indexes file this generation's chunks under: `name` for the first
+    /// generation, `name@N` for the others.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The generation of an index key made by [`KbGeneration::key`].
+    pub fn from_key(key: &str) -> Result<Self> {
+        let (name, generation) = match key.split_once(GENERATION_SEPARATOR) {
+            None => (key, Generation::FIRST),
+            Some((name, number)) => {
+                let number: u32 = number.parse().map_err(|_| {
+                    Error::invalid("generation", format!("{key:?} has no generation number"))
+                })?;
+                let generation = Generation::new(number)?;
+                if generation == Generation::FIRST {
+                    return Err(Error::invalid(
+                        "generation",
+                        format!("{key:?}: the first generation has no number in its key"),
+                    ));
+                }
+                (name, generation)
+            }
+        };
+        Ok(KbGeneration::new(KbName::new(name)?, generation))
+    }
+}
+
+impl fmt::Display for KbGeneration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key)
+    }
+}
+
 /// A document's path relative to its knowledge-base folder, with `/` separators.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -136,18 +267,24 @@ impl ContentHash {
     }
 }
 
-/// A chunk's id, derived from (knowledge base, document path, content hash, ordinal), so that
-/// re-running any ingest step after a crash writes the same ids instead of duplicates.
+/// A chunk's id, derived from (knowledge base and generation, document path, content hash,
+/// ordinal), so that re-running any ingest step after a crash writes the same ids instead of
+/// duplicates, and two generations of a document never share one.
 ///
 /// 128 bits: it is used as a UUID in the vector store and as a hex term in the lexical index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ChunkId(u128);
 
 impl ChunkId {
-    pub fn derive(kb: &KbName, path: &DocumentPath, hash: &ContentHash, ordinal: u32) -> Self {
+    pub fn derive(
+        kb: &KbGeneration,
+        path: &DocumentPath,
+        hash: &ContentHash,
+        ordinal: u32,
+    ) -> Self {
         let mut hasher = blake3::Hasher::new();
         // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
-        for part in [kb.as_str(), path.as_str(), hash.as_str()] {
+        for part in [kb.key(), path.as_str(), hash.as_str()] {
             hasher.update(&(part.len() as u64).to_le_bytes());
             hasher.update(part.as_bytes());
         }
@@ -240,8 +377,27 @@ mod tests {
     }
 
     #[test]
+    fn generation_keys_round_trip_and_keep_the_first_generation_unmarked() {
+        let kb = KbName::new("it-helpdesk").unwrap();
+        let first = KbGeneration::first(kb.clone());
+        assert_eq!(first.key(), "it-helpdesk");
+        let third = KbGeneration::new(kb, Generation::new(3).unwrap());
+        assert_eq!(third.key(), "it-helpdesk@3");
+        for generation in [&first, &third] {
+            assert_eq!(
+                &KbGeneration::from_key(generation.key()).unwrap(),
+                generation
+            );
+        }
+        for bad in ["it@1", "it@", "it@x", "it@0", "IT", "@2"] {
+            assert!(KbGeneration::from_key(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Generation::new(0).is_err());
+    }
+
+    #[test]
     fn chunk_ids_are_deterministic_and_distinct() {
-        let kb = KbName::new("kb").unwrap();
+        let kb = KbGeneration::first(KbName::new("kb").unwrap());
         let path = DocumentPath::new("a.md").unwrap();
         let hash = ContentHash::of_bytes(b"hello");
         let a = ChunkId::derive(&kb, &path, &hash, 0);
@@ -249,6 +405,8 @@ mod tests {
         assert_ne!(a, ChunkId::derive(&kb, &path, &hash, 1));
         let other = DocumentPath::new("b.md").unwrap();
         assert_ne!(a, ChunkId::derive(&kb, &other, &hash, 0));
+        let next = KbGeneration::new(kb.kb().clone(), Generation::FIRST.next());
+        assert_ne!(a, ChunkId::derive(&next, &path, &hash, 0));
         assert_eq!(ChunkId::from_hex(&a.to_hex()).unwrap(), a);
         assert_eq!(ChunkId::from_hex(&a.to_uuid_string()).unwrap(), a);
     }

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use lumbung_core::{ContentHash, DocumentPath, EmbeddingConfig, KbName, Section};
+use lumbung_core::{ContentHash, DocumentPath, EmbeddingConfig, KbGeneration, KbName, Section};
 use lumbung_embed::{Chunker, Embedder};
 
 const SENTENCES: [&str; 6] = [
@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let chunker = Chunker::new(std::sync::Arc::clone(embedder.tokenizer()), chunk_tokens, 0)?;
     let started = Instant::now();
     let chunks = chunker.split(
-        &KbName::new("timing")?,
+        &KbGeneration::first(KbName::new("timing")?),
         &DocumentPath::new("timing.txt")?,
         &ContentHash::of_bytes(b"timing"),
         "timing",

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use lumbung_core::{
-    Chunk, ChunkId, Citation, ContentHash, DocumentPath, KbName, Language, Section, Sentence,
+    Chunk, ChunkId, Citation, ContentHash, DocumentPath, KbGeneration, Language, Section, Sentence,
     split_sentences,
 };
 use text_splitter::{ChunkConfig, MarkdownSplitter, TextSplitter};
@@ -96,7 +96,7 @@ impl Chunker {
     /// carries its detected language and its sentences, not yet embedded.
     pub fn split(
         &self,
-        kb: &KbName,
+        kb: &KbGeneration,
         path: &DocumentPath,
         hash: &ContentHash,
         title: &str,
@@ -129,7 +129,7 @@ impl Chunker {
                     id: ChunkId::derive(kb, path, hash, ordinal),
                     ordinal,
                     citation: Citation {
-                        kb: kb.clone(),
+                        kb: kb.kb().clone(),
                         document_path: path.clone(),
                         title: title.to_string(),
                         heading_path: section.heading_path.clone(),
@@ -198,14 +198,14 @@ mod tests {
     }
 
     struct Doc {
-        kb: KbName,
+        kb: KbGeneration,
         path: DocumentPath,
         hash: ContentHash,
     }
 
     fn doc(path: &str) -> Doc {
         Doc {
-            kb: KbName::new("safety").unwrap(),
+            kb: KbGeneration::first(lumbung_core::KbName::new("safety").unwrap()),
             path: DocumentPath::new(path).unwrap(),
             hash: ContentHash::of_bytes(path.as_bytes()),
         }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use lumbung_core::{Chunk, ChunkId, Citation, DocumentPath, KbName, Language};
+use lumbung_core::{Chunk, ChunkId, Citation, DocumentPath, KbGeneration, Language};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery, TermSetQuery};
@@ -63,8 +63,10 @@ fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
     let fields = Fields {
         chunk_id: builder.add_text_field("chunk_id", STRING | STORED),
-        // "kb\0path": one term per document, so a document is deleted with one delete_term.
+        // "generation key\0path": one term per document, so a document is deleted with one
+        // delete_term.
         doc_key: builder.add_text_field("doc_key", STRING),
+        // The knowledge base's generation key (`KbGeneration::key`).
         kb: builder.add_text_field("kb", STRING | STORED),
         path: builder.add_text_field("path", STRING | STORED),
         title: builder.add_text_field("title", STORED),
@@ -82,9 +84,9 @@ fn schema() -> (Schema, Fields) {
     (builder.build(), fields)
 }
 
-fn doc_key(kb: &KbName, path: &DocumentPath) -> String {
-    // Neither a kb name nor a document path can contain NUL, so the key is unambiguous.
-    format!("{kb}\u{0}{path}")
+fn doc_key(kb: &KbGeneration, path: &DocumentPath) -> String {
+    // Neither a generation's key nor a document path can contain NUL, so the key is unambiguous.
+    format!("{}\u{0}{path}", kb.key())
 }
 
 /// BM25 over chunks in a tantivy index on local disk.
@@ -188,7 +190,8 @@ impl TantivyLexicalIndex {
                 for doc_id in segment.doc_ids_alive() {
                     let address = DocAddress::new(segment_ord as u32, doc_id);
                     let chunk = self.reading.load_chunk(&searcher, address)?;
-                    writer.add_document(self.to_document(&chunk))?;
+                    let kb = self.reading.load_generation(&searcher, address)?;
+                    writer.add_document(self.to_document(&kb, &chunk))?;
                 }
             }
             writer.commit()?;
@@ -204,13 +207,13 @@ impl TantivyLexicalIndex {
         self.writer.lock().map_err(|_| Error::WriterPoisoned)
     }
 
-    fn to_document(&self, chunk: &Chunk) -> TantivyDocument {
+    fn to_document(&self, kb: &KbGeneration, chunk: &Chunk) -> TantivyDocument {
         let f = &self.fields;
         let citation = &chunk.citation;
         let mut doc = TantivyDocument::default();
         doc.add_text(f.chunk_id, chunk.id.to_hex());
-        doc.add_text(f.doc_key, doc_key(&citation.kb, &citation.document_path));
-        doc.add_text(f.kb, citation.kb.as_str());
+        doc.add_text(f.doc_key, doc_key(kb, &citation.document_path));
+        doc.add_text(f.kb, kb.key());
         doc.add_text(f.path, citation.document_path.as_str());
         doc.add_text(f.title, &citation.title);
         for heading in &citation.heading_path {
@@ -231,6 +234,16 @@ impl TantivyLexicalIndex {
 }
 
 impl Reading {
+    /// The knowledge base and generation a stored chunk was filed under.
+    fn load_generation(&self, searcher: &Searcher, address: DocAddress) -> Result<KbGeneration> {
+        let doc: TantivyDocument = searcher.doc(address)?;
+        let key = doc
+            .get_first(self.fields.kb)
+            .and_then(|value| value.as_str())
+            .ok_or_else(|| Error::InvalidStoredData("chunk without kb".to_string()))?;
+        KbGeneration::from_key(key).map_err(|err| Error::InvalidStoredData(err.to_string()))
+    }
+
     fn load_chunk(&self, searcher: &Searcher, address: DocAddress) -> Result<Chunk> {
         let doc: TantivyDocument = searcher.doc(address)?;
         let f = &self.fields;
@@ -257,7 +270,10 @@ impl Reading {
             id: ChunkId::from_hex(&text(f.chunk_id, "chunk_id")?).map_err(invalid)?,
             ordinal: required(f.ordinal, "ordinal")?,
             citation: Citation {
-                kb: KbName::new(text(f.kb, "kb")?).map_err(invalid)?,
+                kb: KbGeneration::from_key(&text(f.kb, "kb")?)
+                    .map_err(invalid)?
+                    .kb()
+                    .clone(),
                 document_path: DocumentPath::new(text(f.path, "path")?).map_err(invalid)?,
                 title: text(f.title, "title")?,
                 heading_path: doc
@@ -340,18 +356,25 @@ fn idf(searcher: &Searcher, terms: &[Term]) -> Result<Vec<f32>> {
 }
 
 impl LexicalIndex for TantivyLexicalIndex {
-    fn replace_document(&self, kb: &KbName, path: &DocumentPath, chunks: &[Chunk]) -> Result<()> {
+    fn replace_document(
+        &self,
+        kb: &KbGeneration,
+        path: &DocumentPath,
+        chunks: &[Chunk],
+    ) -> Result<()> {
         if let Some(stray) = chunks
             .iter()
-            .find(|chunk| &chunk.citation.kb != kb || &chunk.citation.document_path != path)
+            .find(|chunk| &chunk.citation.kb != kb.kb() || &chunk.citation.document_path != path)
         {
             return Err(Error::InvalidArgument(format!(
                 "chunk {} belongs to {}/{}, not {kb}/{path}",
                 stray.id, stray.citation.kb, stray.citation.document_path
             )));
         }
-        let documents: Vec<TantivyDocument> =
-            chunks.iter().map(|chunk| self.to_document(chunk)).collect();
+        let documents: Vec<TantivyDocument> = chunks
+            .iter()
+            .map(|chunk| self.to_document(kb, chunk))
+            .collect();
         let writer = self.writer()?;
         // The delete only hits documents added before it, so the new chunks survive it.
         writer.delete_term(Term::from_field_text(
@@ -364,12 +387,18 @@ impl LexicalIndex for TantivyLexicalIndex {
         Ok(())
     }
 
-    fn delete_document(&self, kb: &KbName, path: &DocumentPath) -> Result<()> {
+    fn delete_document(&self, kb: &KbGeneration, path: &DocumentPath) -> Result<()> {
         let writer = self.writer()?;
         writer.delete_term(Term::from_field_text(
             self.fields.doc_key,
             &doc_key(kb, path),
         ));
+        Ok(())
+    }
+
+    fn delete_generation(&self, kb: &KbGeneration) -> Result<()> {
+        let writer = self.writer()?;
+        writer.delete_term(Term::from_field_text(self.fields.kb, kb.key()));
         Ok(())
     }
 
@@ -389,10 +418,10 @@ impl LexicalIndex for TantivyLexicalIndex {
         })
     }
 
-    fn count_chunks(&self, kb: &KbName, path: Option<&DocumentPath>) -> Result<u64> {
+    fn count_chunks(&self, kb: &KbGeneration, path: Option<&DocumentPath>) -> Result<u64> {
         let term = match path {
             Some(path) => Term::from_field_text(self.fields.doc_key, &doc_key(kb, path)),
-            None => Term::from_field_text(self.fields.kb, kb.as_str()),
+            None => Term::from_field_text(self.fields.kb, kb.key()),
         };
         let query = TermQuery::new(term, IndexRecordOption::Basic);
         let count = self.reader.searcher().search(&query, &Count)?;
@@ -432,7 +461,7 @@ impl TantivySnapshot {
 }
 
 impl LexicalSnapshot for TantivySnapshot {
-    fn search(&self, query: &str, kbs: &[KbName], limit: usize) -> Result<Vec<ScoredChunk>> {
+    fn search(&self, query: &str, kbs: &[KbGeneration], limit: usize) -> Result<Vec<ScoredChunk>> {
         if kbs.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
@@ -450,7 +479,7 @@ impl LexicalSnapshot for TantivySnapshot {
                 .collect(),
         );
         let searcher = &self.searcher;
-        let scope: HashSet<&str> = kbs.iter().map(KbName::as_str).collect();
+        let scope: HashSet<&str> = kbs.iter().map(KbGeneration::key).collect();
         // A filter that every document passes only costs time: at a million chunks one on 600
         // knowledge bases made a search four times slower.
         let query: Box<dyn Query> = if self.holds_only(&scope)? {
@@ -458,7 +487,7 @@ impl LexicalSnapshot for TantivySnapshot {
         } else {
             let kb_terms = kbs
                 .iter()
-                .map(|kb| Term::from_field_text(self.reading.fields.kb, kb.as_str()));
+                .map(|kb| Term::from_field_text(self.reading.fields.kb, kb.key()));
             // Score 0 so that the filter selects documents without changing their BM25 order.
             let kb_filter = ConstScoreQuery::new(Box::new(TermSetQuery::new(kb_terms)), 0.0);
             Box::new(BooleanQuery::new(vec![

@@ -23,7 +23,7 @@ mod vector;
 
 use std::sync::Arc;
 
-use lumbung_core::{Chunk, ChunkId, ContentHash, DocumentPath, KbName, Language};
+use lumbung_core::{Chunk, ChunkId, ContentHash, DocumentPath, KbGeneration, Language};
 
 pub use error::{Error, Result};
 pub use lexical::TantivyLexicalIndex;
@@ -77,13 +77,21 @@ pub struct ScoredChunk {
     pub coverage: f32,
 }
 
-/// A BM25 index of chunks, partitioned by knowledge base.
+/// A BM25 index of chunks, partitioned by knowledge base and generation ([`KbGeneration`]).
 pub trait LexicalIndex: Send + Sync {
     /// Stages the replacement of every chunk of (kb, path) by `chunks` (all with that kb/path);
     /// visible after [`LexicalIndex::commit`], atomically.
-    fn replace_document(&self, kb: &KbName, path: &DocumentPath, chunks: &[Chunk]) -> Result<()>;
+    fn replace_document(
+        &self,
+        kb: &KbGeneration,
+        path: &DocumentPath,
+        chunks: &[Chunk],
+    ) -> Result<()>;
     /// Stages the removal of every chunk of (kb, path).
-    fn delete_document(&self, kb: &KbName, path: &DocumentPath) -> Result<()>;
+    fn delete_document(&self, kb: &KbGeneration, path: &DocumentPath) -> Result<()>;
+    /// Stages the removal of every chunk of one generation of a knowledge base: a generation
+    /// replaced by a rebuild, a build cancelled, a knowledge base deleted.
+    fn delete_generation(&self, kb: &KbGeneration) -> Result<()>;
     /// Makes everything staged so far (by any thread) durable and visible to searches.
     fn commit(&self) -> Result<()>;
     /// The index as of its last commit. Searches and lookups through one snapshot agree with
@@ -91,7 +99,7 @@ pub trait LexicalIndex: Send + Sync {
     /// a document.
     fn snapshot(&self) -> Arc<dyn LexicalSnapshot>;
     /// [`LexicalSnapshot::search`] on the latest commit.
-    fn search(&self, query: &str, kbs: &[KbName], limit: usize) -> Result<Vec<ScoredChunk>> {
+    fn search(&self, query: &str, kbs: &[KbGeneration], limit: usize) -> Result<Vec<ScoredChunk>> {
         self.snapshot().search(query, kbs, limit)
     }
     /// [`LexicalSnapshot::get_chunks`] on the latest commit.
@@ -99,7 +107,7 @@ pub trait LexicalIndex: Send + Sync {
         self.snapshot().get_chunks(ids)
     }
     /// Committed chunks of a knowledge base, or of one document when `path` is given.
-    fn count_chunks(&self, kb: &KbName, path: Option<&DocumentPath>) -> Result<u64>;
+    fn count_chunks(&self, kb: &KbGeneration, path: Option<&DocumentPath>) -> Result<u64>;
 }
 
 /// One commit of a [`LexicalIndex`].
@@ -107,7 +115,7 @@ pub trait LexicalSnapshot: Send + Sync {
     /// BM25 over each chunk's [`Chunk::indexed_text`] (its title, headings and text), restricted
     /// to `kbs` inside the query. An empty `kbs`, a zero `limit` or a query without any word
     /// returns no hits.
-    fn search(&self, query: &str, kbs: &[KbName], limit: usize) -> Result<Vec<ScoredChunk>>;
+    fn search(&self, query: &str, kbs: &[KbGeneration], limit: usize) -> Result<Vec<ScoredChunk>>;
     /// The stored chunks for `ids`, in the order asked; unknown ids are skipped.
     fn get_chunks(&self, ids: &[ChunkId]) -> Result<Vec<Chunk>>;
     /// The distinct terms the analyzer makes of `text`, each with its inverse document
@@ -125,14 +133,15 @@ pub struct VectorPoint {
     pub vector: Vec<f32>,
 }
 
-/// A store of chunk embeddings searched by cosine similarity, partitioned by knowledge base.
+/// A store of chunk embeddings searched by cosine similarity, partitioned by knowledge base and
+/// generation ([`KbGeneration`]).
 pub trait VectorStore: Send + Sync {
     /// Adds the points of one version of a document, with `kb`, `path` and `hash` as payload.
     /// Points of its other versions stay until [`VectorStore::delete_other_versions`], so the
     /// old version keeps answering while the new one is being committed everywhere.
     fn upsert_document(
         &self,
-        kb: &KbName,
+        kb: &KbGeneration,
         path: &DocumentPath,
         hash: &ContentHash,
         points: &[VectorPoint],
@@ -140,14 +149,14 @@ pub trait VectorStore: Send + Sync {
     /// Removes the points of (kb, path) whose content hash is not `keep`.
     fn delete_other_versions(
         &self,
-        kb: &KbName,
+        kb: &KbGeneration,
         path: &DocumentPath,
         keep: &ContentHash,
     ) -> Result<()>;
     /// Upserts the new version, then deletes the others.
     fn replace_document(
         &self,
-        kb: &KbName,
+        kb: &KbGeneration,
         path: &DocumentPath,
         hash: &ContentHash,
         points: &[VectorPoint],
@@ -156,17 +165,24 @@ pub trait VectorStore: Send + Sync {
         self.delete_other_versions(kb, path, hash)
     }
     /// Removes every point of (kb, path).
-    fn delete_document(&self, kb: &KbName, path: &DocumentPath) -> Result<()>;
+    fn delete_document(&self, kb: &KbGeneration, path: &DocumentPath) -> Result<()>;
+    /// Removes every point of one generation of a knowledge base.
+    fn delete_generation(&self, kb: &KbGeneration) -> Result<()>;
     /// Makes every change so far durable on disk.
     fn flush(&self) -> Result<()>;
     /// The nearest points to `vector` by cosine similarity among `kbs`, best first.
     /// An empty `kbs` or a zero `limit` returns no hits.
-    fn search(&self, vector: &[f32], kbs: &[KbName], limit: usize) -> Result<Vec<(ChunkId, f32)>>;
+    fn search(
+        &self,
+        vector: &[f32],
+        kbs: &[KbGeneration],
+        limit: usize,
+    ) -> Result<Vec<(ChunkId, f32)>>;
     /// [`VectorStore::search`] among the points of one language only.
     fn search_language(
         &self,
         vector: &[f32],
-        kbs: &[KbName],
+        kbs: &[KbGeneration],
         language: Language,
         limit: usize,
     ) -> Result<Vec<(ChunkId, f32)>>;
@@ -174,7 +190,7 @@ pub trait VectorStore: Send + Sync {
     /// or copied document keep its embeddings instead of being embedded again.
     fn get_vectors(&self, ids: &[ChunkId]) -> Result<Vec<(ChunkId, Vec<f32>)>>;
     /// Points of a knowledge base, or of one document when `path` is given.
-    fn count(&self, kb: &KbName, path: Option<&DocumentPath>) -> Result<u64>;
+    fn count(&self, kb: &KbGeneration, path: Option<&DocumentPath>) -> Result<u64>;
     /// For each language among the stored points, the mean of up to `sample` of its vectors
     /// taken at random: a query's dot product with it is the query's average similarity to
     /// passages of that language.

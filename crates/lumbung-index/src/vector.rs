@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use lumbung_core::{ChunkId, ContentHash, DocumentPath, KbName, Language, VectorIndexConfig};
+use lumbung_core::{ChunkId, ContentHash, DocumentPath, KbGeneration, Language, VectorIndexConfig};
 use qdrant_edge::external::serde_json::{self, json};
 use qdrant_edge::external::uuid::Uuid;
 use qdrant_edge::{
@@ -144,10 +144,10 @@ fn matches(name: &str, value: &str) -> Condition {
     ))
 }
 
-fn document_filter(kb: &KbName, path: &DocumentPath) -> Filter {
+fn document_filter(kb: &KbGeneration, path: &DocumentPath) -> Filter {
     Filter {
         must: Some(vec![
-            matches(KB_KEY, kb.as_str()),
+            matches(KB_KEY, kb.key()),
             matches(PATH_KEY, path.as_str()),
         ]),
         ..Filter::new()
@@ -309,7 +309,7 @@ impl EdgeVectorStore {
     pub fn search_exact(
         &self,
         vector: &[f32],
-        kbs: &[KbName],
+        kbs: &[KbGeneration],
         limit: usize,
     ) -> Result<Vec<(ChunkId, f32)>> {
         let exact = SearchParams {
@@ -423,7 +423,7 @@ impl EdgeVectorStore {
     fn nearest(
         &self,
         vector: &[f32],
-        kbs: &[KbName],
+        kbs: &[KbGeneration],
         language: Option<Language>,
         limit: usize,
         params: SearchParams,
@@ -433,7 +433,7 @@ impl EdgeVectorStore {
         }
         crate::check_vector(vector, self.dimension)?;
         if kbs.len() > FAN_OUT_MAX_KBS {
-            let scope: HashSet<&str> = kbs.iter().map(KbName::as_str).collect();
+            let scope: HashSet<&str> = kbs.iter().map(KbGeneration::key).collect();
             if self.holds_only(&scope)? {
                 return self.nearest_unfiltered(vector, kbs, &scope, language, limit, params);
             }
@@ -499,7 +499,7 @@ impl EdgeVectorStore {
     fn nearest_unfiltered(
         &self,
         vector: &[f32],
-        kbs: &[KbName],
+        kbs: &[KbGeneration],
         scope: &HashSet<&str>,
         language: Option<Language>,
         limit: usize,
@@ -531,18 +531,18 @@ impl EdgeVectorStore {
     fn nearest_in(
         &self,
         vector: &[f32],
-        kbs: &[KbName],
+        kbs: &[KbGeneration],
         language: Option<Language>,
         limit: usize,
         params: SearchParams,
     ) -> Result<Vec<(ChunkId, f32)>> {
         let kb_condition = match kbs {
-            [kb] => matches(KB_KEY, kb.as_str()),
+            [kb] => matches(KB_KEY, kb.key()),
             _ => Condition::Field(FieldCondition::new_match(
                 key(KB_KEY),
                 Match::from(
                     kbs.iter()
-                        .map(|kb| kb.as_str().to_string())
+                        .map(|kb| kb.key().to_string())
                         .collect::<Vec<_>>(),
                 ),
             )),
@@ -573,7 +573,7 @@ impl EdgeVectorStore {
 impl VectorStore for EdgeVectorStore {
     fn upsert_document(
         &self,
-        kb: &KbName,
+        kb: &KbGeneration,
         path: &DocumentPath,
         hash: &ContentHash,
         points: &[VectorPoint],
@@ -585,7 +585,7 @@ impl VectorStore for EdgeVectorStore {
             .iter()
             .map(|point| {
                 let payload = json!({
-                    KB_KEY: kb.as_str(),
+                    KB_KEY: kb.key(),
                     PATH_KEY: path.as_str(),
                     HASH_KEY: hash.as_str(),
                     LANGUAGE_KEY: point.language.code(),
@@ -608,7 +608,7 @@ impl VectorStore for EdgeVectorStore {
 
     fn delete_other_versions(
         &self,
-        kb: &KbName,
+        kb: &KbGeneration,
         path: &DocumentPath,
         keep: &ContentHash,
     ) -> Result<()> {
@@ -625,10 +625,20 @@ impl VectorStore for EdgeVectorStore {
         Ok(())
     }
 
-    fn delete_document(&self, kb: &KbName, path: &DocumentPath) -> Result<()> {
+    fn delete_document(&self, kb: &KbGeneration, path: &DocumentPath) -> Result<()> {
         let _writes = self.lock_writes();
         self.shard.update(UpdateOperation::PointOperation(
             PointOperations::DeletePointsByFilter(document_filter(kb, path)),
+        ))?;
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        self.writes_done.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    fn delete_generation(&self, kb: &KbGeneration) -> Result<()> {
+        let _writes = self.lock_writes();
+        self.shard.update(UpdateOperation::PointOperation(
+            PointOperations::DeletePointsByFilter(Filter::new_must(matches(KB_KEY, kb.key()))),
         ))?;
         self.changes.fetch_add(1, Ordering::Relaxed);
         self.writes_done.fetch_add(1, Ordering::Release);
@@ -653,14 +663,19 @@ impl VectorStore for EdgeVectorStore {
         )))
     }
 
-    fn search(&self, vector: &[f32], kbs: &[KbName], limit: usize) -> Result<Vec<(ChunkId, f32)>> {
+    fn search(
+        &self,
+        vector: &[f32],
+        kbs: &[KbGeneration],
+        limit: usize,
+    ) -> Result<Vec<(ChunkId, f32)>> {
         self.nearest(vector, kbs, None, limit, self.search_params)
     }
 
     fn search_language(
         &self,
         vector: &[f32],
-        kbs: &[KbName],
+        kbs: &[KbGeneration],
         language: Language,
         limit: usize,
     ) -> Result<Vec<(ChunkId, f32)>> {
@@ -715,10 +730,10 @@ impl VectorStore for EdgeVectorStore {
         Ok(centroids)
     }
 
-    fn count(&self, kb: &KbName, path: Option<&DocumentPath>) -> Result<u64> {
+    fn count(&self, kb: &KbGeneration, path: Option<&DocumentPath>) -> Result<u64> {
         let filter = match path {
             Some(path) => document_filter(kb, path),
-            None => Filter::new_must(matches(KB_KEY, kb.as_str())),
+            None => Filter::new_must(matches(KB_KEY, kb.key())),
         };
         let count = self.shard.count(CountRequest {
             filter: Some(filter),

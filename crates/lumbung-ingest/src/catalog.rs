@@ -1,19 +1,122 @@
-//! What is indexed: one row per document, in an embedded transactional store (redb).
+//! What is indexed: one row per document and generation, each knowledge base's generations
+//! (active, building, retired) and its rebuild jobs, in an embedded transactional store (redb).
 //!
 //! A row is written only after both indexes have committed the document's chunks, so after a
 //! crash a document without a row (or with an older hash) is simply processed again; chunk ids
-//! are deterministic, so the redo overwrites instead of duplicating.
+//! are deterministic, so the redo overwrites instead of duplicating. Which generation serves is
+//! one row of [`GENERATIONS`], so a rebuilt generation is made active in one transaction.
 
 use std::path::Path;
 
-use lumbung_core::{ChunkId, ContentHash, DocumentPath, KbName};
+use lumbung_core::{ChunkId, ContentHash, DocumentPath, Generation, KbGeneration, KbName};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// Key: `kb \0 path`; value: a JSON `DocumentRecord`.
+/// Key: `generation key \0 path` ([`KbGeneration::key`]); value: a JSON `DocumentRecord`.
 const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents_v1");
+/// Key: knowledge-base name; value: a JSON [`KbGenerations`]. No row: the first generation
+/// is active and nothing is being built.
+const GENERATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("generations_v1");
+/// Key: job id; value: a JSON [`JobRecord`].
+const JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("jobs_v1");
+
+/// The generations of one knowledge base.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KbGenerations {
+    /// The one every search and every sync of the folder reads and writes.
+    pub active: Generation,
+    /// Being built beside the active one by a job, at most one.
+    pub building: Option<Generation>,
+    /// No longer served, their chunks and rows still to be deleted.
+    pub retired: Vec<Generation>,
+    /// The highest number given so far: a new build takes the next, so that it never meets
+    /// the leftovers of an older one.
+    pub last: Generation,
+    /// Deleted with its folder kept: the folder is not indexed again until the knowledge
+    /// base is created again.
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+impl Default for KbGenerations {
+    fn default() -> Self {
+        KbGenerations {
+            active: Generation::FIRST,
+            building: None,
+            retired: Vec::new(),
+            last: Generation::FIRST,
+            deleted: false,
+        }
+    }
+}
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Builds a new generation from the folder and makes it active.
+    Reindex,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Building; also a job that a crash or a shutdown interrupted, until it is resumed.
+    Running,
+    /// Its generation is active.
+    Succeeded,
+    /// Stopped on an error; its generation was discarded and the old one still serves.
+    Failed,
+    /// Cancelled by an admin; its generation was discarded.
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A rebuild of one knowledge base, as recorded when it starts and when it ends. Its progress
+/// while it runs is in memory ([`crate::JobStatus`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// `kb@generation`: unique, since a generation number is never given twice.
+    pub id: String,
+    pub kb: KbName,
+    /// The generation it builds.
+    pub generation: Generation,
+    pub kind: JobKind,
+    pub state: JobState,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Documents the build has to read or remove (known once it has scanned the folder),
+    /// and those done, failed among them, and chunks written. Since it last started: a
+    /// resumed build does not count again what it had recorded before.
+    #[serde(default)]
+    pub documents_total: u64,
+    #[serde(default)]
+    pub documents_done: u64,
+    #[serde(default)]
+    pub documents_failed: u64,
+    #[serde(default)]
+    pub chunks_written: u64,
+}
+
+impl JobRecord {
+    pub fn id_of(kb: &KbGeneration) -> String {
+        format!("{}@{}", kb.kb(), kb.generation())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -98,6 +201,9 @@ impl FailureCounts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocumentRecord {
     pub kb: KbName,
+    /// The generation of `kb` this row belongs to; absent in rows written before generations.
+    #[serde(default)]
+    pub generation: Generation,
     pub path: DocumentPath,
     pub size_bytes: u64,
     /// Modification time in milliseconds since the Unix epoch.
@@ -115,10 +221,16 @@ pub struct DocumentRecord {
 }
 
 impl DocumentRecord {
+    /// The knowledge base and generation the row belongs to.
+    pub fn kb_generation(&self) -> KbGeneration {
+        KbGeneration::new(self.kb.clone(), self.generation)
+    }
+
     /// The ids of the chunks this version of the document was indexed as, in order.
     pub fn chunk_ids(&self) -> impl Iterator<Item = ChunkId> + '_ {
+        let kb = self.kb_generation();
         (0..self.chunks)
-            .map(|ordinal| ChunkId::derive(&self.kb, &self.path, &self.content_hash, ordinal))
+            .map(move |ordinal| ChunkId::derive(&kb, &self.path, &self.content_hash, ordinal))
     }
 }
 
@@ -169,8 +281,8 @@ pub struct Catalog {
     db: redb::Database,
 }
 
-fn key(kb: &KbName, path: &DocumentPath) -> String {
-    format!("{kb}\0{path}")
+fn key(kb: &KbGeneration, path: &DocumentPath) -> String {
+    format!("{}\0{path}", kb.key())
 }
 
 impl Catalog {
@@ -178,13 +290,15 @@ impl Catalog {
     pub fn open(path: &Path) -> Result<Catalog> {
         let db = redb::Database::create(path).map_err(|err| Error::catalog(path, err))?;
         let txn = db.begin_write().map_err(|err| Error::catalog(path, err))?;
-        txn.open_table(DOCUMENTS)
-            .map_err(|err| Error::catalog(path, err))?;
+        for table in [DOCUMENTS, GENERATIONS, JOBS] {
+            txn.open_table(table)
+                .map_err(|err| Error::catalog(path, err))?;
+        }
         txn.commit().map_err(|err| Error::catalog(path, err))?;
         Ok(Catalog { db })
     }
 
-    pub fn get(&self, kb: &KbName, path: &DocumentPath) -> Result<Option<DocumentRecord>> {
+    pub fn get(&self, kb: &KbGeneration, path: &DocumentPath) -> Result<Option<DocumentRecord>> {
         let txn = self.db.begin_read().map_err(Error::from_redb)?;
         let table = txn.open_table(DOCUMENTS).map_err(Error::from_redb)?;
         let value = table
@@ -193,9 +307,9 @@ impl Catalog {
         value.map(|bytes| decode(bytes.value())).transpose()
     }
 
-    /// Every row of one knowledge base, ordered by path.
-    pub fn list(&self, kb: &KbName) -> Result<Vec<DocumentRecord>> {
-        let prefix = format!("{kb}\0");
+    /// Every row of one generation of a knowledge base, ordered by path.
+    pub fn list(&self, kb: &KbGeneration) -> Result<Vec<DocumentRecord>> {
+        let prefix = format!("{}\0", kb.key());
         let txn = self.db.begin_read().map_err(Error::from_redb)?;
         let table = txn.open_table(DOCUMENTS).map_err(Error::from_redb)?;
         let mut records = Vec::new();
@@ -209,40 +323,139 @@ impl Catalog {
         Ok(records)
     }
 
-    /// The knowledge bases that have at least one row.
+    /// The knowledge bases that have at least one row in any generation, or generations
+    /// recorded, sorted.
     pub fn knowledge_bases(&self) -> Result<Vec<KbName>> {
         let txn = self.db.begin_read().map_err(Error::from_redb)?;
         let table = txn.open_table(DOCUMENTS).map_err(Error::from_redb)?;
         let mut kbs: Vec<KbName> = Vec::new();
+        let mut last_key = String::new();
         for entry in table.iter().map_err(Error::from_redb)? {
             let (key, _) = entry.map_err(Error::from_redb)?;
-            let name = key
-                .value()
-                .split('\0')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            if kbs.last().map(KbName::as_str) != Some(name.as_str()) {
-                kbs.push(KbName::new(name).map_err(|err| Error::CorruptCatalog(err.to_string()))?);
+            let generation_key = key.value().split('\0').next().unwrap_or_default();
+            if generation_key != last_key {
+                last_key = generation_key.to_string();
+                let kb = KbGeneration::from_key(generation_key)
+                    .map_err(|err| Error::CorruptCatalog(err.to_string()))?;
+                kbs.push(kb.kb().clone());
             }
         }
+        let generations = txn.open_table(GENERATIONS).map_err(Error::from_redb)?;
+        for entry in generations.iter().map_err(Error::from_redb)? {
+            let (key, _) = entry.map_err(Error::from_redb)?;
+            kbs.push(
+                KbName::new(key.value()).map_err(|err| Error::CorruptCatalog(err.to_string()))?,
+            );
+        }
+        kbs.sort();
+        kbs.dedup();
         Ok(kbs)
+    }
+
+    /// The generations of `kb` (the first one active when none were recorded).
+    pub fn generations(&self, kb: &KbName) -> Result<KbGenerations> {
+        let txn = self.db.begin_read().map_err(Error::from_redb)?;
+        let table = txn.open_table(GENERATIONS).map_err(Error::from_redb)?;
+        let value = table.get(kb.as_str()).map_err(Error::from_redb)?;
+        Ok(match value {
+            Some(bytes) => decode(bytes.value())?,
+            None => KbGenerations::default(),
+        })
+    }
+
+    /// Changes the generations of `kb` with `change` and writes `job` (when given), in one
+    /// transaction: what makes a rebuilt generation active, or starts or ends a build. When
+    /// `change` fails nothing is written.
+    pub fn update_generations<T>(
+        &self,
+        kb: &KbName,
+        change: impl FnOnce(&mut KbGenerations) -> Result<T>,
+        job: Option<&JobRecord>,
+    ) -> Result<T> {
+        let txn = self.db.begin_write().map_err(Error::from_redb)?;
+        let value = {
+            let mut table = txn.open_table(GENERATIONS).map_err(Error::from_redb)?;
+            let mut generations = match table.get(kb.as_str()).map_err(Error::from_redb)? {
+                Some(bytes) => decode(bytes.value())?,
+                None => KbGenerations::default(),
+            };
+            let value = change(&mut generations)?;
+            if generations == KbGenerations::default() {
+                table.remove(kb.as_str()).map_err(Error::from_redb)?;
+            } else {
+                table
+                    .insert(kb.as_str(), encode(&generations)?.as_slice())
+                    .map_err(Error::from_redb)?;
+            }
+            if let Some(job) = job {
+                let mut jobs = txn.open_table(JOBS).map_err(Error::from_redb)?;
+                jobs.insert(job.id.as_str(), encode(job)?.as_slice())
+                    .map_err(Error::from_redb)?;
+            }
+            value
+        };
+        txn.commit().map_err(Error::from_redb)?;
+        Ok(value)
+    }
+
+    /// The jobs of `kb`, newest generation first.
+    pub fn jobs(&self, kb: &KbName) -> Result<Vec<JobRecord>> {
+        let prefix = format!("{kb}@");
+        let txn = self.db.begin_read().map_err(Error::from_redb)?;
+        let table = txn.open_table(JOBS).map_err(Error::from_redb)?;
+        let mut jobs: Vec<JobRecord> = Vec::new();
+        for entry in table.range(prefix.as_str()..).map_err(Error::from_redb)? {
+            let (key, value) = entry.map_err(Error::from_redb)?;
+            if !key.value().starts_with(&prefix) {
+                break;
+            }
+            jobs.push(decode(value.value())?);
+        }
+        jobs.sort_by_key(|job| std::cmp::Reverse(job.generation));
+        Ok(jobs)
+    }
+
+    /// Removes every row of one generation of `kb`.
+    pub fn remove_generation(&self, kb: &KbGeneration) -> Result<()> {
+        let paths: Vec<(KbGeneration, DocumentPath)> = self
+            .list(kb)?
+            .into_iter()
+            .map(|record| (kb.clone(), record.path))
+            .collect();
+        self.apply(&[], &paths)
+    }
+
+    /// Forgets `kb` entirely: its generations and its jobs (its document rows are removed
+    /// generation by generation, after their chunks).
+    pub fn forget(&self, kb: &KbName) -> Result<()> {
+        let txn = self.db.begin_write().map_err(Error::from_redb)?;
+        {
+            let mut generations = txn.open_table(GENERATIONS).map_err(Error::from_redb)?;
+            generations.remove(kb.as_str()).map_err(Error::from_redb)?;
+            let mut jobs = txn.open_table(JOBS).map_err(Error::from_redb)?;
+            let prefix = format!("{kb}@");
+            jobs.retain(|key, _| !key.starts_with(&prefix))
+                .map_err(Error::from_redb)?;
+        }
+        txn.commit().map_err(Error::from_redb)?;
+        Ok(())
     }
 
     /// Writes rows and removes rows in one transaction.
     pub fn apply(
         &self,
         upserts: &[DocumentRecord],
-        removals: &[(KbName, DocumentPath)],
+        removals: &[(KbGeneration, DocumentPath)],
     ) -> Result<()> {
         let txn = self.db.begin_write().map_err(Error::from_redb)?;
         {
             let mut table = txn.open_table(DOCUMENTS).map_err(Error::from_redb)?;
             for record in upserts {
-                let bytes = serde_json::to_vec(record)
-                    .map_err(|err| Error::CorruptCatalog(err.to_string()))?;
                 table
-                    .insert(key(&record.kb, &record.path).as_str(), bytes.as_slice())
+                    .insert(
+                        key(&record.kb_generation(), &record.path).as_str(),
+                        encode(record)?.as_slice(),
+                    )
                     .map_err(Error::from_redb)?;
             }
             for (kb, path) in removals {
@@ -256,8 +469,12 @@ impl Catalog {
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<DocumentRecord> {
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|err| Error::CorruptCatalog(err.to_string()))
+}
+
+fn encode(value: &impl Serialize) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|err| Error::CorruptCatalog(err.to_string()))
 }
 
 #[cfg(test)]
@@ -267,6 +484,7 @@ mod tests {
     fn record(kb: &str, path: &str, state: DocumentState) -> DocumentRecord {
         DocumentRecord {
             kb: KbName::new(kb).unwrap(),
+            generation: Generation::FIRST,
             path: DocumentPath::new(path).unwrap(),
             size_bytes: 10,
             mtime_ms: 1,
@@ -312,7 +530,7 @@ mod tests {
                 .unwrap();
         }
         let catalog = Catalog::open(&file).unwrap();
-        let a = KbName::new("a").unwrap();
+        let a = KbGeneration::first(KbName::new("a").unwrap());
         let paths: Vec<String> = catalog
             .list(&a)
             .unwrap()
@@ -332,5 +550,101 @@ mod tests {
         catalog.apply(&[], &[(a.clone(), x.clone())]).unwrap();
         assert_eq!(catalog.get(&a, &x).unwrap(), None);
         assert_eq!(catalog.list(&a).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn generations_keep_their_rows_apart_and_change_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(&dir.path().join("catalog.redb")).unwrap();
+        let hr = KbName::new("hr").unwrap();
+        let second = Generation::FIRST.next();
+        let mut rebuilt = record("hr", "leave.md", DocumentState::Indexed);
+        rebuilt.generation = second;
+        catalog
+            .apply(
+                &[
+                    record("hr", "leave.md", DocumentState::Indexed),
+                    rebuilt.clone(),
+                ],
+                &[],
+            )
+            .unwrap();
+        let first = KbGeneration::first(hr.clone());
+        let next = KbGeneration::new(hr.clone(), second);
+        assert_eq!(catalog.list(&first).unwrap().len(), 1);
+        assert_eq!(catalog.list(&next).unwrap(), [rebuilt.clone()]);
+        assert_ne!(
+            rebuilt.chunk_ids().next(),
+            catalog.list(&first).unwrap()[0].chunk_ids().next()
+        );
+        assert_eq!(catalog.knowledge_bases().unwrap(), std::slice::from_ref(&hr));
+        assert_eq!(catalog.generations(&hr).unwrap(), KbGenerations::default());
+
+        // A change that fails writes nothing, not even its job.
+        let job = JobRecord {
+            id: JobRecord::id_of(&next),
+            kb: hr.clone(),
+            generation: second,
+            kind: JobKind::Reindex,
+            state: JobState::Running,
+            started_at_ms: 1,
+            finished_at_ms: None,
+            error: None,
+            documents_total: 0,
+            documents_done: 0,
+            documents_failed: 0,
+            chunks_written: 0,
+        };
+        let refused = catalog.update_generations(
+            &hr,
+            |generations| {
+                generations.building = Some(second);
+                Err::<(), _>(Error::UnknownKb("refused".into()))
+            },
+            Some(&job),
+        );
+        assert!(refused.is_err());
+        assert_eq!(catalog.generations(&hr).unwrap().building, None);
+        assert!(catalog.jobs(&hr).unwrap().is_empty());
+
+        catalog
+            .update_generations(
+                &hr,
+                |generations| {
+                    generations.building = Some(second);
+                    generations.last = second;
+                    Ok(())
+                },
+                Some(&job),
+            )
+            .unwrap();
+        assert_eq!(catalog.jobs(&hr).unwrap(), [job]);
+        catalog
+            .update_generations(
+                &hr,
+                |generations| {
+                    generations.retired.push(generations.active);
+                    generations.active = second;
+                    generations.building = None;
+                    Ok(())
+                },
+                None,
+            )
+            .unwrap();
+        let generations = catalog.generations(&hr).unwrap();
+        assert_eq!(
+            (generations.active, generations.retired.as_slice()),
+            (second, &[Generation::FIRST][..])
+        );
+
+        catalog.remove_generation(&first).unwrap();
+        assert!(catalog.list(&first).unwrap().is_empty());
+        assert_eq!(catalog.list(&next).unwrap().len(), 1);
+        catalog.remove_generation(&next).unwrap();
+        // Generations alone still name the knowledge base, until it is forgotten.
+        assert_eq!(catalog.knowledge_bases().unwrap(), std::slice::from_ref(&hr));
+        catalog.forget(&hr).unwrap();
+        assert!(catalog.knowledge_bases().unwrap().is_empty());
+        assert!(catalog.jobs(&hr).unwrap().is_empty());
     }
 }

@@ -21,6 +21,19 @@ pub enum Error {
     Embed(#[from] lumbung_embed::Error),
     #[error("unknown knowledge base {0:?}")]
     UnknownKb(String),
+    #[error("rebuild {job} is under way; cancel it or wait for it to end")]
+    JobRunning { job: String },
+    #[error("no rebuild of {0:?} is under way")]
+    NoJob(String),
+    #[error(
+        "rebuilt generation {generation} does not match the catalog, so it was discarded: {problems}"
+    )]
+    BuildCheck {
+        generation: String,
+        problems: String,
+    },
+    #[error("knowledge base {0:?} already exists")]
+    KbExists(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -5,6 +5,8 @@
 
 mod catalog;
 mod error;
+mod jobs;
+mod lifecycle;
 mod pipeline;
 mod scan;
 mod settings;
@@ -16,15 +18,19 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use lumbung_core::{DocumentPath, IngestConfig, KbName};
+use lumbung_core::{DocumentPath, Generation, IngestConfig, KbGeneration, KbName};
 use lumbung_embed::{Chunker, Embedder};
 use lumbung_extract::Limits;
 use lumbung_index::{LexicalIndex, VectorStore};
 
-pub use catalog::{Catalog, DocumentRecord, DocumentState, FailureCounts, FailureKind, KbSummary};
+pub use catalog::{
+    Catalog, DocumentRecord, DocumentState, FailureCounts, FailureKind, JobKind, JobRecord,
+    JobState, KbGenerations, KbSummary,
+};
 pub use error::{Error, Result};
+pub use jobs::{JobPhase, JobStatus};
 pub use pipeline::{Outcome, Progress, SyncReport};
-pub use settings::{KbSettings, SETTINGS_FILE};
+pub use settings::{InvalidSetting, KbSettings, SETTINGS_FILE};
 pub use watch::{Watcher, log_progress};
 
 use pipeline::RunOptions;
@@ -46,11 +52,15 @@ pub struct KbStatus {
     pub kb: KbName,
     /// The folder's `kb.toml`, or why it could not be read.
     pub settings: std::result::Result<KbSettings, String>,
+    /// Counts over the active generation.
     pub summary: KbSummary,
-    /// Catalog rows, ordered by path.
+    /// Catalog rows of the active generation, ordered by path.
     pub records: Vec<DocumentRecord>,
-    /// Documents of the current run not recorded yet, ordered by path.
+    /// Documents of the current sync not recorded yet, ordered by path.
     pub in_progress: Vec<(DocumentPath, LiveState)>,
+    pub generations: KbGenerations,
+    /// The rebuild running, or the last one.
+    pub job: Option<JobStatus>,
 }
 
 /// What requests need to know of one knowledge base, kept in memory.
@@ -58,8 +68,10 @@ pub struct KbStatus {
 pub struct KbEntry {
     /// The folder's `kb.toml`, or why it could not be read.
     pub settings: std::result::Result<KbSettings, String>,
-    /// Counts over its catalog rows at the end of its last sync.
+    /// Counts over the rows of its active generation at the end of its last sync.
     pub summary: KbSummary,
+    /// The generation searches read.
+    pub active: KbGeneration,
 }
 
 /// Every knowledge base with its settings and counts: what request paths read instead of the
@@ -76,12 +88,15 @@ pub struct Ingestor {
     chunker: Chunker,
     config: IngestConfig,
     limits: Limits,
-    /// One sync at a time: two concurrent runs over the same documents would race on the
-    /// catalog rows.
-    running: Mutex<()>,
-    live: Mutex<HashMap<KbName, BTreeMap<DocumentPath, LiveState>>>,
+    /// One lock per knowledge base, held by a sync of its active generation and by the swap
+    /// to a rebuilt one: two runs over the same rows would race, while knowledge bases (and
+    /// a knowledge base's rebuild) go on side by side.
+    syncs: Mutex<HashMap<KbName, Arc<Mutex<()>>>>,
+    live: Mutex<HashMap<KbGeneration, BTreeMap<DocumentPath, LiveState>>>,
     /// Rebuilt at start and refreshed after each sync of a knowledge base, swapped whole.
     registry: RwLock<Arc<Registry>>,
+    /// Rebuild jobs running in this process, by knowledge base.
+    jobs: Mutex<HashMap<KbName, jobs::RunningJob>>,
 }
 
 impl Ingestor {
@@ -112,12 +127,27 @@ impl Ingestor {
                 max_rows_per_sheet: config.max_rows_per_sheet,
             },
             config,
-            running: Mutex::new(()),
+            syncs: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
             registry: RwLock::new(Arc::new(Registry::new())),
+            jobs: Mutex::new(HashMap::new()),
         };
         ingestor.refresh_registry(None)?;
         Ok(ingestor)
+    }
+
+    /// The generation of `kb` that searches read and syncs write.
+    pub fn active_generation(&self, kb: &KbName) -> Result<KbGeneration> {
+        Ok(KbGeneration::new(
+            kb.clone(),
+            self.catalog.generations(kb)?.active,
+        ))
+    }
+
+    /// The lock a sync of `kb` holds; see [`Ingestor::syncs`].
+    fn sync_lock(&self, kb: &KbName) -> Arc<Mutex<()>> {
+        let mut syncs = self.syncs.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(syncs.entry(kb.clone()).or_default())
     }
 
     /// The knowledge bases as of their last sync, with settings and counts. Reads no disk.
@@ -129,30 +159,39 @@ impl Ingestor {
     /// those that are gone) and swaps the registry.
     fn refresh_registry(&self, only: Option<&KbName>) -> Result<()> {
         let entry = |kb: &KbName| -> Result<KbEntry> {
+            let active = self.active_generation(kb)?;
             Ok(KbEntry {
                 settings: KbSettings::load(&self.root.join(kb.as_str())),
-                summary: KbSummary::of(&self.catalog.list(kb)?),
+                summary: KbSummary::of(&self.catalog.list(&active)?),
+                active,
             })
         };
-        let mut registry = match only {
-            Some(_) => (*self.registry()).clone(),
-            None => Registry::new(),
+        let fresh: Vec<(KbName, Option<KbEntry>)> = match only {
+            Some(kb) if self.is_deleted(kb)? => vec![(kb.clone(), None)],
+            Some(kb) => vec![(kb.clone(), Some(entry(kb)?))],
+            None => self
+                .knowledge_bases()?
+                .into_iter()
+                .map(|kb| Ok((kb.clone(), Some(entry(&kb)?))))
+                .collect::<Result<_>>()?,
         };
-        match only {
-            Some(kb) => {
-                registry.insert(kb.clone(), entry(kb)?);
-            }
-            None => {
-                for kb in self.knowledge_bases()? {
-                    let value = entry(&kb)?;
-                    registry.insert(kb, value);
-                }
-            }
-        }
-        *self
+        // Read, changed and swapped under the lock: two syncs finishing together must not
+        // each put back the other's old entry.
+        let mut registry = self
             .registry
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(registry);
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut next = match only {
+            Some(_) => (**registry).clone(),
+            None => Registry::new(),
+        };
+        for (kb, entry) in fresh {
+            match entry {
+                Some(entry) => next.insert(kb, entry),
+                None => next.remove(&kb),
+            };
+        }
+        *registry = Arc::new(next);
         Ok(())
     }
 
@@ -178,12 +217,15 @@ impl Ingestor {
         &self.config
     }
 
-    /// The settings, catalog rows and in-progress documents of one knowledge base.
+    /// The settings, catalog rows, in-progress documents, generations and rebuild of one
+    /// knowledge base.
     pub fn status(&self, kb: &KbName) -> Result<KbStatus> {
-        let records = self.catalog.list(kb)?;
+        let generations = self.catalog.generations(kb)?;
+        let active = KbGeneration::new(kb.clone(), generations.active);
+        let records = self.catalog.list(&active)?;
         let in_progress: Vec<(DocumentPath, LiveState)> = self
             .live()
-            .get(kb)
+            .get(&active)
             .map(|docs| docs.iter().map(|(p, s)| (p.clone(), *s)).collect())
             .unwrap_or_default();
         let mut summary = KbSummary::of(&records);
@@ -199,16 +241,30 @@ impl Ingestor {
             summary,
             records,
             in_progress,
+            generations,
+            job: self.job_status(kb)?,
         })
     }
 
-    /// Knowledge bases: the folders under the root, and any the catalog still holds rows for.
+    /// Knowledge bases: the folders under the root, and any the catalog still holds rows or
+    /// generations for, less those deleted with their folder kept.
     pub fn knowledge_bases(&self) -> Result<Vec<KbName>> {
         let mut kbs = scan::knowledge_base_folders(&self.root)?;
         kbs.extend(self.catalog.knowledge_bases()?);
         kbs.sort();
         kbs.dedup();
-        Ok(kbs)
+        let mut kept = Vec::with_capacity(kbs.len());
+        for kb in kbs {
+            if !self.is_deleted(&kb)? {
+                kept.push(kb);
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Whether `kb` was deleted with its folder kept, so that the folder is not indexed again.
+    fn is_deleted(&self, kb: &KbName) -> Result<bool> {
+        Ok(self.catalog.generations(kb)?.deleted)
     }
 
     /// Brings every knowledge base in step with its folder; a folder that is gone has its
@@ -269,24 +325,41 @@ impl Ingestor {
         options: RunOptions<'_>,
         progress: &(dyn Fn(&Progress) + Sync),
     ) -> Result<SyncReport> {
-        let _running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        let folder = self.root.join(kb.as_str());
+        let lock = self.sync_lock(kb);
+        let _sync = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.is_deleted(kb)? {
+            return Ok(SyncReport::default());
+        }
+        // Read under the lock: a swap to a rebuilt generation holds it too, so a sync that
+        // waited for one writes the generation it made active.
+        let active = self.active_generation(kb)?;
+        let report = self.run_generation(&active, options, progress);
+        // Settings may have changed even when no document did; a failed run may have
+        // recorded some documents.
+        self.refresh_registry(Some(kb))?;
+        report
+    }
+
+    /// Brings one generation of a knowledge base in step with the folder.
+    fn run_generation(
+        &self,
+        kb: &KbGeneration,
+        options: RunOptions<'_>,
+        progress: &(dyn Fn(&Progress) + Sync),
+    ) -> Result<SyncReport> {
+        let folder = self.root.join(kb.kb().as_str());
         let files = if folder.is_dir() {
             scan::files_of(&folder)?
         } else {
             Vec::new()
         };
-        let report = pipeline::Run {
+        pipeline::Run {
             ingestor: self,
             kb,
             options,
             progress,
         }
-        .execute(files);
-        // Settings may have changed even when no document did; a failed run may have
-        // recorded some documents.
-        self.refresh_registry(Some(kb))?;
-        report
+        .execute(files)
     }
 
     /// Like [`Ingestor::sync_all`] without force, leaving files that are still changing and
@@ -316,11 +389,41 @@ impl Ingestor {
         }
     }
 
-    /// Compares both indexes with the catalog, document by document, and describes every
-    /// difference: an indexed document whose chunk count differs in either index (lost or
-    /// doubled chunks), and chunks of documents the catalog does not list as served. Empty
-    /// when they agree. Meant for a quiet moment: a run in progress shows as differences.
+    /// Compares both indexes with the catalog for the active generation of `kb`, document by
+    /// document, and describes every difference: an indexed document whose chunk count
+    /// differs in either index (lost or doubled chunks), and chunks of documents the catalog
+    /// does not list as served. Empty when they agree. Meant for a quiet moment: a run in
+    /// progress shows as differences.
+    /// Also lists chunks left in a generation that is neither active, being built nor
+    /// retired (a rebuild's leftovers that nothing would delete).
     pub fn verify(&self, kb: &KbName) -> Result<Vec<String>> {
+        let generations = self.catalog.generations(kb)?;
+        let mut problems =
+            self.verify_generation(&KbGeneration::new(kb.clone(), generations.active))?;
+        let accounted = |g: &Generation| {
+            *g == generations.active
+                || generations.building == Some(*g)
+                || generations.retired.contains(g)
+        };
+        let every = std::iter::successors(Some(Generation::FIRST), |g| {
+            (*g < generations.last).then(|| g.next())
+        });
+        for generation in every.filter(|g| !accounted(g)) {
+            let stray = KbGeneration::new(kb.clone(), generation);
+            let lexical = self.lexical.count_chunks(&stray, None)?;
+            let vectors = self.vectors.count(&stray, None)?;
+            if lexical + vectors > 0 {
+                problems.push(format!(
+                    "{stray}: generation {generation} is neither active nor being built, yet                      the lexical index holds {lexical} of its chunks and the vector store                      {vectors}"
+                ));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// [`Ingestor::verify`] for any generation: a rebuilt one is checked so before it is made
+    /// active.
+    pub fn verify_generation(&self, kb: &KbGeneration) -> Result<Vec<String>> {
         let mut problems = Vec::new();
         let mut served = 0u64;
         for record in self.catalog.list(kb)? {
@@ -351,14 +454,14 @@ impl Ingestor {
         Ok(problems)
     }
 
-    fn live(&self) -> MutexGuard<'_, HashMap<KbName, BTreeMap<DocumentPath, LiveState>>> {
+    fn live(&self) -> MutexGuard<'_, HashMap<KbGeneration, BTreeMap<DocumentPath, LiveState>>> {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Sets (or with `None` clears) the live state of documents of `kb`.
     fn set_live<'p>(
         &self,
-        kb: &KbName,
+        kb: &KbGeneration,
         paths: impl Iterator<Item = &'p DocumentPath>,
         state: Option<LiveState>,
     ) {
@@ -372,7 +475,7 @@ impl Ingestor {
         }
     }
 
-    fn clear_live(&self, kb: &KbName) {
+    fn clear_live(&self, kb: &KbGeneration) {
         self.live().remove(kb);
     }
 }

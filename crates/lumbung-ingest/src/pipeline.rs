@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::time::Duration;
 
-use lumbung_core::{Chunk, ChunkId, ContentHash, DocumentPath, KbName, QuantizedVector};
+use lumbung_core::{Chunk, ChunkId, ContentHash, DocumentPath, KbGeneration, QuantizedVector};
 use lumbung_extract::ExtractedDocument;
 use lumbung_index::VectorPoint;
 
@@ -52,12 +52,12 @@ pub enum Outcome {
 pub enum Progress {
     /// A run over `kb` starts with this many documents to read and to remove.
     Planned {
-        kb: KbName,
+        kb: KbGeneration,
         to_read: usize,
         to_remove: usize,
     },
     Document {
-        kb: KbName,
+        kb: KbGeneration,
         path: DocumentPath,
         outcome: Outcome,
     },
@@ -158,7 +158,8 @@ struct Known {
 
 pub(crate) struct Run<'a> {
     pub ingestor: &'a Ingestor,
-    pub kb: &'a KbName,
+    /// The generation the run writes: the active one for a sync, a new one for a rebuild.
+    pub kb: &'a KbGeneration,
     pub options: RunOptions<'a>,
     pub progress: &'a (dyn Fn(&Progress) + Sync),
 }
@@ -250,7 +251,7 @@ impl Run<'_> {
         }
         self.ingestor.lexical.commit()?;
         self.ingestor.vectors.flush()?;
-        let removals: Vec<(KbName, DocumentPath)> = gone
+        let removals: Vec<(KbGeneration, DocumentPath)> = gone
             .iter()
             .map(|path| (self.kb.clone(), path.clone()))
             .collect();
@@ -302,7 +303,8 @@ impl Run<'_> {
     fn prepare(&self, file: &FoundFile, known: &Known) -> Prepared {
         let previous = known.by_path.get(&file.path);
         let mut record = DocumentRecord {
-            kb: self.kb.clone(),
+            kb: self.kb.kb().clone(),
+            generation: self.kb.generation(),
             path: file.path.clone(),
             size_bytes: file.size_bytes,
             mtime_ms: file.mtime_ms,

@@ -7,6 +7,13 @@ use serde::{Deserialize, Serialize};
 /// The file in a knowledge-base folder that describes it; never indexed as a document.
 pub const SETTINGS_FILE: &str = "kb.toml";
 
+/// A field of [`KbSettings`] that is not valid, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidSetting {
+    pub field: &'static str,
+    pub reason: String,
+}
+
 /// A knowledge base's own description. Every field is optional; a folder without `kb.toml`
 /// gets the defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,24 +48,31 @@ impl KbSettings {
             toml::from_str(&text).map_err(|err| format!("{}: {err}", path.display()))?;
         settings
             .validate()
-            .map_err(|reason| format!("{}: {reason}", path.display()))?;
+            .map_err(|invalid| format!("{}: {}", path.display(), invalid.reason))?;
         Ok(settings)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Checks the fields a TOML parser cannot: what [`KbSettings::load`] refuses.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         if let Some(language) = &self.language {
             let well_formed = !language.is_empty()
                 && language.split('-').all(|part| {
                     (1..=8).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_alphanumeric())
                 });
             if !well_formed {
-                return Err(format!(
-                    "language {language:?} is not a language tag such as \"en\" or \"zh-CN\""
-                ));
+                return Err(InvalidSetting {
+                    field: "language",
+                    reason: format!(
+                        "language {language:?} is not a language tag such as \"en\" or \"zh-CN\""
+                    ),
+                });
             }
         }
         if let Some(reader) = self.readers.iter().find(|r| r.trim().is_empty()) {
-            return Err(format!("readers holds an empty name {reader:?}"));
+            return Err(InvalidSetting {
+                field: "readers",
+                reason: format!("readers holds an empty name {reader:?}"),
+            });
         }
         Ok(())
     }

@@ -45,14 +45,24 @@ pub struct Watcher {
     thread: Option<JoinHandle<()>>,
     /// Kept alive for its events; `None` when `ingest.watch` is off or the watch failed.
     _events: Option<notify::RecommendedWatcher>,
+    /// Whose rebuild jobs stop (to be resumed) when the watcher does.
+    ingestor: Arc<Ingestor>,
 }
 
 impl Watcher {
     /// Starts the loop on a thread of its own: a full reconcile first, then changes as they
     /// come. File-system events are followed when `ingest.watch` is set; if the watch cannot be
     /// set up (for example too few inotify watches), that is logged and the periodic reconcile
-    /// carries on alone.
+    /// carries on alone. Rebuilds that a crash or a shutdown interrupted are resumed, and
+    /// stopped again (to be resumed later) when the watcher is dropped.
     pub fn start(ingestor: Arc<Ingestor>) -> Result<Watcher> {
+        match ingestor.resume_jobs() {
+            Ok(resumed) if !resumed.is_empty() => {
+                tracing::info!(jobs = ?resumed, "interrupted rebuilds resumed");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!(error = %err, "could not resume the interrupted rebuilds"),
+        }
         let (signals, receiver) = sync_channel(EVENT_CAPACITY);
         let overflow = Arc::new(AtomicBool::new(false));
         let cancel = Arc::new(AtomicBool::new(false));
@@ -77,7 +87,7 @@ impl Watcher {
             reconcile_every: Duration::from_secs(config.reconcile_interval_seconds),
             max_delay: settle * MAX_DELAY_IN_SETTLE_PERIODS,
             settle,
-            ingestor,
+            ingestor: Arc::clone(&ingestor),
             receiver,
             overflow,
             cancel: Arc::clone(&cancel),
@@ -101,6 +111,7 @@ impl Watcher {
             alive,
             thread: Some(thread),
             _events: events,
+            ingestor,
         })
     }
 }
@@ -144,6 +155,7 @@ impl Drop for Watcher {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        self.ingestor.stop_jobs();
     }
 }
 

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use lumbung_core::{Chunk, ChunkId, Citation, DocumentPath, KbName, Language, VectorStoreConfig};
+use lumbung_core::{
+    Chunk, ChunkId, Citation, DocumentPath, KbGeneration, Language, VectorStoreConfig,
+};
 use lumbung_index::analyzer;
 use lumbung_index::{LexicalIndex, LexicalSnapshot, ScoredChunk, sentence_codec};
 use qdrant_client::qdrant::{
@@ -83,14 +85,15 @@ pub(crate) fn bm25_weights(
 /// What a commit applies, in the order staged.
 enum Staged {
     Replace {
-        kb: KbName,
+        kb: KbGeneration,
         path: DocumentPath,
         points: Vec<PointStruct>,
         keep: Vec<qdrant::PointId>,
     },
+    /// Every chunk of the document, or of the generation when `path` is `None`.
     Delete {
-        kb: KbName,
-        path: DocumentPath,
+        kb: KbGeneration,
+        path: Option<DocumentPath>,
     },
 }
 
@@ -171,7 +174,7 @@ impl QdrantLexicalIndex {
         self.staged.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn to_point(&self, chunk: &Chunk) -> PointStruct {
+    fn to_point(&self, kb: &KbGeneration, chunk: &Chunk) -> PointStruct {
         let citation = &chunk.citation;
         let (indices, values) = bm25_weights(
             &mut self.reader.analyzer.clone(),
@@ -179,7 +182,7 @@ impl QdrantLexicalIndex {
             self.average_terms,
         );
         let mut payload: HashMap<String, Value> = HashMap::from([
-            (KB_KEY.to_string(), Value::from(citation.kb.as_str())),
+            (KB_KEY.to_string(), Value::from(kb.key())),
             (
                 PATH_KEY.to_string(),
                 Value::from(citation.document_path.as_str()),
@@ -259,16 +262,17 @@ impl QdrantLexicalIndex {
                 }
                 self.delete_where(stale)
             }
-            Staged::Delete { kb, path } => {
-                self.delete_where(Filter::must(document_conditions(&kb, &path)))
-            }
+            Staged::Delete { kb, path } => self.delete_where(Filter::must(match &path {
+                Some(path) => document_conditions(&kb, path),
+                None => vec![Condition::matches(KB_KEY, kb.key().to_string())],
+            })),
         }
     }
 }
 
-fn document_conditions(kb: &KbName, path: &DocumentPath) -> Vec<Condition> {
+fn document_conditions(kb: &KbGeneration, path: &DocumentPath) -> Vec<Condition> {
     vec![
-        Condition::matches(KB_KEY, kb.as_str().to_string()),
+        Condition::matches(KB_KEY, kb.key().to_string()),
         Condition::matches(PATH_KEY, path.as_str().to_string()),
     ]
 }
@@ -276,20 +280,23 @@ fn document_conditions(kb: &KbName, path: &DocumentPath) -> Vec<Condition> {
 impl LexicalIndex for QdrantLexicalIndex {
     fn replace_document(
         &self,
-        kb: &KbName,
+        kb: &KbGeneration,
         path: &DocumentPath,
         chunks: &[Chunk],
     ) -> lumbung_index::Result<()> {
         if let Some(stray) = chunks
             .iter()
-            .find(|chunk| &chunk.citation.kb != kb || &chunk.citation.document_path != path)
+            .find(|chunk| &chunk.citation.kb != kb.kb() || &chunk.citation.document_path != path)
         {
             return Err(lumbung_index::Error::InvalidArgument(format!(
                 "chunk {} belongs to {}/{}, not {kb}/{path}",
                 stray.id, stray.citation.kb, stray.citation.document_path
             )));
         }
-        let points: Vec<PointStruct> = chunks.iter().map(|chunk| self.to_point(chunk)).collect();
+        let points: Vec<PointStruct> = chunks
+            .iter()
+            .map(|chunk| self.to_point(kb, chunk))
+            .collect();
         let keep = chunks.iter().map(|chunk| point_id(chunk.id)).collect();
         self.staged().push(Staged::Replace {
             kb: kb.clone(),
@@ -300,10 +307,18 @@ impl LexicalIndex for QdrantLexicalIndex {
         Ok(())
     }
 
-    fn delete_document(&self, kb: &KbName, path: &DocumentPath) -> lumbung_index::Result<()> {
+    fn delete_document(&self, kb: &KbGeneration, path: &DocumentPath) -> lumbung_index::Result<()> {
         self.staged().push(Staged::Delete {
             kb: kb.clone(),
-            path: path.clone(),
+            path: Some(path.clone()),
+        });
+        Ok(())
+    }
+
+    fn delete_generation(&self, kb: &KbGeneration) -> lumbung_index::Result<()> {
+        self.staged().push(Staged::Delete {
+            kb: kb.clone(),
+            path: None,
         });
         Ok(())
     }
@@ -322,10 +337,14 @@ impl LexicalIndex for QdrantLexicalIndex {
         })
     }
 
-    fn count_chunks(&self, kb: &KbName, path: Option<&DocumentPath>) -> lumbung_index::Result<u64> {
+    fn count_chunks(
+        &self,
+        kb: &KbGeneration,
+        path: Option<&DocumentPath>,
+    ) -> lumbung_index::Result<u64> {
         let filter = match path {
             Some(path) => Filter::must(document_conditions(kb, path)),
-            None => Filter::must([Condition::matches(KB_KEY, kb.as_str().to_string())]),
+            None => Filter::must([Condition::matches(KB_KEY, kb.key().to_string())]),
         };
         Ok(self.reader.count(Some(filter), true)?)
     }
@@ -503,7 +522,10 @@ fn chunk(id: Option<&qdrant::PointId>, payload: &HashMap<String, Value>) -> Resu
         id,
         ordinal: required(ORDINAL_KEY)?,
         citation: Citation {
-            kb: KbName::new(text(KB_KEY)?).map_err(core)?,
+            kb: KbGeneration::from_key(&text(KB_KEY)?)
+                .map_err(core)?
+                .kb()
+                .clone(),
             document_path: DocumentPath::new(text(PATH_KEY)?).map_err(core)?,
             title: text(TITLE_KEY)?,
             heading_path: headings,
@@ -520,7 +542,7 @@ impl LexicalSnapshot for QdrantLexicalSnapshot {
     fn search(
         &self,
         query: &str,
-        kbs: &[KbName],
+        kbs: &[KbGeneration],
         limit: usize,
     ) -> lumbung_index::Result<Vec<ScoredChunk>> {
         if kbs.is_empty() || limit == 0 {
@@ -532,11 +554,11 @@ impl LexicalSnapshot for QdrantLexicalSnapshot {
             return Ok(Vec::new());
         }
         let kb_condition = match kbs {
-            [kb] => Condition::matches(KB_KEY, kb.as_str().to_string()),
+            [kb] => Condition::matches(KB_KEY, kb.key().to_string()),
             _ => Condition::matches(
                 KB_KEY,
                 kbs.iter()
-                    .map(|kb| kb.as_str().to_string())
+                    .map(|kb| kb.key().to_string())
                     .collect::<Vec<_>>(),
             ),
         };

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lumbung_core::{
-    ChunkId, ContentHash, DocumentPath, KbName, Language, VectorIndexConfig, VectorStoreConfig,
-    WriteOrdering,
+    ChunkId, ContentHash, DocumentPath, KbGeneration, Language, VectorIndexConfig,
+    VectorStoreConfig, WriteOrdering,
 };
 use lumbung_index::{VectorPoint, VectorStore};
 use qdrant_client::qdrant::{
@@ -290,7 +290,7 @@ impl QdrantVectorStore {
     fn nearest(
         &self,
         vector: &[f32],
-        kbs: &[KbName],
+        kbs: &[KbGeneration],
         language: Option<Language>,
         limit: usize,
     ) -> lumbung_index::Result<Vec<(ChunkId, f32)>> {
@@ -298,13 +298,13 @@ impl QdrantVectorStore {
             return Ok(Vec::new());
         }
         lumbung_index::check_vector(vector, self.dimension)?;
-        let query = |kbs: &[KbName]| {
+        let query = |kbs: &[KbGeneration]| {
             let mut must = vec![match kbs {
-                [kb] => Condition::matches(KB_KEY, kb.as_str().to_string()),
+                [kb] => Condition::matches(KB_KEY, kb.key().to_string()),
                 _ => Condition::matches(
                     KB_KEY,
                     kbs.iter()
-                        .map(|kb| kb.as_str().to_string())
+                        .map(|kb| kb.key().to_string())
                         .collect::<Vec<_>>(),
                 ),
             }];
@@ -486,9 +486,9 @@ fn scored_chunk_id(point: &ScoredPoint) -> Result<ChunkId> {
     chunk_id(point.id.as_ref())
 }
 
-fn document_filter(kb: &KbName, path: &DocumentPath) -> Vec<Condition> {
+fn document_filter(kb: &KbGeneration, path: &DocumentPath) -> Vec<Condition> {
     vec![
-        Condition::matches(KB_KEY, kb.as_str().to_string()),
+        Condition::matches(KB_KEY, kb.key().to_string()),
         Condition::matches(PATH_KEY, path.as_str().to_string()),
     ]
 }
@@ -508,7 +508,7 @@ fn dense_vector(vectors: Option<qdrant::VectorsOutput>) -> Option<Vec<f32>> {
 impl VectorStore for QdrantVectorStore {
     fn upsert_document(
         &self,
-        kb: &KbName,
+        kb: &KbGeneration,
         path: &DocumentPath,
         hash: &ContentHash,
         points: &[VectorPoint],
@@ -521,7 +521,7 @@ impl VectorStore for QdrantVectorStore {
                 .iter()
                 .map(|point| {
                     let payload: HashMap<String, Value> = HashMap::from([
-                        (KB_KEY.to_string(), Value::from(kb.as_str())),
+                        (KB_KEY.to_string(), Value::from(kb.key())),
                         (PATH_KEY.to_string(), Value::from(path.as_str())),
                         (HASH_KEY.to_string(), Value::from(hash.as_str())),
                         (LANGUAGE_KEY.to_string(), Value::from(point.language.code())),
@@ -553,7 +553,7 @@ impl VectorStore for QdrantVectorStore {
 
     fn delete_other_versions(
         &self,
-        kb: &KbName,
+        kb: &KbGeneration,
         path: &DocumentPath,
         keep: &ContentHash,
     ) -> lumbung_index::Result<()> {
@@ -565,8 +565,15 @@ impl VectorStore for QdrantVectorStore {
         Ok(self.delete_where(filter)?)
     }
 
-    fn delete_document(&self, kb: &KbName, path: &DocumentPath) -> lumbung_index::Result<()> {
+    fn delete_document(&self, kb: &KbGeneration, path: &DocumentPath) -> lumbung_index::Result<()> {
         Ok(self.delete_where(Filter::must(document_filter(kb, path)))?)
+    }
+
+    fn delete_generation(&self, kb: &KbGeneration) -> lumbung_index::Result<()> {
+        Ok(self.delete_where(Filter::must([Condition::matches(
+            KB_KEY,
+            kb.key().to_string(),
+        )]))?)
     }
 
     /// Every write already waited for Qdrant to apply it (and write its WAL).
@@ -577,7 +584,7 @@ impl VectorStore for QdrantVectorStore {
     fn search(
         &self,
         vector: &[f32],
-        kbs: &[KbName],
+        kbs: &[KbGeneration],
         limit: usize,
     ) -> lumbung_index::Result<Vec<(ChunkId, f32)>> {
         self.nearest(vector, kbs, None, limit)
@@ -586,7 +593,7 @@ impl VectorStore for QdrantVectorStore {
     fn search_language(
         &self,
         vector: &[f32],
-        kbs: &[KbName],
+        kbs: &[KbGeneration],
         language: Language,
         limit: usize,
     ) -> lumbung_index::Result<Vec<(ChunkId, f32)>> {
@@ -625,10 +632,10 @@ impl VectorStore for QdrantVectorStore {
             .collect())
     }
 
-    fn count(&self, kb: &KbName, path: Option<&DocumentPath>) -> lumbung_index::Result<u64> {
+    fn count(&self, kb: &KbGeneration, path: Option<&DocumentPath>) -> lumbung_index::Result<u64> {
         let filter = match path {
             Some(path) => Filter::must(document_filter(kb, path)),
-            None => Filter::must([Condition::matches(KB_KEY, kb.as_str().to_string())]),
+            None => Filter::must([Condition::matches(KB_KEY, kb.key().to_string())]),
         };
         Ok(self.remote.count(
             "count points",

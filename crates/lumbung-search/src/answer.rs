@@ -285,7 +285,7 @@ mod tests {
         }
         let chunk = Chunk {
             id: ChunkId::derive(
-                &kb,
+                &lumbung_core::KbGeneration::first(kb.clone()),
                 &document_path,
                 &ContentHash::of_bytes(path.as_bytes()),
                 0,

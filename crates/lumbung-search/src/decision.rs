@@ -481,7 +481,12 @@ mod tests {
         let path = DocumentPath::new("tickets.md").unwrap();
         let text = "P3 tickets are answered within 1 working day.";
         let chunk = Chunk {
-            id: ChunkId::derive(&kb, &path, &ContentHash::of_bytes(text.as_bytes()), 0),
+            id: ChunkId::derive(
+                &lumbung_core::KbGeneration::first(kb.clone()),
+                &path,
+                &ContentHash::of_bytes(text.as_bytes()),
+                0,
+            ),
             ordinal: 0,
             citation: Citation {
                 kb,

@@ -22,7 +22,7 @@ mod question;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
-use lumbung_core::{AskConfig, Chunk, ChunkId, KbName, Language, SearchConfig};
+use lumbung_core::{AskConfig, Chunk, ChunkId, KbGeneration, KbName, Language, SearchConfig};
 use lumbung_embed::{Embedder, Reranker};
 use lumbung_index::{LexicalIndex, LexicalSnapshot, ScoredChunk, VectorStore};
 
@@ -71,20 +71,32 @@ pub enum Retriever {
 /// base the caller's identity was not checked against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
-    kbs: Vec<KbName>,
+    kbs: Vec<KbGeneration>,
 }
 
 impl Scope {
     /// Built by the server's resolver from the caller's identity, or by a tool that owns the
-    /// whole data directory (`lumbung eval`, `lumbung bench`).
-    pub fn resolved(mut kbs: Vec<KbName>) -> Scope {
+    /// whole data directory (`lumbung eval`, `lumbung bench`): one generation per knowledge
+    /// base, the one that serves, so that a search never reads two of one knowledge base.
+    pub fn resolved(mut kbs: Vec<KbGeneration>) -> Scope {
         kbs.sort();
-        kbs.dedup();
+        kbs.dedup_by(|a, b| a.kb() == b.kb());
         Scope { kbs }
     }
 
-    pub fn kbs(&self) -> &[KbName] {
+    /// The generations searched, one per knowledge base, sorted by name.
+    pub fn generations(&self) -> &[KbGeneration] {
         &self.kbs
+    }
+
+    /// The knowledge bases searched, sorted.
+    pub fn kbs(&self) -> impl ExactSizeIterator<Item = &KbName> {
+        self.kbs.iter().map(KbGeneration::kb)
+    }
+
+    /// Whether `kb` is searched.
+    pub fn contains(&self, kb: &KbName) -> bool {
+        self.kbs.iter().any(|generation| generation.kb() == kb)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -229,7 +241,7 @@ impl SearchEngine {
             let snapshot = Arc::clone(&snapshot);
             // "how long", "berapa lama": question words, not what to match.
             let query = question::subject(&request.query);
-            let kbs = request.scope.kbs().to_vec();
+            let kbs = request.scope.generations().to_vec();
             Ok(self
                 .pool
                 .run(move || snapshot.search(&query, &kbs, candidates))
@@ -240,7 +252,7 @@ impl SearchEngine {
                 return Ok(None);
             }
             let (embedder, vectors) = (Arc::clone(&self.embedder), Arc::clone(&self.vectors));
-            let (query, kbs) = (request.query.clone(), request.scope.kbs().to_vec());
+            let (query, kbs) = (request.query.clone(), request.scope.generations().to_vec());
             let centroids = Arc::clone(&self.centroids);
             let centering = self.search.language_centering;
             self.pool

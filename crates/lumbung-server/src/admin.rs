@@ -2,7 +2,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use lumbung_core::KbName;
-use lumbung_ingest::{DocumentRecord, DocumentState, FailureKind, KbStatus, LiveState};
+use lumbung_ingest::{
+    DocumentRecord, DocumentState, FailureKind, Ingestor, JobPhase, JobRecord, JobState, JobStatus,
+    KbSettings, KbStatus, LiveState,
+};
 use lumbung_proto::v1;
 use lumbung_proto::v1::admin_service_server::AdminService;
 use lumbung_proto::{timestamp_from_unix_millis, unix_millis_from_timestamp};
@@ -22,16 +25,26 @@ impl AdminApi {
         AdminApi { app }
     }
 
-    /// The one knowledge base a request names in its `knowledge_base` field, checked against
-    /// what the caller may read.
-    async fn one_kb(&self, caller: &Caller, name: &str) -> Result<KbName> {
+    /// The one knowledge base a request names in its `field`, checked against what the
+    /// caller may read.
+    fn one_kb(&self, caller: &Caller, name: &str, field: &str) -> Result<Scope> {
         if name.is_empty() {
-            return Err(Error::invalid("knowledge_base", "must not be empty"));
+            return Err(Error::invalid(field, "must not be empty"));
         }
-        let scope = self
-            .app
-            .scope(caller, &[name.to_string()], "knowledge_base")?;
-        Ok(scope.kbs()[0].clone())
+        self.app.scope(caller, &[name.to_string()], field)
+    }
+
+    /// Runs `work` with the ingestor on a blocking thread: the calls it makes block, so each
+    /// caller allows clippy's `disallowed_methods` for its closure.
+    async fn with_ingestor<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Arc<Ingestor>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let ingestor = Arc::clone(self.app.ingestor()?);
+        #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]
+        tokio::task::spawn_blocking(move || work(&ingestor))
+            .await
+            .map_err(|err| Error::Task(err.to_string()))?
     }
 
     async fn status(
@@ -42,20 +55,25 @@ impl AdminApi {
         let scope = if request.knowledge_base.is_empty() {
             self.app.scope(caller, &[], "knowledge_base")?
         } else {
-            Scope::resolved(vec![self.one_kb(caller, &request.knowledge_base).await?])
+            self.one_kb(caller, &request.knowledge_base, "knowledge_base")?
         };
-        let ingestor = Arc::clone(self.app.ingestor()?);
-        #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]
-        let statuses = tokio::task::spawn_blocking(move || -> Result<Vec<_>> {
-            let mut statuses = Vec::with_capacity(scope.kbs().len());
-            for kb in scope.kbs() {
-                let status = ingestor.status(kb)?;
-                statuses.push(kb_status(status, request.include_documents));
-            }
-            Ok(statuses)
-        })
-        .await
-        .map_err(|err| Error::Task(err.to_string()))??;
+        let model = self.app.embedding_model_name();
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "inside with_ingestor, on a blocking thread"
+        )]
+        let statuses = self
+            .with_ingestor(move |ingestor| {
+                let mut statuses = Vec::with_capacity(scope.kbs().len());
+                for kb in scope.kbs() {
+                    let status = ingestor.status(kb)?;
+                    let mut status = kb_status(status, request.include_documents);
+                    status.embedding_model = model.clone();
+                    statuses.push(status);
+                }
+                Ok(statuses)
+            })
+            .await?;
         Ok(v1::GetIngestStatusResponse {
             knowledge_bases: statuses,
         })
@@ -67,17 +85,96 @@ impl AdminApi {
         request: v1::ReindexRequest,
     ) -> Result<v1::ReindexResponse> {
         caller.require_admin()?;
-        let kb = self.one_kb(caller, &request.knowledge_base).await?;
-        let ingestor = Arc::clone(self.app.ingestor()?);
-        #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]
-        let report = tokio::task::spawn_blocking(move || ingestor.sync_kb(&kb, true, &|_| {}))
-            .await
-            .map_err(|err| Error::Task(err.to_string()))??;
+        let scope = self.one_kb(caller, &request.knowledge_base, "knowledge_base")?;
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "inside with_ingestor, on a blocking thread"
+        )]
+        let record = self
+            .with_ingestor(move |ingestor| {
+                let kb = scope.kbs().next().expect("one knowledge base");
+                Ok(ingestor.start_reindex(kb)?)
+            })
+            .await?;
         Ok(v1::ReindexResponse {
-            documents_indexed: report.indexed as u32,
-            documents_failed: report.failed as u32,
-            chunks: report.chunks_written,
+            job: Some(job_to_proto(&JobStatus {
+                record,
+                phase: JobPhase::Building,
+            })),
         })
+    }
+
+    async fn cancel_reindex(
+        &self,
+        caller: &Caller,
+        request: v1::CancelReindexRequest,
+    ) -> Result<v1::CancelReindexResponse> {
+        caller.require_admin()?;
+        let scope = self.one_kb(caller, &request.knowledge_base, "knowledge_base")?;
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "inside with_ingestor, on a blocking thread"
+        )]
+        let job_id = self
+            .with_ingestor(move |ingestor| {
+                let kb = scope.kbs().next().expect("one knowledge base");
+                Ok(ingestor.cancel_reindex(kb)?)
+            })
+            .await?;
+        Ok(v1::CancelReindexResponse { job_id })
+    }
+
+    async fn create_kb(
+        &self,
+        caller: &Caller,
+        request: v1::CreateKnowledgeBaseRequest,
+    ) -> Result<v1::CreateKnowledgeBaseResponse> {
+        caller.require_admin()?;
+        if request.name.is_empty() {
+            return Err(Error::invalid("name", "must not be empty"));
+        }
+        let kb = KbName::new(request.name.clone())
+            .map_err(|err| Error::invalid("name", err.to_string()))?;
+        let optional = |text: String| (!text.trim().is_empty()).then_some(text);
+        let settings = KbSettings {
+            title: optional(request.title),
+            description: optional(request.description),
+            language: optional(request.language),
+            escalation: optional(request.escalation),
+            readers: request.readers,
+        };
+        settings
+            .validate()
+            .map_err(|invalid| Error::invalid(invalid.field, invalid.reason))?;
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "inside with_ingestor, on a blocking thread"
+        )]
+        let folder = self
+            .with_ingestor(move |ingestor| Ok(ingestor.create_kb(&kb, &settings)?))
+            .await?;
+        Ok(v1::CreateKnowledgeBaseResponse {
+            folder: folder.display().to_string(),
+        })
+    }
+
+    async fn delete_kb(
+        &self,
+        caller: &Caller,
+        request: v1::DeleteKnowledgeBaseRequest,
+    ) -> Result<v1::DeleteKnowledgeBaseResponse> {
+        caller.require_admin()?;
+        let scope = self.one_kb(caller, &request.name, "name")?;
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "inside with_ingestor, on a blocking thread"
+        )]
+        self.with_ingestor(move |ingestor| {
+            let kb = scope.kbs().next().expect("one knowledge base");
+            Ok(ingestor.delete_kb(kb, request.remove_folder)?)
+        })
+        .await?;
+        Ok(v1::DeleteKnowledgeBaseResponse {})
     }
 
     async fn list_gaps(
@@ -85,7 +182,12 @@ impl AdminApi {
         caller: &Caller,
         request: v1::ListGapsRequest,
     ) -> Result<v1::ListGapsResponse> {
-        let kb = self.one_kb(caller, &request.knowledge_base).await?;
+        let kb = self
+            .one_kb(caller, &request.knowledge_base, "knowledge_base")?
+            .kbs()
+            .next()
+            .expect("one knowledge base")
+            .clone();
         let since = request.since.as_ref().map(unix_millis_from_timestamp);
         let gaps = Arc::clone(&self.app.gaps);
         #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]
@@ -159,7 +261,10 @@ fn kb_status(status: KbStatus, include_documents: bool) -> v1::KnowledgeBaseStat
         summary,
         records,
         in_progress,
+        generations,
+        job,
     } = status;
+    let source_bytes = records.iter().map(|record| record.size_bytes).sum();
     let live: HashMap<_, _> = in_progress.iter().cloned().collect();
     let mut documents: Vec<v1::DocumentStatus> = records
         .iter()
@@ -207,6 +312,55 @@ fn kb_status(status: KbStatus, include_documents: bool) -> v1::KnowledgeBaseStat
                 documents,
             })
             .collect(),
+        generation: generations.active.get(),
+        building_generation: generations.building.map_or(0, |g| g.get()),
+        job: job.as_ref().map(job_to_proto),
+        embedding_model: String::new(),
+        source_bytes,
+    }
+}
+
+fn job_to_proto(job: &JobStatus) -> v1::Job {
+    let JobStatus { record, phase } = job;
+    let JobRecord {
+        id,
+        kb,
+        generation,
+        kind: _,
+        state,
+        started_at_ms,
+        finished_at_ms,
+        error,
+        documents_total,
+        documents_done,
+        documents_failed,
+        chunks_written,
+    } = record;
+    v1::Job {
+        id: id.clone(),
+        knowledge_base: kb.to_string(),
+        generation: generation.get(),
+        state: match state {
+            JobState::Running => v1::JobState::Running,
+            JobState::Succeeded => v1::JobState::Succeeded,
+            JobState::Failed => v1::JobState::Failed,
+            JobState::Cancelled => v1::JobState::Cancelled,
+        }
+        .into(),
+        phase: match phase {
+            JobPhase::Building => v1::JobPhase::Building,
+            JobPhase::Swapping => v1::JobPhase::Swapping,
+            JobPhase::Retiring => v1::JobPhase::Retiring,
+            JobPhase::Ended => v1::JobPhase::Ended,
+        }
+        .into(),
+        started: Some(timestamp_from_unix_millis(*started_at_ms)),
+        finished: finished_at_ms.map(timestamp_from_unix_millis),
+        documents_total: *documents_total,
+        documents_done: *documents_done,
+        documents_failed: *documents_failed,
+        chunks_written: *chunks_written,
+        error: error.clone().unwrap_or_default(),
     }
 }
 
@@ -280,6 +434,48 @@ impl AdminService for AdminApi {
                 Work::Lookup,
                 request,
                 |caller, message| async move { self.reindex(&caller, message).await },
+            )
+            .await
+    }
+
+    async fn cancel_reindex(
+        &self,
+        request: Request<v1::CancelReindexRequest>,
+    ) -> Result<Response<v1::CancelReindexResponse>, Status> {
+        self.app
+            .serve_request(
+                "CancelReindex",
+                Work::Lookup,
+                request,
+                |caller, message| async move { self.cancel_reindex(&caller, message).await },
+            )
+            .await
+    }
+
+    async fn create_knowledge_base(
+        &self,
+        request: Request<v1::CreateKnowledgeBaseRequest>,
+    ) -> Result<Response<v1::CreateKnowledgeBaseResponse>, Status> {
+        self.app
+            .serve_request(
+                "CreateKnowledgeBase",
+                Work::Lookup,
+                request,
+                |caller, message| async move { self.create_kb(&caller, message).await },
+            )
+            .await
+    }
+
+    async fn delete_knowledge_base(
+        &self,
+        request: Request<v1::DeleteKnowledgeBaseRequest>,
+    ) -> Result<Response<v1::DeleteKnowledgeBaseResponse>, Status> {
+        self.app
+            .serve_request(
+                "DeleteKnowledgeBase",
+                Work::Lookup,
+                request,
+                |caller, message| async move { self.delete_kb(&caller, message).await },
             )
             .await
     }

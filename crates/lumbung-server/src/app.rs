@@ -339,6 +339,16 @@ impl App {
                 .is_none_or(|alive| alive.load(Ordering::SeqCst))
     }
 
+    /// The name of the embedding model the vectors come from: its folder's.
+    pub fn embedding_model_name(&self) -> String {
+        self.config
+            .embedding
+            .model_dir
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// The folders' ingest; FAILED_PRECONDITION on a query node, which has none.
     pub fn ingestor(&self) -> Result<&Arc<Ingestor>> {
         self.ingestor.as_ref().ok_or_else(|| {
@@ -378,8 +388,8 @@ impl App {
                 KbName::new(name.clone()).map_err(|err| Error::invalid(field, err.to_string()))?,
             );
         }
-        let readable: Vec<KbName> = self
-            .registry()
+        let registry = self.registry();
+        let readable: Vec<&KbName> = registry
             .iter()
             .filter(|(kb, entry)| {
                 // An unreadable kb.toml grants no reader.
@@ -389,16 +399,23 @@ impl App {
                 };
                 caller.may_read(kb, readers)
             })
-            .map(|(kb, _)| kb.clone())
+            .map(|(kb, _)| kb)
             .collect();
+        // Each knowledge base at the generation that serves now: a rebuild swapping in a new
+        // one meanwhile does not change what this request reads.
+        let active = |kb: &KbName| registry.get(kb).map(|entry| entry.active.clone());
         if names.is_empty() {
-            return Ok(Scope::resolved(readable));
+            return Ok(Scope::resolved(
+                readable.into_iter().filter_map(active).collect(),
+            ));
         }
+        let mut generations = Vec::with_capacity(names.len());
         for (kb, name) in names.iter().zip(requested) {
-            if !readable.contains(kb) {
-                return Err(Error::KbNotFound(name.clone()));
+            match active(kb) {
+                Some(generation) if readable.contains(&kb) => generations.push(generation),
+                _ => return Err(Error::KbNotFound(name.clone())),
             }
         }
-        Ok(Scope::resolved(names))
+        Ok(Scope::resolved(generations))
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
-use lumbung_core::{KbName, VectorStoreConfig};
+use lumbung_core::{Generation, KbGeneration, KbName, VectorStoreConfig};
 use lumbung_ingest::{Ingestor, KbEntry, KbSettings, KbSummary, Registry};
 use lumbung_qdrant::ClusterDirectory;
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,9 @@ struct PublishedKb {
     skipped: u32,
     chunks: u64,
     last_change_ms: Option<i64>,
+    /// The generation that serves; absent in entries published before generations.
+    #[serde(default)]
+    generation: Generation,
 }
 
 fn to_published(registry: &Registry) -> Result<Vec<(String, String)>> {
@@ -42,6 +45,7 @@ fn to_published(registry: &Registry) -> Result<Vec<(String, String)>> {
                 skipped: entry.summary.skipped,
                 chunks: entry.summary.chunks,
                 last_change_ms: entry.summary.last_change_ms,
+                generation: entry.active.generation(),
             };
             let json = serde_json::to_string(&published)
                 .map_err(|err| Error::ClusterDirectory(err.to_string()))?;
@@ -68,7 +72,16 @@ fn from_published(entries: Vec<(String, String)>) -> Result<Registry> {
             last_change_ms: published.last_change_ms,
             ..KbSummary::default()
         };
-        registry.insert(KbName::new(kb)?, KbEntry { settings, summary });
+        let kb = KbName::new(kb)?;
+        let active = KbGeneration::new(kb.clone(), published.generation);
+        registry.insert(
+            kb,
+            KbEntry {
+                settings,
+                summary,
+                active,
+            },
+        );
     }
     Ok(registry)
 }

@@ -100,8 +100,13 @@ impl Error {
                 | lumbung_search::Error::Collection(_) => Code::Internal,
             },
             Error::Ingest(ingest) => match ingest {
-                lumbung_ingest::Error::UnknownKb(_) => Code::NotFound,
-                lumbung_ingest::Error::Io { .. }
+                lumbung_ingest::Error::UnknownKb(_) | lumbung_ingest::Error::NoJob(_) => {
+                    Code::NotFound
+                }
+                lumbung_ingest::Error::JobRunning { .. } => Code::FailedPrecondition,
+                lumbung_ingest::Error::KbExists(_) => Code::AlreadyExists,
+                lumbung_ingest::Error::BuildCheck { .. }
+                | lumbung_ingest::Error::Io { .. }
                 | lumbung_ingest::Error::CatalogOpen { .. }
                 | lumbung_ingest::Error::Catalog(_)
                 | lumbung_ingest::Error::CorruptCatalog(_)

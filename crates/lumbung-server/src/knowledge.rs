@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use lumbung_core::KbName;
+use lumbung_core::{KbGeneration, KbName};
 use lumbung_proto::v1;
 use lumbung_proto::v1::knowledge_service_server::KnowledgeService;
 use lumbung_search::{
@@ -103,7 +103,6 @@ impl KnowledgeApi {
         let scope = self.app.scope(caller, &[], "knowledge_bases")?;
         let kbs: Vec<&KbName> = scope
             .kbs()
-            .iter()
             .filter(|kb| request.page_token.is_empty() || kb.as_str() > request.page_token.as_str())
             .collect();
         let registry = self.app.registry();
@@ -184,18 +183,18 @@ pub(crate) async fn answer_question(
         HandOff::NoPassage => v1::HandOffReason::NoMatchingPassage,
         HandOff::NotSupported => v1::HandOffReason::NotSupported,
     };
-    let mut belongs_to = match scope.kbs() {
-        [only] => Some(only.clone()),
+    let mut belongs_to = match scope.generations() {
+        [only] => Some(only.kb().clone()),
         _ => answer.closest_kb.clone(),
     };
     let mut explanation = hand_off.explanation().to_string();
     if !request.knowledge_bases.is_empty() {
         // Only among those the caller may read: a hand-off must not reveal the others.
-        let others: Vec<KbName> = app
+        let others: Vec<KbGeneration> = app
             .scope(caller, &[], "knowledge_bases")?
-            .kbs()
+            .generations()
             .iter()
-            .filter(|kb| !scope.kbs().contains(kb))
+            .filter(|generation| !scope.contains(generation.kb()))
             .cloned()
             .collect();
         if !others.is_empty() {

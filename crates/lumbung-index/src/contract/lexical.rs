@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lumbung_core::ChunkId;
 
-use super::{Doc, ids_of, kb, path, sorted, sorted_ids};
+use super::{Doc, ids_of, kb, kb_generation, path, sorted, sorted_ids};
 use crate::{Error, LexicalIndex};
 
 pub fn replace_is_invisible_until_commit_then_round_trips_every_field(
@@ -72,14 +72,15 @@ pub fn kb_filter_is_applied_inside_the_query(index: Arc<dyn LexicalIndex>) {
     let hits = index
         .search("firewall", std::slice::from_ref(&a.kb), 100)
         .unwrap();
-    assert!(hits.iter().all(|hit| hit.chunk.citation.kb == a.kb));
+    assert!(hits.iter().all(|hit| &hit.chunk.citation.kb == a.kb.kb()));
 
     let both = index
         .search("firewall", &[a.kb.clone(), b.kb.clone()], 100)
         .unwrap();
     assert_eq!(both.len(), 21);
     assert_eq!(
-        both[0].chunk.citation.kb, b.kb,
+        &both[0].chunk.citation.kb,
+        b.kb.kb(),
         "the stronger match ranks first once allowed"
     );
 
@@ -468,4 +469,69 @@ pub fn concurrent_writers_and_readers_share_one_index(index: Arc<dyn LexicalInde
     index.commit().unwrap();
     assert_eq!(index.count_chunks(&kb("it"), None).unwrap(), 80);
     assert_eq!(index.search("shared", &[kb("it")], 100).unwrap().len(), 40);
+}
+
+pub fn generations_of_one_knowledge_base_are_apart(index: Arc<dyn LexicalIndex>) {
+    let live = Doc::new("hr", "leave.md", "v1");
+    let next = Doc::in_generation(kb_generation("hr", 2), "leave.md", "v1");
+    index
+        .replace_document(
+            &live.kb,
+            &live.path,
+            &live.chunks(&["annual leave request form"]),
+        )
+        .unwrap();
+    index
+        .replace_document(
+            &next.kb,
+            &next.path,
+            &next.chunks(&["annual leave request, rebuilt", "leave balance"]),
+        )
+        .unwrap();
+    index.commit().unwrap();
+    // The same document at two generations: different chunk ids, counted and searched apart.
+    assert_ne!(live.id(0), next.id(0));
+    assert_eq!(index.count_chunks(&live.kb, None).unwrap(), 1);
+    assert_eq!(index.count_chunks(&next.kb, Some(&next.path)).unwrap(), 2);
+    let found = index
+        .search("leave", std::slice::from_ref(&live.kb), 10)
+        .unwrap();
+    assert_eq!(ids_of(&found), [live.id(0)]);
+    assert_eq!(found[0].chunk.citation.kb.as_str(), "hr");
+    let found = index
+        .search("leave", std::slice::from_ref(&next.kb), 10)
+        .unwrap();
+    assert_eq!(sorted_ids(&found), sorted(vec![next.id(0), next.id(1)]));
+    assert!(
+        found
+            .iter()
+            .all(|hit| hit.chunk.citation.kb.as_str() == "hr")
+    );
+
+    // Deleting the document from one generation leaves the other whole.
+    index.delete_document(&live.kb, &live.path).unwrap();
+    index.commit().unwrap();
+    assert_eq!(index.count_chunks(&live.kb, None).unwrap(), 0);
+    assert_eq!(index.count_chunks(&next.kb, None).unwrap(), 2);
+    assert_eq!(
+        index.get_chunks(&[next.id(1)]).unwrap()[0].text,
+        "leave balance"
+    );
+
+    // A whole generation goes at the commit; other knowledge bases stay.
+    let other = Doc::new("hrx", "leave.md", "v1");
+    index
+        .replace_document(&other.kb, &other.path, &other.chunks(&["leave policy"]))
+        .unwrap();
+    index.delete_generation(&next.kb).unwrap();
+    assert_eq!(index.count_chunks(&next.kb, None).unwrap(), 2);
+    index.commit().unwrap();
+    assert_eq!(index.count_chunks(&next.kb, None).unwrap(), 0);
+    assert!(
+        index
+            .get_chunks(&[next.id(0), next.id(1)])
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(index.count_chunks(&other.kb, None).unwrap(), 1);
 }

@@ -10,8 +10,8 @@ pub mod lexical;
 pub mod vector;
 
 use lumbung_core::{
-    Chunk, ChunkId, Citation, ContentHash, DocumentPath, KbName, Language, QuantizedVector,
-    Sentence, split_sentences,
+    Chunk, ChunkId, Citation, ContentHash, DocumentPath, Generation, KbGeneration, KbName,
+    Language, QuantizedVector, Sentence, split_sentences,
 };
 
 use crate::{ScoredChunk, VectorPoint};
@@ -36,6 +36,7 @@ macro_rules! vector_store_contract {
             invalid_vectors_are_refused_and_nothing_is_written,
             concurrent_writers_readers_and_flushes_share_one_store,
             each_language_has_its_mean_and_can_be_searched_alone,
+            generations_of_one_knowledge_base_are_apart,
         );
     };
     (@cases $open:expr; $($case:ident,)*) => {$(
@@ -64,6 +65,7 @@ macro_rules! lexical_index_contract {
             user_text_never_breaks_the_query,
             chunks_of_another_document_are_rejected,
             concurrent_writers_and_readers_share_one_index,
+            generations_of_one_knowledge_base_are_apart,
         );
     };
     (@cases $open:expr; $($case:ident,)*) => {$(
@@ -75,8 +77,14 @@ macro_rules! lexical_index_contract {
     )*};
 }
 
-pub fn kb(name: &str) -> KbName {
-    KbName::new(name).unwrap()
+/// The first generation of the knowledge base `name`.
+pub fn kb(name: &str) -> KbGeneration {
+    KbGeneration::first(KbName::new(name).unwrap())
+}
+
+/// Generation `number` of the knowledge base `name`.
+pub fn kb_generation(name: &str, number: u32) -> KbGeneration {
+    KbGeneration::new(KbName::new(name).unwrap(), Generation::new(number).unwrap())
 }
 
 pub fn path(path: &str) -> DocumentPath {
@@ -85,7 +93,7 @@ pub fn path(path: &str) -> DocumentPath {
 
 /// One version of a document: its chunks carry ids derived from the version's content hash.
 pub struct Doc {
-    pub kb: KbName,
+    pub kb: KbGeneration,
     pub path: DocumentPath,
     pub hash: ContentHash,
     pub title: String,
@@ -93,8 +101,13 @@ pub struct Doc {
 
 impl Doc {
     pub fn new(kb_name: &str, doc_path: &str, version: &str) -> Doc {
+        Doc::in_generation(kb(kb_name), doc_path, version)
+    }
+
+    pub fn in_generation(kb: KbGeneration, doc_path: &str, version: &str) -> Doc {
+        let kb_name = kb.kb().to_string();
         Doc {
-            kb: kb(kb_name),
+            kb,
             path: path(doc_path),
             hash: ContentHash::of_bytes(format!("{kb_name}/{doc_path}@{version}").as_bytes()),
             title: doc_path.rsplit('/').next().unwrap().to_string(),
@@ -117,7 +130,7 @@ impl Doc {
                     id: self.id(ordinal),
                     ordinal,
                     citation: Citation {
-                        kb: self.kb.clone(),
+                        kb: self.kb.kb().clone(),
                         document_path: self.path.clone(),
                         title: self.title.clone(),
                         heading_path: vec!["Guide".to_string(), format!("Part {ordinal}")],

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use lumbung_core::{ChunkId, KbName, Language};
+use lumbung_core::{ChunkId, KbGeneration, Language};
 
-use super::{DIM, Doc, axis, cosine, ids, kb, path, point, points, sorted};
+use super::{DIM, Doc, axis, cosine, ids, kb, kb_generation, path, point, points, sorted};
 use crate::{Error, VectorPoint, VectorStore};
 
 pub fn nearest_neighbour_comes_first_with_cosine_scores(store: Arc<dyn VectorStore>) {
@@ -311,7 +311,7 @@ pub fn each_language_has_its_mean_and_can_be_searched_alone(store: Arc<dyn Vecto
 pub fn a_scope_of_a_few_knowledge_bases_holds_the_best_of_each(store: Arc<dyn VectorStore>) {
     // Knowledge bases of very different sizes: the best of a small one must not be crowded
     // out by a large one, and the merged list is the exact top of the union.
-    let mut everything: Vec<(ChunkId, KbName, Vec<f32>)> = Vec::new();
+    let mut everything: Vec<(ChunkId, KbGeneration, Vec<f32>)> = Vec::new();
     for (k, size) in [(0, 40), (1, 3), (2, 1), (3, 12), (4, 0)] {
         let doc = Doc::new(&format!("kb{k}"), "a.md", "v1");
         let vectors: Vec<Vec<f32>> = (0..size)
@@ -427,4 +427,62 @@ pub fn invalid_vectors_are_refused_and_nothing_is_written(store: Arc<dyn VectorS
         0,
         "rejected points are not written"
     );
+}
+
+pub fn generations_of_one_knowledge_base_are_apart(store: Arc<dyn VectorStore>) {
+    let live = Doc::new("hr", "leave.md", "v1");
+    let next = Doc::in_generation(kb_generation("hr", 2), "leave.md", "v1");
+    store
+        .replace_document(
+            &live.kb,
+            &live.path,
+            &live.hash,
+            &points(&live, vec![axis(0, 0.1)]),
+        )
+        .unwrap();
+    store
+        .replace_document(
+            &next.kb,
+            &next.path,
+            &next.hash,
+            &points(&next, vec![axis(0, 0.0), axis(1, 0.0)]),
+        )
+        .unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.count(&live.kb, None).unwrap(), 1);
+    assert_eq!(store.count(&next.kb, Some(&next.path)).unwrap(), 2);
+    let query = axis(0, 0.0);
+    let hits = store
+        .search(&query, std::slice::from_ref(&live.kb), 10)
+        .unwrap();
+    assert_eq!(ids(&hits), [live.id(0)]);
+    let hits = store
+        .search(&query, std::slice::from_ref(&next.kb), 10)
+        .unwrap();
+    assert_eq!(ids(&hits), [next.id(0), next.id(1)]);
+
+    // Same content hash in both: dropping other versions in one generation, or the whole
+    // document, leaves the other generation's points.
+    store
+        .delete_other_versions(&next.kb, &next.path, &next.hash)
+        .unwrap();
+    store.delete_document(&live.kb, &live.path).unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.count(&live.kb, None).unwrap(), 0);
+    assert_eq!(store.count(&next.kb, None).unwrap(), 2);
+
+    let other = Doc::new("hrx", "leave.md", "v1");
+    store
+        .replace_document(
+            &other.kb,
+            &other.path,
+            &other.hash,
+            &points(&other, vec![axis(2, 0.0)]),
+        )
+        .unwrap();
+    store.delete_generation(&next.kb).unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.count(&next.kb, None).unwrap(), 0);
+    assert!(store.get_vectors(&[next.id(0)]).unwrap().is_empty());
+    assert_eq!(store.count(&other.kb, None).unwrap(), 1);
 }

@@ -7,7 +7,7 @@ mod watcher;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use lumbung_core::{EmbeddingConfig, IngestConfig, KbName};
+use lumbung_core::{EmbeddingConfig, IngestConfig, KbGeneration, KbName};
 use lumbung_embed::Embedder;
 use lumbung_index::{EdgeVectorStore, LexicalIndex, TantivyLexicalIndex, VectorStore};
 use lumbung_ingest::{Catalog, Ingestor};
@@ -32,6 +32,13 @@ pub fn embedder() -> Arc<Embedder> {
 
 pub fn kb(name: &str) -> KbName {
     KbName::new(name).unwrap()
+}
+
+impl Fixture {
+    /// The generation of knowledge base `name` that searches read.
+    pub fn active(&self, name: &str) -> KbGeneration {
+        self.ingestor.active_generation(&kb(name)).unwrap()
+    }
 }
 
 /// A watched root and a data directory in a temporary folder, with the ingestor over them.

@@ -11,7 +11,11 @@ fn sync(fixture: &Fixture, name: &str, force: bool) -> SyncReport {
 }
 
 fn recorded_paths(fixture: &Fixture, name: &str) -> Vec<String> {
-    let records = fixture.ingestor.catalog().list(&kb(name)).unwrap();
+    let records = fixture
+        .ingestor
+        .catalog()
+        .list(&fixture.active(name))
+        .unwrap();
     records.iter().map(|r| r.path.to_string()).collect()
 }
 
@@ -21,13 +25,13 @@ fn stored_chunks(fixture: &Fixture, name: &str, path: &str) -> Vec<Chunk> {
     let record = fixture
         .ingestor
         .catalog()
-        .list(&kb(name))
+        .list(&fixture.active(name))
         .unwrap()
         .into_iter()
         .find(|record| record.path == path)
         .unwrap();
     let ids: Vec<ChunkId> = (0..record.chunks)
-        .map(|ordinal| ChunkId::derive(&kb(name), &path, &record.content_hash, ordinal))
+        .map(|ordinal| ChunkId::derive(&fixture.active(name), &path, &record.content_hash, ordinal))
         .collect();
     fixture.lexical.get_chunks(&ids).unwrap()
 }
@@ -36,7 +40,7 @@ fn stored_chunks(fixture: &Fixture, name: &str, path: &str) -> Vec<Chunk> {
 fn lexical_paths(fixture: &Fixture, name: &str, query: &str) -> Vec<String> {
     let mut paths: Vec<String> = fixture
         .lexical
-        .search(query, &[kb(name)], 20)
+        .search(query, &[fixture.active(name)], 20)
         .unwrap()
         .into_iter()
         .map(|hit| hit.chunk.citation.document_path.to_string())
@@ -109,9 +113,12 @@ fn renames_moves_and_copies_keep_their_vectors() {
         (
             fixture
                 .lexical
-                .count_chunks(&kb("it"), Some(&path))
+                .count_chunks(&fixture.active("it"), Some(&path))
                 .unwrap(),
-            fixture.vectors.count(&kb("it"), Some(&path)).unwrap(),
+            fixture
+                .vectors
+                .count(&fixture.active("it"), Some(&path))
+                .unwrap(),
         )
     };
     let original = chunks_of("password-reset.md");
@@ -158,7 +165,7 @@ fn an_edit_replaces_the_chunks_and_an_unreadable_version_keeps_the_old_ones() {
     let [record] = fixture
         .ingestor
         .catalog()
-        .list(&kb("ops"))
+        .list(&fixture.active("ops"))
         .unwrap()
         .try_into()
         .unwrap();

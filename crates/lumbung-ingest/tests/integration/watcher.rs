@@ -7,7 +7,11 @@ use lumbung_ingest::Watcher;
 use crate::{Fixture, kb};
 
 fn recorded(fixture: &Fixture, name: &str, path: &str) -> bool {
-    let records = fixture.ingestor.catalog().list(&kb(name)).unwrap();
+    let records = fixture
+        .ingestor
+        .catalog()
+        .list(&fixture.active(name))
+        .unwrap();
     records.iter().any(|r| r.path.as_str() == path)
 }
 

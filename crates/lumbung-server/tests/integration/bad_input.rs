@@ -71,7 +71,7 @@ async fn bad_files_are_recorded_and_the_rest_of_the_folder_indexes() {
         "{report:?}"
     );
 
-    let kb = lumbung_core::KbName::new("mixed").unwrap();
+    let kb = lumbung_core::KbGeneration::first(lumbung_core::KbName::new("mixed").unwrap());
     let records = app.ingestor().unwrap().catalog().list(&kb).unwrap();
     let state_of = |path: &str| {
         let record = records.iter().find(|r| r.path.as_str() == path).unwrap();

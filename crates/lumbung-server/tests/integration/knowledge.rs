@@ -490,39 +490,6 @@ async fn status_counts_every_sample_document() {
 }
 
 #[tokio::test]
-async fn reindex_rewrites_a_knowledge_base_while_it_keeps_answering() {
-    let mut admin = harness::admin().await;
-    let reindex = tokio::spawn(async move {
-        admin
-            .reindex(v1::ReindexRequest {
-                knowledge_base: "safety-zh".to_string(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-    });
-    // Searches during the reindex are served from the chunks committed so far.
-    while !reindex.is_finished() {
-        assert!(!search("焊接 防护", &["safety-zh"], 3).await.is_empty());
-    }
-    let response = reindex.await.unwrap();
-    let on_disk = harness::documents_on_disk("safety-zh");
-    assert_eq!(response.documents_indexed as usize, on_disk);
-    assert_eq!(response.documents_failed, 0);
-    assert!(response.chunks > 0);
-
-    let mut admin = harness::admin().await;
-    let status = admin
-        .reindex(v1::ReindexRequest {
-            knowledge_base: String::new(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("knowledge_base"));
-}
-
-#[tokio::test]
 async fn each_retriever_alone_ranks_by_its_own_scores() {
     let mut client = harness::knowledge().await;
     for (retriever, want_bm25, want_dense) in [

@@ -7,6 +7,7 @@
 
 mod auth;
 mod bad_input;
+mod generations;
 mod harness;
 mod hostile;
 mod knowledge;
