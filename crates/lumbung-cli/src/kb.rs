@@ -8,7 +8,7 @@ use lumbung_proto::v1;
 use serde_json::{Value, json};
 
 use crate::client::{admin_client, format_timestamp, kb_status_json, status_error};
-use crate::{KbCommand, ReindexArgs};
+use crate::{BackupArgs, KbCommand, ReindexArgs};
 
 /// How often `reindex --wait` asks for the job's progress.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -352,4 +352,38 @@ pub async fn reindex(args: ReindexArgs) -> anyhow::Result<()> {
             }
         ),
     }
+}
+
+pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    let directory = std::path::absolute(&args.dir)?;
+    let mut admin = admin_client(&args.client).await?;
+    let response = admin
+        .backup(v1::BackupRequest {
+            directory: directory.display().to_string(),
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if args.client.json {
+        println!(
+            "{}",
+            json!({
+                "directory": directory.display().to_string(),
+                "knowledge_bases": response.knowledge_bases,
+                "documents": response.documents,
+                "chunks": response.chunks,
+                "version": response.version,
+            })
+        );
+    } else {
+        println!(
+            "backed up {} knowledge bases ({} documents, {} chunks) into {} (backup version {})",
+            response.knowledge_bases,
+            response.documents,
+            response.chunks,
+            directory.display(),
+            response.version
+        );
+    }
+    Ok(())
 }

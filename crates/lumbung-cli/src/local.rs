@@ -64,10 +64,16 @@ pub fn check(config: Config, kb: Option<String>) -> anyhow::Result<bool> {
     for kb in kbs {
         let problems = app.ingestor()?.verify(&kb)?;
         if problems.is_empty() {
-            let summary = app.ingestor()?.status(&kb)?.summary;
+            let status = app.ingestor()?.status(&kb)?;
+            let building = match status.generations.building {
+                Some(generation) => {
+                    format!("; generation {generation} being built, resumed at the next start")
+                }
+                None => String::new(),
+            };
             println!(
-                "{kb}: consistent ({} documents indexed, {} chunks)",
-                summary.indexed, summary.chunks
+                "{kb}: consistent ({} documents indexed, {} chunks, generation {}{building})",
+                status.summary.indexed, status.summary.chunks, status.generations.active
             );
         }
         for problem in problems {
@@ -130,6 +136,33 @@ pub fn ingest(config: Config, kb: Option<String>, force: bool) -> anyhow::Result
         report.skipped,
         report.removed,
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Restores the backup in `dir` into the configured (empty) data directory, with the files of
+/// the data directory it carries, and checks every knowledge base.
+pub fn restore(config: Config, dir: &std::path::Path) -> anyhow::Result<()> {
+    let data_dir = config.data_dir.clone();
+    let app = App::open(config)?;
+    let manifest = app.ingestor()?.restore(dir, &app.embedding_model_name())?;
+    for file in &manifest.files {
+        std::fs::copy(dir.join("files").join(file), data_dir.join(file))?;
+    }
+    for kb in &manifest.knowledge_bases {
+        println!(
+            "{}: restored generation {} ({} documents, {} chunks)",
+            kb.name, kb.generation, kb.documents, kb.chunks
+        );
+    }
+    println!(
+        "restored a backup of {} taken by lumbung {} into {}",
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH
+                + std::time::Duration::from_millis(manifest.created_at_ms.max(0) as u64)
+        ),
+        manifest.lumbung_version,
+        data_dir.display()
     );
     Ok(())
 }

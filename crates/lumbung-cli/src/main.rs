@@ -54,6 +54,13 @@ enum Command {
     /// List, describe, create and delete knowledge bases on a running service.
     #[command(subcommand)]
     Kb(KbCommand),
+    /// Back up every knowledge base (catalog rows, chunks, vectors) and the calibrated answer
+    /// decision of a running service into a new or empty folder on the service's machine,
+    /// while it goes on serving and ingesting.
+    Backup(BackupArgs),
+    /// Restore a backup into an empty data directory (the service must not run on it); the
+    /// knowledge bases' folders must be there too, or the next sync removes their documents.
+    Restore(RestoreArgs),
     /// Make a new API token: prints the token (to give to the assistant, it is stored nowhere)
     /// and the entry of the token file (`server.tokens_file`) that grants it, by its hash.
     NewToken(NewTokenArgs),
@@ -208,6 +215,22 @@ struct IngestArgs {
     /// Re-embed documents even when unchanged.
     #[arg(long)]
     force: bool,
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// The folder to write, on the service's machine (a relative path is taken from here).
+    dir: PathBuf,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// The backup's folder.
+    dir: PathBuf,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 #[derive(Args)]
@@ -537,6 +560,12 @@ fn main() -> anyhow::Result<()> {
             let config = args.config.load()?;
             local::ingest(config, args.kb, args.force)
         }
+        Command::Restore(args) => {
+            init_tracing();
+            let config = args.config.load()?;
+            local::restore(config, &args.dir)
+        }
+        Command::Backup(args) => runtime.block_on(kb::backup(args)),
         Command::Check(args) => {
             let config = args.config.load()?;
             if !local::check(config, args.kb)? {

@@ -592,6 +592,22 @@ impl Config {
                     "must be positive",
                 ));
             }
+            // Query nodes learn of a swapped-in generation only at their next refresh (the
+            // ingest node publishes within half a second): until then they read the old one.
+            let least = v
+                .directory_refresh_ms
+                .saturating_mul(2)
+                .saturating_add(1_000);
+            if self.ingest.retire_after_ms < least {
+                return Err(Error::invalid(
+                    "ingest.retire_after_ms",
+                    format!(
+                        "{} is too short for query nodes that refresh every {} ms \
+                         (vector_store.directory_refresh_ms): at least {least}",
+                        self.ingest.retire_after_ms, v.directory_refresh_ms
+                    ),
+                ));
+            }
             if v.ingest_lease_seconds < 3 {
                 // Renewed every third of it: below 3 s a renewal would be due every second.
                 return Err(Error::invalid(

@@ -577,7 +577,10 @@ mod tests {
             rebuilt.chunk_ids().next(),
             catalog.list(&first).unwrap()[0].chunk_ids().next()
         );
-        assert_eq!(catalog.knowledge_bases().unwrap(), std::slice::from_ref(&hr));
+        assert_eq!(
+            catalog.knowledge_bases().unwrap(),
+            std::slice::from_ref(&hr)
+        );
         assert_eq!(catalog.generations(&hr).unwrap(), KbGenerations::default());
 
         // A change that fails writes nothing, not even its job.
@@ -642,7 +645,10 @@ mod tests {
         assert_eq!(catalog.list(&next).unwrap().len(), 1);
         catalog.remove_generation(&next).unwrap();
         // Generations alone still name the knowledge base, until it is forgotten.
-        assert_eq!(catalog.knowledge_bases().unwrap(), std::slice::from_ref(&hr));
+        assert_eq!(
+            catalog.knowledge_bases().unwrap(),
+            std::slice::from_ref(&hr)
+        );
         catalog.forget(&hr).unwrap();
         assert!(catalog.knowledge_bases().unwrap().is_empty());
         assert!(catalog.jobs(&hr).unwrap().is_empty());

@@ -34,6 +34,8 @@ pub enum Error {
     },
     #[error("knowledge base {0:?} already exists")]
     KbExists(String),
+    #[error("backup: {0}")]
+    Backup(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -20,6 +20,10 @@ use crate::catalog::{JobKind, JobRecord, JobState};
 use crate::pipeline::{Outcome, Progress, RunOptions};
 use crate::{Error, Ingestor, Result, now_ms};
 
+/// Settle periods a rebuild waits for files still changing before it swaps them in as they
+/// are (the watcher's longest wait too).
+const MAX_SETTLE_WAITS: u32 = 10;
+
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobPhase {
@@ -333,7 +337,7 @@ impl Ingestor {
             status_now().phase = JobPhase::Swapping;
             // What changed in the folder while the build ran: syncs wrote it into the active
             // generation only. None can run now, and the next one writes the new generation.
-            self.run_generation(target, options, &progress)?;
+            self.catch_up(target, options, &progress, &stopped)?;
             if stopped() {
                 return Ok(false);
             }
@@ -382,6 +386,35 @@ impl Ingestor {
             tracing::warn!(kb = %kb, error = %err, "could not delete the retired generation yet");
         }
         Ok(true)
+    }
+
+    /// Brings `target` in step with the folder before it is swapped in. Files still changing
+    /// are waited for (a settle period at a time, as many as the watcher waits at most), then
+    /// taken as they are: the generation swapped in must hold every document of the folder,
+    /// where a sync could leave a changing file for later because the old version still
+    /// answers.
+    fn catch_up(
+        &self,
+        target: &KbGeneration,
+        options: RunOptions<'_>,
+        progress: &(dyn Fn(&Progress) + Sync),
+        stopped: &dyn Fn() -> bool,
+    ) -> Result<()> {
+        let mut report = self.run_generation(target, options, progress)?;
+        let mut waits = 0;
+        while report.deferred > 0 && waits < MAX_SETTLE_WAITS && !stopped() {
+            std::thread::sleep(Duration::from_millis(self.config.settle_ms));
+            waits += 1;
+            report = self.run_generation(target, options, progress)?;
+        }
+        if report.deferred > 0 && !stopped() {
+            let now = RunOptions {
+                settle_ms: 0,
+                ..options
+            };
+            self.run_generation(target, now, progress)?;
+        }
+        Ok(())
     }
 
     /// Gives up the generation `target` is building: it is retired (and its chunks and rows

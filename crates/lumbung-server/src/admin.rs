@@ -177,6 +177,36 @@ impl AdminApi {
         Ok(v1::DeleteKnowledgeBaseResponse {})
     }
 
+    async fn backup(
+        &self,
+        caller: &Caller,
+        request: v1::BackupRequest,
+    ) -> Result<v1::BackupResponse> {
+        caller.require_admin()?;
+        let directory = std::path::PathBuf::from(&request.directory);
+        if request.directory.is_empty() || !directory.is_absolute() {
+            return Err(Error::invalid(
+                "directory",
+                "must be an absolute path on the service's machine",
+            ));
+        }
+        let model = self.app.embedding_model_name();
+        let decision = self.app.decision_path();
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "inside with_ingestor, on a blocking thread"
+        )]
+        let manifest = self
+            .with_ingestor(move |ingestor| Ok(ingestor.backup(&directory, &model, &[decision])?))
+            .await?;
+        Ok(v1::BackupResponse {
+            knowledge_bases: manifest.knowledge_bases.len() as u32,
+            documents: manifest.knowledge_bases.iter().map(|kb| kb.documents).sum(),
+            chunks: manifest.knowledge_bases.iter().map(|kb| kb.chunks).sum(),
+            version: manifest.version,
+        })
+    }
+
     async fn list_gaps(
         &self,
         caller: &Caller,
@@ -476,6 +506,20 @@ impl AdminService for AdminApi {
                 Work::Lookup,
                 request,
                 |caller, message| async move { self.delete_kb(&caller, message).await },
+            )
+            .await
+    }
+
+    async fn backup(
+        &self,
+        request: Request<v1::BackupRequest>,
+    ) -> Result<Response<v1::BackupResponse>, Status> {
+        self.app
+            .serve_request(
+                "Backup",
+                Work::Lookup,
+                request,
+                |caller, message| async move { self.backup(&caller, message).await },
             )
             .await
     }

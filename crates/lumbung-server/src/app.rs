@@ -339,6 +339,11 @@ impl App {
                 .is_none_or(|alive| alive.load(Ordering::SeqCst))
     }
 
+    /// Where a calibrated answer decision is kept (it may not exist).
+    pub fn decision_path(&self) -> std::path::PathBuf {
+        self.config.data_dir.join(DECISION_FILE)
+    }
+
     /// The name of the embedding model the vectors come from: its folder's.
     pub fn embedding_model_name(&self) -> String {
         self.config

@@ -6,9 +6,14 @@ use std::path::Path;
 use crate::{Error, Result};
 
 /// What the data directory holds, and how it was made. Bump it whenever a change needs every
-/// document indexed again. 2: chunks indexed and embedded with their title and headings, with
-/// their language and their sentences' embeddings.
-pub const DATA_FORMAT: u32 = 2;
+/// document indexed again, or one an older lumbung would misread. 2: chunks indexed and
+/// embedded with their title and headings, with their language and their sentences'
+/// embeddings. 3: generations (`name@N` keys, the catalog's generation and job tables), which
+/// format 2 data already is as generation 1, so it is taken as it is.
+pub const DATA_FORMAT: u32 = 3;
+
+/// Formats this one reads as they are: only the stamp changes.
+const COMPATIBLE_FORMATS: [u32; 1] = [2];
 
 const STAMP_FILE: &str = "FORMAT";
 
@@ -23,6 +28,8 @@ pub enum Prepared {
     /// The directory held the given older format: its indexes and catalog were removed, so
     /// every document is indexed again by the next sync.
     Rebuilt { from: u32 },
+    /// The directory held an older format that is read as it is; only its stamp changed.
+    Upgraded { from: u32 },
 }
 
 /// Makes `dir` hold the current format: an empty or new directory is stamped; one in an older
@@ -54,6 +61,14 @@ pub fn prepare(dir: &Path) -> Result<Prepared> {
                  format {DATA_FORMAT}",
                 dir.display()
             )));
+        }
+        Some(format) if COMPATIBLE_FORMATS.contains(&format) => {
+            tracing::info!(
+                from = format,
+                to = DATA_FORMAT,
+                "data directory format upgraded in place"
+            );
+            Prepared::Upgraded { from: format }
         }
         Some(format) => Prepared::Rebuilt { from: format },
         // Before the stamp existed everything was format 1.
@@ -115,6 +130,16 @@ mod tests {
             assert!(!dir.path().join(part).exists(), "{part} left behind");
         }
         assert!(dir.path().join("notes.txt").exists());
+        assert_eq!(prepare(dir.path()).unwrap(), Prepared::Current);
+    }
+
+    #[test]
+    fn format_two_is_read_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::write(dir.path().join(STAMP_FILE), "2\n").unwrap();
+        fs_err::write(dir.path().join("catalog.redb"), b"kept").unwrap();
+        assert_eq!(prepare(dir.path()).unwrap(), Prepared::Upgraded { from: 2 });
+        assert!(dir.path().join("catalog.redb").exists());
         assert_eq!(prepare(dir.path()).unwrap(), Prepared::Current);
     }
 

@@ -1,5 +1,6 @@
 //! Integration tests of the `lumbung` binary run as a process, with the real model and indexes.
 
+mod backup;
 mod crash;
 mod deploy_files;
 mod eval;

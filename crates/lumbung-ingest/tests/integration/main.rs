@@ -1,6 +1,8 @@
 //! Integration tests of the ingest pipeline on real files, with the real model, a real tantivy
 //! index and a real embedded Qdrant shard in temporary folders.
 
+mod backup;
+mod generations;
 mod sync;
 mod watcher;
 

@@ -1,0 +1,117 @@
+//! Backups restored into another catalog and indexes, and the backups a restore refuses.
+
+use lumbung_core::IngestConfig;
+
+use crate::{Fixture, kb};
+
+const MODEL: &str = "multilingual-e5-small";
+
+fn fixture_with_documents() -> Fixture {
+    let fixture = Fixture::new(IngestConfig::default());
+    let dir = fixture.kb_dir("ops");
+    std::fs::write(
+        dir.join("boiler.md"),
+        "# Boiler B-2\n\nBlow down boiler B-2 every shift.\n\n## Records\n\nLog the \
+         conductivity after each blow-down.\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("notes.bin"), [0u8, 159, 146, 150]).unwrap();
+    fixture
+        .ingestor
+        .sync_kb(&kb("ops"), false, &|_| {})
+        .unwrap();
+    fixture
+}
+
+#[test]
+fn a_backup_restores_as_the_same_generation_and_checks_clean() {
+    let source = fixture_with_documents();
+    let backup = tempfile::tempdir().unwrap();
+    let manifest = source.ingestor.backup(backup.path(), MODEL, &[]).unwrap();
+    assert_eq!(manifest.knowledge_bases.len(), 1);
+    assert_eq!(manifest.knowledge_bases[0].documents, 2, "{manifest:?}");
+
+    // A folder that is not empty is refused.
+    let refused = source
+        .ingestor
+        .backup(backup.path(), MODEL, &[])
+        .unwrap_err();
+    assert!(refused.to_string().contains("not empty"), "{refused}");
+
+    let target = Fixture::new(IngestConfig::default());
+    let restored = target.ingestor.restore(backup.path(), MODEL).unwrap();
+    assert_eq!(restored, manifest);
+    assert!(target.ingestor.verify(&kb("ops")).unwrap().is_empty());
+    let records = |fixture: &Fixture| {
+        fixture
+            .ingestor
+            .catalog()
+            .list(&fixture.active("ops"))
+            .unwrap()
+    };
+    assert_eq!(records(&target), records(&source));
+    let query = "boiler conductivity blow-down";
+    let hits = |fixture: &Fixture| -> Vec<_> {
+        fixture
+            .lexical
+            .search(query, &[fixture.active("ops")], 5)
+            .unwrap()
+            .into_iter()
+            .map(|hit| hit.chunk)
+            .collect()
+    };
+    assert_eq!(hits(&target), hits(&source));
+    let again = target.ingestor.restore(backup.path(), MODEL).unwrap_err();
+    assert!(again.to_string().contains("already holds"), "{again}");
+}
+
+#[test]
+fn a_restore_refuses_incomplete_newer_and_foreign_backups() {
+    let source = fixture_with_documents();
+    let backup = tempfile::tempdir().unwrap();
+    source.ingestor.backup(backup.path(), MODEL, &[]).unwrap();
+    let target = Fixture::new(IngestConfig::default());
+
+    let refused = target
+        .ingestor
+        .restore(backup.path(), "bge-m3")
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("configure the same model"),
+        "{refused}"
+    );
+
+    let manifest_path = backup.path().join("MANIFEST.json");
+    let manifest = std::fs::read_to_string(&manifest_path).unwrap();
+    std::fs::write(
+        &manifest_path,
+        manifest.replace("\"version\": 1", "\"version\": 99"),
+    )
+    .unwrap();
+    let refused = target.ingestor.restore(backup.path(), MODEL).unwrap_err();
+    assert!(refused.to_string().contains("newer lumbung"), "{refused}");
+
+    std::fs::write(
+        &manifest_path,
+        manifest.replace("\"lumbung-backup\"", "\"something-else\""),
+    )
+    .unwrap();
+    let refused = target.ingestor.restore(backup.path(), MODEL).unwrap_err();
+    assert!(
+        refused.to_string().contains("is not \"lumbung-backup\""),
+        "{refused}"
+    );
+
+    std::fs::remove_file(&manifest_path).unwrap();
+    let refused = target.ingestor.restore(backup.path(), MODEL).unwrap_err();
+    assert!(refused.to_string().contains("did not finish"), "{refused}");
+    // Nothing was written by any refused restore.
+    assert!(
+        target
+            .ingestor
+            .catalog()
+            .knowledge_bases()
+            .unwrap()
+            .is_empty()
+    );
+}
