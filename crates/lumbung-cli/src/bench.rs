@@ -44,6 +44,8 @@ pub struct BenchOptions {
     pub load: usize,
     /// How long each load phase runs.
     pub load_seconds: u64,
+    /// Rebuild each sample knowledge base while Search and Ask are timed.
+    pub reindex: bool,
 }
 
 pub async fn bench(config: Config, options: BenchOptions) -> anyhow::Result<()> {
@@ -65,6 +67,8 @@ pub async fn bench(config: Config, options: BenchOptions) -> anyhow::Result<()> 
         _dir,
         ..
     } = samples;
+    let data_dir = app.config.data_dir.clone();
+    let retire_after = Duration::from_millis(app.config.ingest.retire_after_ms);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -85,6 +89,9 @@ pub async fn bench(config: Config, options: BenchOptions) -> anyhow::Result<()> 
             Duration::from_secs(options.load_seconds),
         )
         .await?;
+    }
+    if options.reindex {
+        reindex(channel.clone(), &data_dir, retire_after).await?;
     }
     change_to_searchable(&mut client, &root, options.edits, settle_ms).await?;
     if options.burst > 0 {
@@ -174,6 +181,213 @@ fn print_latencies(name: &str, mut latencies: Vec<Duration>) {
         ms(percentile(&latencies, 0.99)),
         ms(*latencies.last().unwrap_or(&Duration::ZERO)),
     );
+}
+
+/// Bytes of the files under `dir`.
+fn disk_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => disk_bytes(&entry.path()),
+            Ok(_) => entry.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Rebuilds each sample knowledge base through the admin API twice: alone (the rebuild's own
+/// time, and the data directory's size before, at its peak during the build and after the old
+/// generation is deleted), then with a client running Search and Ask on it without pause (the
+/// time then, and the client's latency and failures during the build against the same
+/// client's before it, the baseline).
+async fn reindex(channel: Channel, data_dir: &Path, retire_after: Duration) -> anyhow::Result<()> {
+    let mut admin = AdminServiceClient::new(channel.clone());
+    let kbs: Vec<v1::KnowledgeBaseStatus> = admin
+        .get_ingest_status(v1::GetIngestStatusRequest::default())
+        .await?
+        .into_inner()
+        .knowledge_bases;
+    println!(
+        "\nreindex, one knowledge base at a time: alone, then with a client searching (hybrid) \
+         and asking it without pause (seconds; data directory in MiB; client p50 ms before / \
+         during the rebuild):"
+    );
+    println!(
+        "{:<18} {:>5} {:>6} {:>7} {:>8} {:>8} {:>8} {:>9} {:>13} {:>13} {:>7} {:>6}",
+        "knowledge base",
+        "docs",
+        "chunks",
+        "alone",
+        "before",
+        "peak",
+        "after",
+        "w/ client",
+        "search p50",
+        "ask p50",
+        "failed",
+        "empty"
+    );
+    for kb in kbs {
+        let name = kb.name.clone();
+        let before = disk_bytes(data_dir);
+        let alone = rebuild(&mut admin, &name, data_dir, None).await?;
+        tokio::time::sleep(retire_after + Duration::from_millis(500)).await;
+        let after = disk_bytes(data_dir);
+
+        let mut client = KnowledgeServiceClient::new(channel.clone());
+        let mut baseline = Calls::default();
+        for query in QUERIES {
+            baseline.record(search_and_ask(&mut client, &name, query).await);
+        }
+        let loaded = rebuild(&mut admin, &name, data_dir, Some(&mut client)).await?;
+        tokio::time::sleep(retire_after + Duration::from_millis(500)).await;
+        let p50 = |values: &[Duration]| {
+            let mut values = values.to_vec();
+            values.sort();
+            ms(percentile(&values, 0.5))
+        };
+        println!(
+            "{:<18} {:>5} {:>6} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>6.1} / {:<5.1} {:>6.1} / {:<5.1} {:>7} {:>6}",
+            name,
+            kb.documents_indexed,
+            kb.chunks,
+            alone.seconds,
+            mib(before),
+            mib(alone.peak_bytes),
+            mib(after),
+            loaded.seconds,
+            p50(&baseline.search),
+            p50(&loaded.calls.search),
+            p50(&baseline.ask),
+            p50(&loaded.calls.ask),
+            loaded.calls.failed,
+            loaded.calls.empty
+        );
+    }
+    Ok(())
+}
+
+/// What a client saw.
+#[derive(Default)]
+struct Calls {
+    search: Vec<Duration>,
+    ask: Vec<Duration>,
+    failed: usize,
+    /// Searches without a passage.
+    empty: usize,
+}
+
+impl Calls {
+    fn record(&mut self, outcome: anyhow::Result<((Duration, bool), (Duration, bool))>) {
+        match outcome {
+            Ok(((search, search_empty), (ask, _))) => {
+                self.search.push(search);
+                self.ask.push(ask);
+                self.empty += usize::from(search_empty);
+            }
+            Err(_) => self.failed += 1,
+        }
+    }
+}
+
+struct Rebuilt {
+    seconds: f64,
+    peak_bytes: u64,
+    calls: Calls,
+}
+
+/// One rebuild of `kb`, polled until it ends; with `client`, a Search and an Ask between two
+/// polls.
+async fn rebuild(
+    admin: &mut AdminServiceClient<Channel>,
+    kb: &str,
+    data_dir: &Path,
+    mut client: Option<&mut KnowledgeServiceClient<Channel>>,
+) -> anyhow::Result<Rebuilt> {
+    let started = Instant::now();
+    let job = admin
+        .reindex(v1::ReindexRequest {
+            knowledge_base: kb.to_string(),
+        })
+        .await?
+        .into_inner()
+        .job
+        .ok_or_else(|| anyhow::anyhow!("no job"))?;
+    let mut peak_bytes = 0;
+    let mut calls = Calls::default();
+    let mut n = 0;
+    let ended = loop {
+        let status = admin
+            .get_ingest_status(v1::GetIngestStatusRequest {
+                knowledge_base: kb.to_string(),
+                include_documents: false,
+            })
+            .await?
+            .into_inner()
+            .knowledge_bases
+            .remove(0);
+        peak_bytes = peak_bytes.max(disk_bytes(data_dir));
+        if let Some(job) = status.job.filter(|j| j.id == job.id)
+            && job.state() != v1::JobState::Running
+        {
+            break job;
+        }
+        match client.as_deref_mut() {
+            Some(client) => {
+                calls.record(search_and_ask(client, kb, QUERIES[n % QUERIES.len()]).await);
+                n += 1;
+            }
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    anyhow::ensure!(
+        ended.state() == v1::JobState::Succeeded,
+        "{kb}: the rebuild ended {:?}: {}",
+        ended.state(),
+        ended.error
+    );
+    Ok(Rebuilt {
+        seconds: started.elapsed().as_secs_f64(),
+        peak_bytes,
+        calls,
+    })
+}
+
+/// One hybrid Search and one Ask on `kb`: their latencies, and whether the search was empty.
+async fn search_and_ask(
+    client: &mut KnowledgeServiceClient<Channel>,
+    kb: &str,
+    query: &str,
+) -> anyhow::Result<((Duration, bool), (Duration, bool))> {
+    let started = Instant::now();
+    let passages = client
+        .search(v1::SearchRequest {
+            query: query.to_string(),
+            knowledge_bases: vec![kb.to_string()],
+            top_k: 10,
+            retriever: v1::Retriever::Hybrid.into(),
+        })
+        .await?
+        .into_inner()
+        .passages;
+    let search = (started.elapsed(), passages.is_empty());
+    let started = Instant::now();
+    let answer = client
+        .ask(v1::AskRequest {
+            question: query.to_string(),
+            knowledge_bases: vec![kb.to_string()],
+            max_sentences: 3,
+        })
+        .await?
+        .into_inner();
+    Ok((search, (started.elapsed(), answer.sentences.is_empty())))
 }
 
 /// Saves a file with a word found nowhere else, then polls Search (BM25, every 5 ms) until a

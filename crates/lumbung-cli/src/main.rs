@@ -119,6 +119,11 @@ struct BenchArgs {
     /// Seconds each load phase runs.
     #[arg(long, default_value_t = 10)]
     load_seconds: u64,
+    /// Also rebuild each sample knowledge base through the admin API while a client searches
+    /// and asks it: rebuild time, the data directory's size before, at its peak and after,
+    /// and the client's latency and failures during each rebuild against before it.
+    #[arg(long)]
+    reindex: bool,
     /// Instead: ingest the samples this many times into fresh indexes, each time followed by
     /// embedding the same texts alone, and print ingest's tokens/s as a share of that ceiling
     /// (medians).
@@ -678,6 +683,7 @@ fn main() -> anyhow::Result<()> {
                 burst: args.burst,
                 load: args.load,
                 load_seconds: args.load_seconds,
+                reindex: args.reindex,
             };
             runtime.block_on(bench::bench(config, options))
         }

@@ -336,6 +336,18 @@ impl Ingestor {
         // waited for one writes the generation it made active.
         let active = self.active_generation(kb)?;
         let report = self.run_generation(&active, options, progress);
+        if report.is_ok() && !self.root.join(kb.as_str()).is_dir() {
+            // The folder is gone and its documents with it: once nothing of the knowledge base
+            // is left to delete, the catalog forgets its generations too, or it would stay
+            // listed, empty, for ever.
+            let generations = self.catalog.generations(kb)?;
+            let empty = self.catalog.list(&active)?.is_empty();
+            if empty && generations.building.is_none() && generations.retired.is_empty() {
+                self.catalog.forget(kb)?;
+                self.refresh_registry(None)?;
+                return report;
+            }
+        }
         // Settings may have changed even when no document did; a failed run may have
         // recorded some documents.
         self.refresh_registry(Some(kb))?;

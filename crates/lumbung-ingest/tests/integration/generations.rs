@@ -73,4 +73,12 @@ fn a_rebuild_stopped_by_a_shutdown_resumes_and_swaps() {
     let report = ingestor.sync_kb(&kb("line"), false, &|_| {}).unwrap();
     assert_eq!(report.indexed, 1);
     assert_eq!(ingestor.catalog().list(&rebuilt).unwrap().len(), 13);
+
+    // Its folder removed: its documents go, and then the knowledge base, rebuilt or not.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let report = ingestor.sync_all(false, &|_| {}).unwrap();
+    assert_eq!(report.removed, 13);
+    assert!(ingestor.knowledge_bases().unwrap().is_empty());
+    assert!(ingestor.catalog().knowledge_bases().unwrap().is_empty());
+    assert!(ingestor.registry().is_empty());
 }
