@@ -97,6 +97,8 @@ pub struct Ingestor {
     live: Mutex<HashMap<KbGeneration, BTreeMap<DocumentPath, LiveState>>>,
     /// Rebuilt at start and refreshed after each sync of a knowledge base, swapped whole.
     registry: RwLock<Arc<Registry>>,
+    /// Held by each refresh of the registry, from reading the catalog to the swap.
+    refreshing: Mutex<()>,
     /// Rebuild jobs running in this process, by knowledge base.
     jobs: Mutex<HashMap<KbName, jobs::RunningJob>>,
 }
@@ -132,6 +134,7 @@ impl Ingestor {
             syncs: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
             registry: RwLock::new(Arc::new(Registry::new())),
+            refreshing: Mutex::new(()),
             jobs: Mutex::new(HashMap::new()),
         };
         ingestor.refresh_registry(None)?;
@@ -160,6 +163,13 @@ impl Ingestor {
     /// Reads the settings and counts of `only` (or of every knowledge base, which also drops
     /// those that are gone) and swaps the registry.
     fn refresh_registry(&self, only: Option<&KbName>) -> Result<()> {
+        // One refresh at a time, each reading the catalog after the one before: a refresh of
+        // every knowledge base that read one before a swap must not put back its old
+        // generation after the swap's own refresh.
+        let _refreshing = self
+            .refreshing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let entry = |kb: &KbName| -> Result<KbEntry> {
             let active = self.active_generation(kb)?;
             Ok(KbEntry {
@@ -177,8 +187,6 @@ impl Ingestor {
                 .map(|kb| Ok((kb.clone(), Some(entry(&kb)?))))
                 .collect::<Result<_>>()?,
         };
-        // Read, changed and swapped under the lock: two syncs finishing together must not
-        // each put back the other's old entry.
         let mut registry = self
             .registry
             .write()
