@@ -283,16 +283,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
         .map_err(status_error)?
         .into_inner();
     if args.client.json {
-        let kbs: Vec<Value> = response
-            .knowledge_bases
-            .iter()
-            .map(kb_status_json)
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "knowledge_bases": kbs }))?
-        );
-        return Ok(());
+        return print_statuses_json(&response);
     }
     println!(
         "{:<24} {:>8} {:>7} {:>8} {:>7} {:>8} {:>8}  last change",
@@ -399,6 +390,20 @@ fn failure_kind_name(kind: v1::FailureKind) -> String {
     kind.as_str_name()
         .trim_start_matches("FAILURE_KIND_")
         .to_lowercase()
+}
+
+/// `{"knowledge_bases": [...]}` of a status response, pretty-printed.
+pub(crate) fn print_statuses_json(response: &v1::GetIngestStatusResponse) -> anyhow::Result<()> {
+    let kbs: Vec<Value> = response
+        .knowledge_bases
+        .iter()
+        .map(kb_status_json)
+        .collect();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({ "knowledge_bases": kbs }))?
+    );
+    Ok(())
 }
 
 pub(crate) fn kb_status_json(kb: &v1::KnowledgeBaseStatus) -> Value {

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use lumbung_proto::v1;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::client::{admin_client, format_timestamp, kb_status_json, status_error};
+use crate::client::{
+    admin_client, format_timestamp, kb_status_json, print_statuses_json, status_error,
+};
 use crate::{BackupArgs, KbCommand, ReindexArgs};
 
 /// How often `reindex --wait` asks for the job's progress.
@@ -23,16 +25,7 @@ pub async fn kb(command: KbCommand) -> anyhow::Result<()> {
                 .map_err(status_error)?
                 .into_inner();
             if client.json {
-                let kbs: Vec<Value> = response
-                    .knowledge_bases
-                    .iter()
-                    .map(kb_status_json)
-                    .collect();
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&json!({ "knowledge_bases": kbs }))?
-                );
-                return Ok(());
+                return print_statuses_json(&response);
             }
             println!(
                 "{:<24} {:>4} {:>9} {:>7} {:>9} {:>10}  {:<20} rebuild",

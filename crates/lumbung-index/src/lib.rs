@@ -133,6 +133,17 @@ pub struct VectorPoint {
     pub vector: Vec<f32>,
 }
 
+impl VectorPoint {
+    /// The point of `chunk` with its embedding.
+    pub fn of_chunk(chunk: &Chunk, vector: Vec<f32>) -> VectorPoint {
+        VectorPoint {
+            id: chunk.id,
+            language: chunk.language,
+            vector,
+        }
+    }
+}
+
 /// A store of chunk embeddings searched by cosine similarity, partitioned by knowledge base and
 /// generation ([`KbGeneration`]).
 pub trait VectorStore: Send + Sync {

@@ -321,11 +321,7 @@ impl Ingestor {
                 let points: Vec<VectorPoint> = chunks
                     .iter()
                     .zip(vectors)
-                    .map(|(chunk, vector)| VectorPoint {
-                        id: chunk.id,
-                        language: chunk.language,
-                        vector,
-                    })
+                    .map(|(chunk, vector)| VectorPoint::of_chunk(chunk, vector))
                     .collect();
                 self.vectors.upsert_document(
                     target,

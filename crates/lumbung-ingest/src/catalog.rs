@@ -116,6 +116,24 @@ impl JobRecord {
     pub fn id_of(kb: &KbGeneration) -> String {
         format!("{}@{}", kb.kb(), kb.generation())
     }
+
+    /// A job that starts now, building `target`.
+    pub(crate) fn new(target: &KbGeneration, kind: JobKind) -> JobRecord {
+        JobRecord {
+            id: JobRecord::id_of(target),
+            kb: target.kb().clone(),
+            generation: target.generation(),
+            kind,
+            state: JobState::Running,
+            started_at_ms: crate::now_ms(),
+            finished_at_ms: None,
+            error: None,
+            documents_total: 0,
+            documents_done: 0,
+            documents_failed: 0,
+            chunks_written: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -584,20 +602,7 @@ mod tests {
         assert_eq!(catalog.generations(&hr).unwrap(), KbGenerations::default());
 
         // A change that fails writes nothing, not even its job.
-        let job = JobRecord {
-            id: JobRecord::id_of(&next),
-            kb: hr.clone(),
-            generation: second,
-            kind: JobKind::Reindex,
-            state: JobState::Running,
-            started_at_ms: 1,
-            finished_at_ms: None,
-            error: None,
-            documents_total: 0,
-            documents_done: 0,
-            documents_failed: 0,
-            chunks_written: 0,
-        };
+        let job = JobRecord::new(&next, JobKind::Reindex);
         let refused = catalog.update_generations(
             &hr,
             |generations| {

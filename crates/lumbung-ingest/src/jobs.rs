@@ -348,7 +348,17 @@ impl Ingestor {
                     problems: problems.join("; "),
                 });
             }
-            let mut record = status_now().record.clone();
+            let mut record = {
+                // Decided under the status lock that a cancel takes too: either the cancel
+                // comes first and the build is discarded, or it finds the job retiring and
+                // answers that it is too late.
+                let mut status = status_now();
+                if stopped() {
+                    return Ok(false);
+                }
+                status.phase = JobPhase::Retiring;
+                status.record.clone()
+            };
             record.state = JobState::Succeeded;
             record.finished_at_ms = Some(now_ms());
             let generation = target.generation();
@@ -365,10 +375,11 @@ impl Ingestor {
                 },
                 Some(&record),
             )?;
-            self.refresh_registry(Some(kb))?;
-            let mut status = status_now();
-            status.record = record;
-            status.phase = JobPhase::Retiring;
+            status_now().record = record;
+            // The swap is committed: a failure from here on does not undo it.
+            if let Err(err) = self.refresh_registry(Some(kb)) {
+                tracing::error!(kb = %kb, error = %err, "registry not refreshed after a swap");
+            }
         }
         tracing::info!(kb = %kb, generation = %target.generation(), "rebuilt generation active");
         let grace = Duration::from_millis(self.config.retire_after_ms);
@@ -474,24 +485,5 @@ impl Ingestor {
         )?;
         tracing::info!(kb = %kb, generations = ?retired, "retired generations deleted");
         Ok(())
-    }
-}
-
-impl JobRecord {
-    fn new(target: &KbGeneration, kind: JobKind) -> JobRecord {
-        JobRecord {
-            id: JobRecord::id_of(target),
-            kb: target.kb().clone(),
-            generation: target.generation(),
-            kind,
-            state: JobState::Running,
-            started_at_ms: now_ms(),
-            finished_at_ms: None,
-            error: None,
-            documents_total: 0,
-            documents_done: 0,
-            documents_failed: 0,
-            chunks_written: 0,
-        }
     }
 }

@@ -585,11 +585,7 @@ impl Run<'_> {
                     let points: Vec<VectorPoint> = chunks
                         .iter()
                         .zip(vectors)
-                        .map(|(chunk, vector)| VectorPoint {
-                            id: chunk.id,
-                            language: chunk.language,
-                            vector,
-                        })
+                        .map(|(chunk, vector)| VectorPoint::of_chunk(chunk, vector))
                         .collect();
                     self.ingestor.vectors.upsert_document(
                         self.kb,

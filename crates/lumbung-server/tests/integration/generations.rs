@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lumbung_core::{ChunkId, Config, KbName};
 use lumbung_ingest::DocumentRecord;
@@ -24,19 +24,12 @@ use crate::harness::{self, TestServer};
 const KB: &str = "it-helpdesk";
 const PATIENCE: Duration = Duration::from_secs(300);
 
-async fn eventually<F, Fut>(what: &str, mut check: F)
+async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what}: not seen within {PATIENCE:?}");
+    harness::eventually(what, PATIENCE, check).await
 }
 
 fn config(dir: &Path) -> Config {

@@ -196,3 +196,19 @@ pub async fn knowledge() -> KnowledgeServiceClient<Channel> {
 pub async fn admin() -> AdminServiceClient<Channel> {
     AdminServiceClient::new(channel().await)
 }
+
+/// Polls `check` every 100 ms until it holds; fails the test naming `what` after `patience`.
+pub async fn eventually<F, Fut>(what: &str, patience: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + patience;
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not seen within {patience:?}");
+}

@@ -1,7 +1,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lumbung_proto::v1;
 use lumbung_proto::v1::admin_service_client::AdminServiceClient;
@@ -15,19 +15,12 @@ const KB: &str = "kiln-ops";
 /// second or two (settle time plus one document's embedding).
 const PATIENCE: Duration = Duration::from_secs(60);
 
-async fn eventually<F, Fut>(what: &str, mut check: F)
+async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what}: not seen within {PATIENCE:?}");
+    harness::eventually(what, PATIENCE, check).await
 }
 
 /// Document paths of the passages Search returns for `query` in the test's knowledge base,
