@@ -23,9 +23,9 @@ use crate::catalog::{DocumentRecord, DocumentState};
 use crate::{Error, Ingestor, Result, now_ms};
 
 /// What `MANIFEST.json` says a backup is.
-pub const BACKUP_FORMAT: &str = "lumbung-backup";
+const BACKUP_FORMAT: &str = "lumbung-backup";
 /// The layout this lumbung writes and reads; a newer one is refused.
-pub const BACKUP_VERSION: u32 = 1;
+const BACKUP_VERSION: u32 = 1;
 
 const MANIFEST_FILE: &str = "MANIFEST.json";
 const KB_FOLDER: &str = "knowledge-bases";

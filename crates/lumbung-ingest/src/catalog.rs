@@ -73,17 +73,6 @@ pub enum JobState {
     Cancelled,
 }
 
-impl JobState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Running => "running",
-            JobState::Succeeded => "succeeded",
-            JobState::Failed => "failed",
-            JobState::Cancelled => "cancelled",
-        }
-    }
-}
-
 /// A rebuild of one knowledge base, as recorded when it starts and when it ends. Its progress
 /// while it runs is in memory ([`crate::JobStatus`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,17 +38,6 @@ pub enum JobPhase {
     Ended,
 }
 
-impl JobPhase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobPhase::Building => "building",
-            JobPhase::Swapping => "swapping",
-            JobPhase::Retiring => "retiring",
-            JobPhase::Ended => "ended",
-        }
-    }
-}
-
 /// A job as status calls show it: its record, with the counts as of now while it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobStatus {

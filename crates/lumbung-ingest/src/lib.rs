@@ -24,7 +24,7 @@ use lumbung_embed::{Chunker, Embedder};
 use lumbung_extract::Limits;
 use lumbung_index::{LexicalIndex, VectorStore};
 
-pub use backup::{BACKUP_FORMAT, BACKUP_VERSION, BackedUpKb, BackupManifest};
+pub use backup::{BackedUpKb, BackupManifest};
 pub use catalog::{
     Catalog, DocumentRecord, DocumentState, FailureCounts, FailureKind, JobKind, JobRecord,
     JobState, KbGenerations, KbSummary,

@@ -137,7 +137,7 @@ async fn client_loop(addr: SocketAddr, stop: Arc<AtomicBool>) -> Seen {
         seen.requests += 1;
         let asked = client
             .ask(v1::AskRequest {
-                question: "How long must my password be?".to_string(),
+                question: "Where do I reset my password myself?".to_string(),
                 knowledge_bases: vec![KB.to_string()],
                 max_sentences: 3,
             })
