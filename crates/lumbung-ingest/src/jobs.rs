@@ -135,13 +135,7 @@ impl Ingestor {
             let Some(generation) = self.catalog.generations(&kb)?.building else {
                 continue;
             };
-            let target = KbGeneration::new(kb.clone(), generation);
-            let record = self
-                .catalog
-                .jobs(&kb)?
-                .into_iter()
-                .find(|job| job.generation == generation)
-                .unwrap_or_else(|| JobRecord::new(&target, JobKind::Reindex));
+            let record = self.recorded_job(&KbGeneration::new(kb.clone(), generation))?;
             tracing::info!(job = %record.id, "resuming an interrupted rebuild");
             resumed.push(record.id.clone());
             self.spawn_job(&mut jobs, record)?;
@@ -170,14 +164,20 @@ impl Ingestor {
             return Err(Error::NoJob(kb.to_string()));
         };
         let target = KbGeneration::new(kb.clone(), generation);
-        let mut record = self
-            .catalog
-            .jobs(kb)?
-            .into_iter()
-            .find(|job| job.generation == generation)
-            .unwrap_or_else(|| JobRecord::new(&target, JobKind::Reindex));
+        let mut record = self.recorded_job(&target)?;
         self.end_build(&target, &mut record, JobState::Cancelled, None)?;
         Ok(record.id)
+    }
+
+    /// The job recorded for the build of `target`, or a new record for it (a build started
+    /// before jobs were recorded).
+    fn recorded_job(&self, target: &KbGeneration) -> Result<JobRecord> {
+        Ok(self
+            .catalog
+            .jobs(target.kb())?
+            .into_iter()
+            .find(|job| job.generation == target.generation())
+            .unwrap_or_else(|| JobRecord::new(target, JobKind::Reindex)))
     }
 
     /// The rebuild of `kb` running in this process, or else the last one recorded.

@@ -9,7 +9,6 @@ use lumbung_ingest::{
 use lumbung_proto::v1;
 use lumbung_proto::v1::admin_service_server::AdminService;
 use lumbung_proto::{timestamp_from_unix_millis, unix_millis_from_timestamp};
-use lumbung_search::Scope;
 use tonic::{Request, Response, Status};
 
 use crate::knowledge::{answer_question, sentence_to_proto};
@@ -27,11 +26,16 @@ impl AdminApi {
 
     /// The one knowledge base a request names in its `field`, checked against what the
     /// caller may read.
-    fn one_kb(&self, caller: &Caller, name: &str, field: &str) -> Result<Scope> {
+    fn one_kb(&self, caller: &Caller, name: &str, field: &str) -> Result<KbName> {
         if name.is_empty() {
             return Err(Error::invalid(field, "must not be empty"));
         }
-        self.app.scope(caller, &[name.to_string()], field)
+        let scope = self.app.scope(caller, &[name.to_string()], field)?;
+        scope
+            .kbs()
+            .next()
+            .cloned()
+            .ok_or_else(|| Error::KbNotFound(name.to_string()))
     }
 
     /// Runs `work` with the ingestor on a blocking thread: the calls it makes block, so each
@@ -52,10 +56,11 @@ impl AdminApi {
         caller: &Caller,
         request: v1::GetIngestStatusRequest,
     ) -> Result<v1::GetIngestStatusResponse> {
-        let scope = if request.knowledge_base.is_empty() {
-            self.app.scope(caller, &[], "knowledge_base")?
+        let kbs: Vec<KbName> = if request.knowledge_base.is_empty() {
+            let scope = self.app.scope(caller, &[], "knowledge_base")?;
+            scope.kbs().cloned().collect()
         } else {
-            self.one_kb(caller, &request.knowledge_base, "knowledge_base")?
+            vec![self.one_kb(caller, &request.knowledge_base, "knowledge_base")?]
         };
         let model = self.app.embedding_model_name();
         #[allow(
@@ -64,8 +69,8 @@ impl AdminApi {
         )]
         let statuses = self
             .with_ingestor(move |ingestor| {
-                let mut statuses = Vec::with_capacity(scope.kbs().len());
-                for kb in scope.kbs() {
+                let mut statuses = Vec::with_capacity(kbs.len());
+                for kb in &kbs {
                     let status = ingestor.status(kb)?;
                     let mut status = kb_status(status, request.include_documents);
                     status.embedding_model = model.clone();
@@ -85,16 +90,13 @@ impl AdminApi {
         request: v1::ReindexRequest,
     ) -> Result<v1::ReindexResponse> {
         caller.require_admin()?;
-        let scope = self.one_kb(caller, &request.knowledge_base, "knowledge_base")?;
+        let kb = self.one_kb(caller, &request.knowledge_base, "knowledge_base")?;
         #[allow(
             clippy::disallowed_methods,
             reason = "inside with_ingestor, on a blocking thread"
         )]
         let record = self
-            .with_ingestor(move |ingestor| {
-                let kb = scope.kbs().next().expect("one knowledge base");
-                Ok(ingestor.start_reindex(kb)?)
-            })
+            .with_ingestor(move |ingestor| Ok(ingestor.start_reindex(&kb)?))
             .await?;
         Ok(v1::ReindexResponse {
             job: Some(job_to_proto(&JobStatus {
@@ -110,16 +112,13 @@ impl AdminApi {
         request: v1::CancelReindexRequest,
     ) -> Result<v1::CancelReindexResponse> {
         caller.require_admin()?;
-        let scope = self.one_kb(caller, &request.knowledge_base, "knowledge_base")?;
+        let kb = self.one_kb(caller, &request.knowledge_base, "knowledge_base")?;
         #[allow(
             clippy::disallowed_methods,
             reason = "inside with_ingestor, on a blocking thread"
         )]
         let job_id = self
-            .with_ingestor(move |ingestor| {
-                let kb = scope.kbs().next().expect("one knowledge base");
-                Ok(ingestor.cancel_reindex(kb)?)
-            })
+            .with_ingestor(move |ingestor| Ok(ingestor.cancel_reindex(&kb)?))
             .await?;
         Ok(v1::CancelReindexResponse { job_id })
     }
@@ -164,16 +163,13 @@ impl AdminApi {
         request: v1::DeleteKnowledgeBaseRequest,
     ) -> Result<v1::DeleteKnowledgeBaseResponse> {
         caller.require_admin()?;
-        let scope = self.one_kb(caller, &request.name, "name")?;
+        let kb = self.one_kb(caller, &request.name, "name")?;
         #[allow(
             clippy::disallowed_methods,
             reason = "inside with_ingestor, on a blocking thread"
         )]
-        self.with_ingestor(move |ingestor| {
-            let kb = scope.kbs().next().expect("one knowledge base");
-            Ok(ingestor.delete_kb(kb, request.remove_folder)?)
-        })
-        .await?;
+        self.with_ingestor(move |ingestor| Ok(ingestor.delete_kb(&kb, request.remove_folder)?))
+            .await?;
         Ok(v1::DeleteKnowledgeBaseResponse {})
     }
 
@@ -212,12 +208,7 @@ impl AdminApi {
         caller: &Caller,
         request: v1::ListGapsRequest,
     ) -> Result<v1::ListGapsResponse> {
-        let kb = self
-            .one_kb(caller, &request.knowledge_base, "knowledge_base")?
-            .kbs()
-            .next()
-            .expect("one knowledge base")
-            .clone();
+        let kb = self.one_kb(caller, &request.knowledge_base, "knowledge_base")?;
         let since = request.since.as_ref().map(unix_millis_from_timestamp);
         let gaps = Arc::clone(&self.app.gaps);
         #[allow(clippy::disallowed_methods, reason = "on a blocking thread")]

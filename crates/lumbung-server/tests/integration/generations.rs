@@ -46,6 +46,26 @@ async fn admin(addr: SocketAddr) -> AdminServiceClient<tonic::transport::Channel
     AdminServiceClient::new(harness::connect(addr).await)
 }
 
+async fn reindex(addr: SocketAddr, kb: &str) -> Result<v1::Job, tonic::Status> {
+    let response = admin(addr)
+        .await
+        .reindex(v1::ReindexRequest {
+            knowledge_base: kb.to_string(),
+        })
+        .await?;
+    Ok(response.into_inner().job.expect("a started job"))
+}
+
+async fn cancel_reindex(addr: SocketAddr, kb: &str) -> Result<String, tonic::Status> {
+    let response = admin(addr)
+        .await
+        .cancel_reindex(v1::CancelReindexRequest {
+            knowledge_base: kb.to_string(),
+        })
+        .await?;
+    Ok(response.into_inner().job_id)
+}
+
 async fn status(addr: SocketAddr, kb: &str) -> Result<v1::KnowledgeBaseStatus, tonic::Status> {
     let response = admin(addr)
         .await
@@ -176,26 +196,11 @@ async fn reindex_builds_a_generation_beside_the_live_one_under_concurrent_client
         .map(|_| tokio::spawn(client_loop(addr, Arc::clone(&stop))))
         .collect();
 
-    let started = admin(addr)
-        .await
-        .reindex(v1::ReindexRequest {
-            knowledge_base: KB.to_string(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+    let started = reindex(addr, KB).await.unwrap();
     assert_eq!(started.id, format!("{KB}@2"));
     assert_eq!(started.state(), v1::JobState::Running);
     // One rebuild at a time.
-    let refused = admin(addr)
-        .await
-        .reindex(v1::ReindexRequest {
-            knowledge_base: KB.to_string(),
-        })
-        .await
-        .unwrap_err();
+    let refused = reindex(addr, KB).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
     assert!(refused.message().contains(&started.id), "{refused:?}");
 
@@ -297,26 +302,12 @@ async fn reindex_builds_a_generation_beside_the_live_one_under_concurrent_client
     assert!(ingestor.verify(&kb).unwrap().is_empty());
 
     // A cancel discards the generation being built; the active one is untouched.
-    let started = admin(addr)
-        .await
-        .reindex(v1::ReindexRequest {
-            knowledge_base: KB.to_string(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+    let started = reindex(addr, KB).await.unwrap();
     assert_eq!(started.generation, 3);
-    let cancelled = admin(addr)
-        .await
-        .cancel_reindex(v1::CancelReindexRequest {
-            knowledge_base: KB.to_string(),
-        })
-        .await;
+    let cancelled = cancel_reindex(addr, KB).await;
     match cancelled {
         Ok(response) => {
-            assert_eq!(response.into_inner().job_id, started.id);
+            assert_eq!(response, started.id);
             eventually("the cancelled job ended", || async {
                 status(addr, KB).await.unwrap().job.unwrap().state() != v1::JobState::Running
             })
@@ -341,21 +332,9 @@ async fn reindex_builds_a_generation_beside_the_live_one_under_concurrent_client
         }
     }
     assert!(ingestor.verify(&kb).unwrap().is_empty());
-    let cancel_nothing = admin(addr)
-        .await
-        .cancel_reindex(v1::CancelReindexRequest {
-            knowledge_base: KB.to_string(),
-        })
-        .await
-        .unwrap_err();
+    let cancel_nothing = cancel_reindex(addr, KB).await.unwrap_err();
     assert_eq!(cancel_nothing.code(), Code::NotFound);
-    let invalid = admin(addr)
-        .await
-        .reindex(v1::ReindexRequest {
-            knowledge_base: String::new(),
-        })
-        .await
-        .unwrap_err();
+    let invalid = reindex(addr, "").await.unwrap_err();
     assert_eq!(invalid.code(), Code::InvalidArgument);
     assert!(invalid.message().contains("knowledge_base"));
     drop(_watcher);
@@ -385,13 +364,7 @@ async fn other_knowledge_bases_sync_while_one_rebuilds() {
     let _watcher = server.app.watch().unwrap();
     let addr = server.addr;
 
-    admin(addr)
-        .await
-        .reindex(v1::ReindexRequest {
-            knowledge_base: "bulk".to_string(),
-        })
-        .await
-        .unwrap();
+    reindex(addr, "bulk").await.unwrap();
     harness::write_document(
         &config,
         "other",
