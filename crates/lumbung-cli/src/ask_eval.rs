@@ -206,7 +206,7 @@ pub async fn eval_ask(mut config: Config, options: AskEvalOptions) -> anyhow::Re
     let all_kbs = ingestor
         .knowledge_bases()?
         .iter()
-        .map(|kb| ingestor.active_generation(kb))
+        .map(|kb| ingestor.serving(kb))
         .collect::<Result<Vec<_>, _>>()?;
     if !options.json {
         println!(
@@ -239,9 +239,9 @@ pub async fn eval_ask(mut config: Config, options: AskEvalOptions) -> anyhow::Re
             // The evaluation owns the whole data directory: it reads every knowledge base.
             let kbs = Scope::resolved(match (scope, &query.knowledge_base) {
                 ("knowledge base", Some(kb)) => {
-                    vec![ingestor.active_generation(&KbName::new(kb.clone())?)?]
+                    vec![ingestor.serving(&KbName::new(kb.clone())?)?]
                 }
-                ("collection", _) => vec![ingestor.active_generation(&KbName::new(KB)?)?],
+                ("collection", _) => vec![ingestor.serving(&KbName::new(KB)?)?],
                 _ => all_kbs.clone(),
             });
             if let Some(dump) = &mut dump {

@@ -756,7 +756,7 @@ impl EmbeddingMeter {
         Ok(EmbeddingMeter {
             tokens: app
                 .ingestor()?
-                .embedder()
+                .embedder()?
                 .tokens_embedded(EmbedKind::Passage),
             model_seconds: app.metrics.embedding_seconds(EmbedKind::Passage),
             started: Instant::now(),
@@ -768,7 +768,7 @@ impl EmbeddingMeter {
             seconds: self.started.elapsed().as_secs_f64(),
             tokens: app
                 .ingestor()?
-                .embedder()
+                .embedder()?
                 .tokens_embedded(EmbedKind::Passage)
                 - self.tokens,
             model_seconds: app.metrics.embedding_seconds(EmbedKind::Passage) - self.model_seconds,
@@ -907,7 +907,7 @@ fn embedding_alone(app: &App) -> anyhow::Result<Embedding> {
     }
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let meter = EmbeddingMeter::start(app)?;
-    ingestor.embedder().embed_passages(&texts)?;
+    ingestor.embedder()?.embed_passages(&texts)?;
     meter.stop(app)
 }
 

@@ -191,7 +191,7 @@ async fn score(
     name: &'static str,
     retriever: Retriever,
 ) -> anyhow::Result<RetrieverScores> {
-    let scope = Scope::resolved(vec![app.ingestor()?.active_generation(&KbName::new(KB)?)?]);
+    let scope = Scope::resolved(vec![app.ingestor()?.serving(&KbName::new(KB)?)?]);
     let mut quality = Quality::default();
     let mut latencies = Vec::with_capacity(collection.queries.len());
     for query in &collection.queries {

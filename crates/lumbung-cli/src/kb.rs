@@ -75,6 +75,7 @@ pub async fn kb(command: KbCommand) -> anyhow::Result<()> {
             language,
             escalation,
             readers,
+            embedding_model,
             client,
         } => {
             let mut admin = admin_client(&client).await?;
@@ -86,6 +87,7 @@ pub async fn kb(command: KbCommand) -> anyhow::Result<()> {
                     language: language.unwrap_or_default(),
                     escalation: escalation.unwrap_or_default(),
                     readers,
+                    embedding_model: embedding_model.unwrap_or_default(),
                 })
                 .await
                 .map_err(status_error)?
@@ -143,6 +145,14 @@ fn describe(kb: &v1::KnowledgeBaseStatus) {
         }
     );
     println!("  embedding model {}", kb.embedding_model);
+    if !kb.building_embedding_model.is_empty() {
+        println!("  building with   {}", kb.building_embedding_model);
+    } else if !kb.next_embedding_model.is_empty() && kb.next_embedding_model != kb.embedding_model {
+        println!(
+            "  next rebuild    {} (`lumbung reindex --kb {}` moves it there)",
+            kb.next_embedding_model, kb.name
+        );
+    }
     println!(
         "  documents       {} indexed, {} failed, {} skipped, {} queued, {} indexing",
         kb.documents_indexed,

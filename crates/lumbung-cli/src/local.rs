@@ -145,7 +145,7 @@ pub fn ingest(config: Config, kb: Option<String>, force: bool) -> anyhow::Result
 pub fn restore(config: Config, dir: &std::path::Path) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     let app = App::open(config)?;
-    let manifest = app.ingestor()?.restore(dir, &app.embedding_model_name())?;
+    let manifest = app.ingestor()?.restore(dir)?;
     for file in &manifest.files {
         std::fs::copy(dir.join("files").join(file), data_dir.join(file))?;
     }

@@ -515,6 +515,10 @@ enum KbCommand {
         /// A reader that may search it (repeatable); every reader when none is given.
         #[arg(long = "reader")]
         readers: Vec<String>,
+        /// The embedding model it is embedded with, as the service's configuration names it
+        /// ([embedding] or [embedding_models]); the service's default when not given.
+        #[arg(long)]
+        embedding_model: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },

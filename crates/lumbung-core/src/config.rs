@@ -1,12 +1,13 @@
 //! Service configuration: built-in defaults < config file < `LUMBUNG__SECTION__KEY` environment
 //! variables < command-line flags (applied by the CLI).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::{Error, ModelName, Result};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -16,7 +17,13 @@ pub struct Config {
     /// The watched root: each sub-folder is one knowledge base.
     pub ingest_root: PathBuf,
     pub server: ServerConfig,
+    /// The default embedding model: what knowledge bases are embedded with unless
+    /// `ingest.embedding_model` or their `kb.toml` names another.
     pub embedding: EmbeddingConfig,
+    /// More embedding models, by name: a generation embedded with one is served as long as the
+    /// model stays here, so that a knowledge base moves to another model by a rebuild while its
+    /// old generation answers (`docs/generations.md`).
+    pub embedding_models: BTreeMap<String, EmbeddingConfig>,
     pub ingest: IngestConfig,
     pub search: SearchConfig,
     pub vector_index: VectorIndexConfig,
@@ -89,6 +96,11 @@ pub enum Pooling {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmbeddingConfig {
+    /// The model's name in `[embedding]` (under `[embedding_models]` the table's key is its
+    /// name, and this stays empty); empty names it after `model_dir`'s last folder. Generations
+    /// record it, and it names the model's vector store, so renaming a model that embedded a
+    /// generation needs a rebuild.
+    pub name: String,
     /// Folder holding the ONNX file, `tokenizer.json`, `config.json`,
     /// `special_tokens_map.json` and `tokenizer_config.json`.
     pub model_dir: PathBuf,
@@ -101,6 +113,10 @@ pub struct EmbeddingConfig {
     /// Path of `libonnxruntime.so`; when empty, `ORT_DYLIB_PATH` is used.
     pub onnxruntime_library: PathBuf,
     pub dimension: usize,
+    /// Keep the first `dimension` entries of longer vectors and normalise them again
+    /// (Matryoshka truncation): a smaller store from the same model. Without it a model whose
+    /// vectors are not `dimension` long is refused.
+    pub truncate_dimension: bool,
     pub pooling: Pooling,
     pub query_prefix: String,
     pub passage_prefix: String,
@@ -144,6 +160,10 @@ pub struct IngestConfig {
     /// Milliseconds between a rebuilt generation becoming active and the old one being
     /// deleted: longer than any search that read the old one takes, so none is cut short.
     pub retire_after_ms: u64,
+    /// The model new generations are embedded with (a rebuild, a new knowledge base) unless
+    /// the knowledge base's `kb.toml` names another: `[embedding]`'s name or a key of
+    /// `[embedding_models]`; empty means `[embedding]`'s. Existing generations keep theirs.
+    pub embedding_model: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -403,6 +423,7 @@ impl Default for Config {
             ingest_root: PathBuf::from("ingest"),
             server: ServerConfig::default(),
             embedding: EmbeddingConfig::default(),
+            embedding_models: BTreeMap::new(),
             ingest: IngestConfig::default(),
             search: SearchConfig::default(),
             vector_index: VectorIndexConfig::default(),
@@ -435,11 +456,13 @@ impl Default for ServerConfig {
 impl Default for EmbeddingConfig {
     fn default() -> Self {
         EmbeddingConfig {
+            name: String::new(),
             model_dir: PathBuf::from("runtime/models/multilingual-e5-small"),
             onnx_file: "model.onnx".to_string(),
             query_onnx_file: String::new(),
             onnxruntime_library: PathBuf::from("runtime/onnxruntime/libonnxruntime.so"),
             dimension: 384,
+            truncate_dimension: false,
             pooling: Pooling::Mean,
             query_prefix: "query: ".to_string(),
             passage_prefix: "passage: ".to_string(),
@@ -465,6 +488,7 @@ impl Default for IngestConfig {
             reconcile_interval_seconds: 300,
             niceness: 19,
             retire_after_ms: 10_000,
+            embedding_model: String::new(),
         }
     }
 }
@@ -537,6 +561,119 @@ impl Config {
     }
 
     /// Checks bounds that serde cannot express.
+    /// The name of `[embedding]`'s model: its `name`, else its folder's name.
+    pub fn default_model(&self) -> ModelName {
+        let name = if self.embedding.name.is_empty() {
+            let folder = self
+                .embedding
+                .model_dir
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            folder
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        } else {
+            self.embedding.name.clone()
+        };
+        ModelName::new(name.trim_start_matches(['.', '-', '_']))
+            .unwrap_or_else(|_| ModelName::new("model").expect("a valid name"))
+    }
+
+    /// The model new generations are embedded with, unless a knowledge base's `kb.toml` names
+    /// another (`ingest.embedding_model`, else `[embedding]`'s).
+    pub fn model_for_new_generations(&self) -> ModelName {
+        match ModelName::new(self.ingest.embedding_model.as_str()) {
+            Ok(name) if !self.ingest.embedding_model.is_empty() => name,
+            _ => self.default_model(),
+        }
+    }
+
+    /// The configuration of the model called `name`, if it is configured.
+    pub fn embedding_model(&self, name: &ModelName) -> Option<&EmbeddingConfig> {
+        if *name == self.default_model() {
+            Some(&self.embedding)
+        } else {
+            self.embedding_models.get(name.as_str())
+        }
+    }
+
+    /// Every configured embedding model with its name, `[embedding]`'s first.
+    pub fn embedding_models(&self) -> Vec<(ModelName, &EmbeddingConfig)> {
+        let mut models = vec![(self.default_model(), &self.embedding)];
+        for (name, model) in &self.embedding_models {
+            if let Ok(name) = ModelName::new(name.as_str()) {
+                models.push((name, model));
+            }
+        }
+        models
+    }
+
+    fn validate_embedding_models(&self) -> Result<()> {
+        if !self.embedding.name.is_empty() {
+            ModelName::new(self.embedding.name.as_str()).map_err(|_| {
+                Error::invalid("embedding.name", invalid_model_name(&self.embedding.name))
+            })?;
+        }
+        let default = self.default_model();
+        let mut models = vec![("embedding".to_string(), &self.embedding)];
+        for (name, model) in &self.embedding_models {
+            let field = format!("embedding_models.{name}");
+            ModelName::new(name.as_str())
+                .map_err(|_| Error::invalid(field.clone(), invalid_model_name(name)))?;
+            if name.as_str() == default.as_str() {
+                return Err(Error::invalid(
+                    field,
+                    format!("{name:?} is already [embedding]'s name"),
+                ));
+            }
+            if !model.name.is_empty() && model.name != *name {
+                return Err(Error::invalid(
+                    format!("{field}.name"),
+                    "a model under [embedding_models] is named by its key: leave name out",
+                ));
+            }
+            models.push((field, model));
+        }
+        for (field, model) in models {
+            if model.dimension == 0 {
+                return Err(Error::invalid(
+                    format!("{field}.dimension"),
+                    "must be positive",
+                ));
+            }
+            if model.batch_size == 0 {
+                return Err(Error::invalid(
+                    format!("{field}.batch_size"),
+                    "must be positive",
+                ));
+            }
+        }
+        let wanted = &self.ingest.embedding_model;
+        if !wanted.is_empty()
+            && ModelName::new(wanted.as_str())
+                .ok()
+                .and_then(|name| self.embedding_model(&name))
+                .is_none()
+        {
+            return Err(Error::invalid(
+                "ingest.embedding_model",
+                format!(
+                    "{wanted:?} is neither [embedding]'s name ({default}) nor a key of \
+                     [embedding_models]"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<()> {
         if let Some(metrics) = self.server.metrics_listen
             && self.server.tokens_file.is_none()
@@ -636,12 +773,7 @@ impl Config {
             }
         }
         let e = &self.embedding;
-        if e.dimension == 0 {
-            return Err(Error::invalid("embedding.dimension", "must be positive"));
-        }
-        if e.batch_size == 0 {
-            return Err(Error::invalid("embedding.batch_size", "must be positive"));
-        }
+        self.validate_embedding_models()?;
         let r = &self.rerank;
         if r.candidates == 0 || r.candidates > 1_000 {
             return Err(Error::invalid("rerank.candidates", "must be 1 to 1000"));
@@ -650,12 +782,17 @@ impl Config {
             return Err(Error::invalid("rerank.max_tokens", "must be 16 to 8192"));
         }
         let i = &self.ingest;
-        if i.chunk_max_tokens < 16 || i.chunk_max_tokens > e.max_tokens {
+        let max_tokens = self
+            .embedding_models
+            .values()
+            .map(|model| model.max_tokens)
+            .fold(e.max_tokens, usize::min);
+        if i.chunk_max_tokens < 16 || i.chunk_max_tokens > max_tokens {
             return Err(Error::invalid(
                 "ingest.chunk_max_tokens",
                 format!(
-                    "must be between 16 and embedding.max_tokens ({})",
-                    e.max_tokens
+                    "must be between 16 and the smallest max_tokens of the embedding models \
+                     ({max_tokens})"
                 ),
             ));
         }
@@ -755,7 +892,7 @@ fn non_negative(fields: &[(&'static str, f32)]) -> Result<()> {
         .iter()
         .find(|(_, value)| value.is_nan() || *value < 0.0)
     {
-        Some((field, _)) => Err(Error::invalid(field, "must be non-negative")),
+        Some((field, _)) => Err(Error::invalid(*field, "must be non-negative")),
         None => Ok(()),
     }
 }
@@ -899,4 +1036,11 @@ mod tests {
             .to_string();
         assert!(err.contains("tls_client_ca_file"), "{err}");
     }
+}
+
+fn invalid_model_name(name: &str) -> String {
+    format!(
+        "{name:?} must be 1 to 64 characters of letters, digits, '-', '_' or '.', starting with a \
+         letter or digit"
+    )
 }

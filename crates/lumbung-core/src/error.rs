@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 /// Errors raised while validating domain values and loading configuration.
@@ -5,7 +6,10 @@ use std::path::PathBuf;
 pub enum Error {
     /// A value given by a user (a name, a path, a request field) is not acceptable.
     #[error("invalid {field}: {reason}")]
-    InvalidArgument { field: &'static str, reason: String },
+    InvalidArgument {
+        field: Cow<'static, str>,
+        reason: String,
+    },
     /// The configuration file could not be read or parsed.
     #[error("config {path}: {reason}")]
     Config { path: PathBuf, reason: String },
@@ -14,9 +18,9 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+    pub fn invalid(field: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Self {
         Error::InvalidArgument {
-            field,
+            field: field.into(),
             reason: reason.into(),
         }
     }

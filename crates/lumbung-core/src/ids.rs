@@ -57,6 +57,62 @@ impl fmt::Display for KbName {
     }
 }
 
+/// The name an embedding model is configured under (`[embedding]`'s `name`, or a key of
+/// `[embedding_models]`): what a generation records it was embedded with, and what names the
+/// model's vector store (a folder of the embedded store, a collection on Qdrant).
+///
+/// ASCII letters, digits, `-`, `_` and `.`, 1 to 64 characters, starting with a letter or a
+/// digit, so that it is safe as a folder and collection name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ModelName(String);
+
+impl ModelName {
+    pub fn new(name: impl Into<String>) -> Result<Self> {
+        let name = name.into();
+        let valid_chars = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        let valid_start = name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
+        if name.is_empty() || name.len() > 64 || !valid_chars || !valid_start {
+            return Err(Error::invalid(
+                "embedding_model",
+                format!(
+                    "{name:?} must be 1 to 64 characters of letters, digits, '-', '_' or '.', \
+                     starting with a letter or digit"
+                ),
+            ));
+        }
+        Ok(ModelName(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ModelName {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        ModelName::new(value)
+    }
+}
+
+impl From<ModelName> for String {
+    fn from(value: ModelName) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for ModelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One build of a knowledge base's indexes, numbered from 1. A rebuild (a reindex, a model
 /// change) writes the next generation beside the active one, so searches go on reading the
 /// active one until the new one is complete and is made active in one catalog transaction.

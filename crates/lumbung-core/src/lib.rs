@@ -19,7 +19,7 @@ pub use config::{
     WriteOrdering,
 };
 pub use error::{Error, Result};
-pub use ids::{ChunkId, ContentHash, DocumentPath, Generation, KbGeneration, KbName};
+pub use ids::{ChunkId, ContentHash, DocumentPath, Generation, KbGeneration, KbName, ModelName};
 pub use language::Language;
 #[cfg(target_os = "linux")]
 pub use priority::{current_thread_niceness, thread_niceness};

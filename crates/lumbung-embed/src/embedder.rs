@@ -27,6 +27,8 @@ pub struct Embedder {
     tokens: [AtomicU64; 2],
     tokenizer: Arc<Tokenizer>,
     dimension: usize,
+    /// Longer vectors are cut to `dimension` and normalised again.
+    truncate_dimension: bool,
     query_prefix: String,
     passage_prefix: String,
     batch_size: usize,
@@ -129,6 +131,7 @@ impl Embedder {
             tokens: [AtomicU64::new(0), AtomicU64::new(0)],
             tokenizer: Arc::new(tokenizer),
             dimension: config.dimension,
+            truncate_dimension: config.truncate_dimension,
             query_prefix: config.query_prefix.clone(),
             passage_prefix: config.passage_prefix.clone(),
             batch_size: config.batch_size.max(1),
@@ -211,6 +214,15 @@ impl Embedder {
             }
             for (&index, vector) in batch.iter().zip(embedded) {
                 vectors[index] = vector;
+            }
+        }
+        if self.truncate_dimension {
+            for vector in vectors.iter_mut().filter(|v| v.len() > self.dimension) {
+                vector.truncate(self.dimension);
+                let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+                for x in vector.iter_mut() {
+                    *x /= norm + 1e-12;
+                }
             }
         }
         if let Some(vector) = vectors.iter().find(|v| v.len() != self.dimension) {

@@ -15,8 +15,8 @@
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use lumbung_core::{Chunk, ChunkId, Generation, KbGeneration, KbName};
-use lumbung_index::VectorPoint;
+use lumbung_core::{Chunk, ChunkId, Generation, KbGeneration, KbName, ModelName};
+use lumbung_index::{VectorPoint, VectorStore};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{DocumentRecord, DocumentState};
@@ -24,8 +24,9 @@ use crate::{Error, Ingestor, Result, now_ms};
 
 /// What `MANIFEST.json` says a backup is.
 const BACKUP_FORMAT: &str = "lumbung-backup";
-/// The layout this lumbung writes and reads; a newer one is refused.
-const BACKUP_VERSION: u32 = 1;
+/// The layout this lumbung writes and reads; a newer one is refused. 2: each knowledge
+/// base's model and dimension (in 1, the manifest's hold for all).
+const BACKUP_VERSION: u32 = 2;
 
 const MANIFEST_FILE: &str = "MANIFEST.json";
 const KB_FOLDER: &str = "knowledge-bases";
@@ -47,8 +48,8 @@ pub struct BackupManifest {
     pub created_at_ms: i64,
     /// The lumbung that wrote it.
     pub lumbung_version: String,
-    /// The embedding model the vectors come from, and their dimension: a restore into a
-    /// service with another model is refused.
+    /// The service's default embedding model (`[embedding]`) and its dimension; in version 1
+    /// every knowledge base's.
     pub embedding_model: String,
     pub dimension: usize,
     pub knowledge_bases: Vec<BackedUpKb>,
@@ -63,6 +64,24 @@ pub struct BackedUpKb {
     pub generation: Generation,
     pub documents: u64,
     pub chunks: u64,
+    /// The model its vectors come from, and their dimension (absent in version 1: the
+    /// manifest's): a restore into a service that does not load that model is refused.
+    #[serde(default)]
+    pub model: Option<ModelName>,
+    #[serde(default)]
+    pub dimension: Option<usize>,
+}
+
+impl BackupManifest {
+    /// The model and dimension of `kb`'s vectors.
+    fn model_of(&self, kb: &BackedUpKb) -> Result<(ModelName, usize)> {
+        let model = match &kb.model {
+            Some(model) => model.clone(),
+            None => ModelName::new(self.embedding_model.as_str())
+                .map_err(|err| Error::Backup(format!("the manifest's model: {err}")))?,
+        };
+        Ok((model, kb.dimension.unwrap_or(self.dimension)))
+    }
 }
 
 /// One line of a knowledge base's file: a catalog row with its chunks and their vectors.
@@ -76,7 +95,7 @@ struct BackedUpDocument {
 impl Ingestor {
     /// Writes a backup of every knowledge base's active generation into `dir` (new or empty),
     /// with copies of `files` (paths in the data directory), while searches and syncs go on.
-    pub fn backup(&self, dir: &Path, model: &str, files: &[PathBuf]) -> Result<BackupManifest> {
+    pub fn backup(&self, dir: &Path, files: &[PathBuf]) -> Result<BackupManifest> {
         let not_empty = fs_err::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
         if not_empty {
             return Err(Error::Backup(format!(
@@ -91,8 +110,8 @@ impl Ingestor {
             version: BACKUP_VERSION,
             created_at_ms: now_ms(),
             lumbung_version: env!("CARGO_PKG_VERSION").to_string(),
-            embedding_model: model.to_string(),
-            dimension: self.embedder.dimension(),
+            embedding_model: self.models.legacy().to_string(),
+            dimension: self.models.get(self.models.legacy())?.embedder.dimension(),
             knowledge_bases: Vec::new(),
             files: Vec::new(),
         };
@@ -141,6 +160,7 @@ impl Ingestor {
     /// The documents of one generation, each as it was at one moment: syncs go on meanwhile,
     /// so a document replaced between reading its row and reading its chunks is read again.
     fn backup_generation(&self, active: &KbGeneration, file: &Path) -> Result<BackedUpKb> {
+        let model = self.parts_of(active)?;
         let mut out =
             BufWriter::new(fs_err::File::create(file).map_err(|err| Error::io(file, err))?);
         let mut backed_up = BackedUpKb {
@@ -148,9 +168,11 @@ impl Ingestor {
             generation: active.generation(),
             documents: 0,
             chunks: 0,
+            model: Some(model.name.clone()),
+            dimension: Some(model.embedder.dimension()),
         };
         for listed in self.catalog.list(active)? {
-            let Some(line) = self.read_document(active, listed)? else {
+            let Some(line) = self.read_document(active, model.vectors.as_ref(), listed)? else {
                 continue;
             };
             backed_up.documents += 1;
@@ -171,6 +193,7 @@ impl Ingestor {
     fn read_document(
         &self,
         active: &KbGeneration,
+        vectors: &dyn VectorStore,
         mut record: DocumentRecord,
     ) -> Result<Option<BackedUpDocument>> {
         for _ in 0..READ_ATTEMPTS {
@@ -179,8 +202,7 @@ impl Ingestor {
                 DocumentState::Skipped => Vec::new(),
             };
             let chunks = self.lexical.get_chunks(&ids)?;
-            let vectors: Vec<Vec<f32>> = self
-                .vectors
+            let vectors: Vec<Vec<f32>> = vectors
                 .get_vectors(&ids)?
                 .into_iter()
                 .map(|(_, vector)| vector)
@@ -206,8 +228,9 @@ impl Ingestor {
     }
 
     /// Reads the manifest of the backup in `dir`, refusing what this lumbung cannot restore:
-    /// an incomplete backup, another format, a newer version, another embedding model.
-    pub fn check_backup(&self, dir: &Path, model: &str) -> Result<BackupManifest> {
+    /// an incomplete backup, another format, a newer version, a knowledge base embedded with a
+    /// model this service does not load (or loads with another dimension).
+    pub fn check_backup(&self, dir: &Path) -> Result<BackupManifest> {
         let path = dir.join(MANIFEST_FILE);
         let text = match fs_err::read(&path) {
             Ok(text) => text,
@@ -244,14 +267,25 @@ impl Ingestor {
         }
         let manifest: BackupManifest = serde_json::from_slice(&text)
             .map_err(|err| Error::Backup(format!("{}: {err}", path.display())))?;
-        if manifest.embedding_model != model || manifest.dimension != self.embedder.dimension() {
-            return Err(Error::Backup(format!(
-                "the backup's vectors come from {} ({} dimensions), this service embeds with \
-                 {model} ({} dimensions): configure the same model to restore it",
-                manifest.embedding_model,
-                manifest.dimension,
-                self.embedder.dimension()
-            )));
+        for kb in &manifest.knowledge_bases {
+            let (model, dimension) = manifest.model_of(kb)?;
+            let loaded = self.models.get(&model).map_err(|_| {
+                Error::Backup(format!(
+                    "{}'s vectors come from embedding model {model} ({dimension} dimensions), \
+                     which this service does not load: configure it ([embedding] or \
+                     [embedding_models]) to restore the backup",
+                    kb.name
+                ))
+            })?;
+            if loaded.embedder.dimension() != dimension {
+                return Err(Error::Backup(format!(
+                    "{}'s vectors come from embedding model {model} with {dimension} \
+                     dimensions; this service's {model} has {}: configure the same model to \
+                     restore the backup",
+                    kb.name,
+                    loaded.embedder.dimension()
+                )));
+            }
         }
         Ok(manifest)
     }
@@ -259,8 +293,8 @@ impl Ingestor {
     /// Restores the backup in `dir` into this ingestor's empty catalog and indexes, as the
     /// generations it was taken from; returns its manifest. Nothing is embedded. Files of the
     /// data directory it carries are in `dir/files/`, for the caller to put back.
-    pub fn restore(&self, dir: &Path, model: &str) -> Result<BackupManifest> {
-        let manifest = self.check_backup(dir, model)?;
+    pub fn restore(&self, dir: &Path) -> Result<BackupManifest> {
+        let manifest = self.check_backup(dir)?;
         if !self.catalog.knowledge_bases()?.is_empty() {
             return Err(Error::Backup(
                 "the data directory already holds knowledge bases: restore into an empty one"
@@ -272,7 +306,8 @@ impl Ingestor {
             let file = dir
                 .join(KB_FOLDER)
                 .join(format!("{}.jsonl", backed_up.name));
-            self.restore_kb(&target, &file)?;
+            let (model, _) = manifest.model_of(backed_up)?;
+            self.restore_kb(&target, &model, &file)?;
             let problems = self.verify_generation(&target)?;
             if !problems.is_empty() {
                 return Err(Error::Backup(format!(
@@ -285,13 +320,15 @@ impl Ingestor {
         Ok(manifest)
     }
 
-    fn restore_kb(&self, target: &KbGeneration, file: &Path) -> Result<()> {
+    fn restore_kb(&self, target: &KbGeneration, model: &ModelName, file: &Path) -> Result<()> {
         let generation = target.generation();
+        let store = &self.models.get(model)?.vectors;
         self.catalog.update_generations(
             target.kb(),
             |generations| {
                 generations.active = generation;
                 generations.last = generation;
+                generations.models.insert(generation, model.clone());
                 Ok(())
             },
             None,
@@ -323,26 +360,25 @@ impl Ingestor {
                     .zip(vectors)
                     .map(|(chunk, vector)| VectorPoint::of_chunk(chunk, vector))
                     .collect();
-                self.vectors.upsert_document(
-                    target,
-                    &record.path,
-                    &record.content_hash,
-                    &points,
-                )?;
+                store.upsert_document(target, &record.path, &record.content_hash, &points)?;
                 self.lexical
                     .replace_document(target, &record.path, &chunks)?;
             }
             records.push(record);
             if records.len() >= RESTORE_BATCH {
-                self.commit_restored(&mut records)?;
+                self.commit_restored(store.as_ref(), &mut records)?;
             }
         }
-        self.commit_restored(&mut records)
+        self.commit_restored(store.as_ref(), &mut records)
     }
 
     /// As a sync does: both indexes durable before the rows that describe them.
-    fn commit_restored(&self, records: &mut Vec<DocumentRecord>) -> Result<()> {
-        self.vectors.flush()?;
+    fn commit_restored(
+        &self,
+        vectors: &dyn VectorStore,
+        records: &mut Vec<DocumentRecord>,
+    ) -> Result<()> {
+        vectors.flush()?;
         self.lexical.commit()?;
         self.catalog.apply(records, &[])?;
         records.clear();

@@ -6,9 +6,12 @@
 //! are deterministic, so the redo overwrites instead of duplicating. Which generation serves is
 //! one row of [`GENERATIONS`], so a rebuilt generation is made active in one transaction.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use lumbung_core::{ChunkId, ContentHash, DocumentPath, Generation, KbGeneration, KbName};
+use lumbung_core::{
+    ChunkId, ContentHash, DocumentPath, Generation, KbGeneration, KbName, ModelName,
+};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +41,25 @@ pub struct KbGenerations {
     /// base is created again.
     #[serde(default)]
     pub deleted: bool,
+    /// The embedding model of each live generation (active, building, retired). Rows written
+    /// before models were recorded have none: their generations were embedded with
+    /// `[embedding]`'s model, which [`Catalog::record_legacy_models`] writes in once.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<Generation, ModelName>,
+}
+
+impl KbGenerations {
+    /// The model `generation` was (or is being) embedded with, when recorded.
+    pub fn model(&self, generation: Generation) -> Option<&ModelName> {
+        self.models.get(&generation)
+    }
+
+    /// The generations that still have data: active, building and retired.
+    pub fn live(&self) -> impl Iterator<Item = Generation> + '_ {
+        std::iter::once(self.active)
+            .chain(self.building)
+            .chain(self.retired.iter().copied())
+    }
 }
 
 impl Default for KbGenerations {
@@ -48,6 +70,7 @@ impl Default for KbGenerations {
             retired: Vec::new(),
             last: Generation::FIRST,
             deleted: false,
+            models: BTreeMap::new(),
         }
     }
 }
@@ -223,6 +246,10 @@ pub struct DocumentRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<FailureKind>,
     pub chunks: u32,
+    /// For a failed row whose previous version still answers: that version's hash, which
+    /// its chunk ids derive from (`content_hash` is the failed version's). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_hash: Option<ContentHash>,
     /// When this row was written, in milliseconds since the Unix epoch.
     pub recorded_at_ms: i64,
 }
@@ -233,11 +260,17 @@ impl DocumentRecord {
         KbGeneration::new(self.kb.clone(), self.generation)
     }
 
-    /// The ids of the chunks this version of the document was indexed as, in order.
+    /// The hash of the version whose chunks answer for this row.
+    pub fn served_hash(&self) -> &ContentHash {
+        self.served_hash.as_ref().unwrap_or(&self.content_hash)
+    }
+
+    /// The ids of the chunks that answer for this row (its version's, or for a failed new
+    /// version the previous one's), in order.
     pub fn chunk_ids(&self) -> impl Iterator<Item = ChunkId> + '_ {
         let kb = self.kb_generation();
-        (0..self.chunks)
-            .map(move |ordinal| ChunkId::derive(&kb, &self.path, &self.content_hash, ordinal))
+        let hash = self.served_hash();
+        (0..self.chunks).map(move |ordinal| ChunkId::derive(&kb, &self.path, hash, ordinal))
     }
 }
 
@@ -370,6 +403,31 @@ impl Catalog {
         })
     }
 
+    /// Records `model` for every live generation of every knowledge base that has rows or
+    /// generations but no model for them: data indexed before models were recorded, all of
+    /// it embedded with the one model there was (`[embedding]`'s). Nothing to do after the
+    /// first start.
+    pub fn record_legacy_models(&self, model: &ModelName) -> Result<usize> {
+        let mut recorded = 0;
+        for kb in self.knowledge_bases()? {
+            recorded += self.update_generations(
+                &kb,
+                |generations| {
+                    let missing: Vec<Generation> = generations
+                        .live()
+                        .filter(|g| !generations.models.contains_key(g))
+                        .collect();
+                    for generation in &missing {
+                        generations.models.insert(*generation, model.clone());
+                    }
+                    Ok(missing.len())
+                },
+                None,
+            )?;
+        }
+        Ok(recorded)
+    }
+
     /// Changes the generations of `kb` with `change` and writes `job` (when given), in one
     /// transaction: what makes a rebuilt generation active, or starts or ends a build. When
     /// `change` fails nothing is written.
@@ -500,6 +558,7 @@ mod tests {
             error: None,
             failure: None,
             chunks: 2,
+            served_hash: None,
             recorded_at_ms: 3,
         }
     }

@@ -36,6 +36,9 @@ pub enum Error {
     KbExists(String),
     #[error("backup: {0}")]
     Backup(String),
+    /// A generation or a `kb.toml` names an embedding model this process has not loaded.
+    #[error("embedding model {model:?}: {reason}")]
+    UnknownModel { model: String, reason: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

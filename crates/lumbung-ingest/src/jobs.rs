@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use lumbung_core::{Generation, KbGeneration, KbName};
+use lumbung_core::{KbGeneration, KbName};
 
 use crate::catalog::{JobKind, JobRecord, JobState};
 use crate::pipeline::{Outcome, Progress, RunOptions};
-use crate::{Error, Ingestor, Result, now_ms};
+use crate::{Error, Ingestor, KbSettings, Result, now_ms};
 
 /// Settle periods a rebuild waits for files still changing before it swaps them in as they
 /// are (the watcher's longest wait too).
@@ -107,6 +107,11 @@ impl Ingestor {
                 job: JobRecord::id_of(&KbGeneration::new(kb.clone(), building)),
             });
         }
+        // The model kb.toml (or ingest.embedding_model) names now: a rebuild is how a
+        // knowledge base moves to another model.
+        let model = self
+            .models
+            .for_new_generation(&KbSettings::load(&self.root.join(kb.as_str())))?;
         let generation = generations.last.next();
         let record = JobRecord::new(&KbGeneration::new(kb.clone(), generation), JobKind::Reindex);
         self.catalog.update_generations(
@@ -114,6 +119,7 @@ impl Ingestor {
             |generations| {
                 generations.building = Some(generation);
                 generations.last = generation;
+                generations.models.insert(generation, model);
                 Ok(())
             },
             Some(&record),
@@ -447,27 +453,38 @@ impl Ingestor {
     /// Deletes the chunks and then the rows of the generations of `kb` that no longer serve,
     /// and forgets them. Idempotent: a crash half-way leaves them retired, to be deleted again.
     pub(crate) fn collect_retired(&self, kb: &KbName) -> Result<()> {
-        let retired: Vec<Generation> = self.catalog.generations(kb)?.retired;
+        let recorded = self.catalog.generations(kb)?;
+        let retired = recorded.retired.clone();
         if retired.is_empty() {
             return Ok(());
         }
-        let generations: Vec<KbGeneration> = retired
-            .iter()
-            .map(|generation| KbGeneration::new(kb.clone(), *generation))
-            .collect();
-        for generation in &generations {
-            self.lexical.delete_generation(generation)?;
-            self.vectors.delete_generation(generation)?;
+        for generation in &retired {
+            let target = KbGeneration::new(kb.clone(), *generation);
+            self.lexical.delete_generation(&target)?;
+            // Each model's store holds only its own generations, but one recorded before models
+            // were may be in any.
+            match recorded.model(*generation) {
+                Some(model) => self.models.get(model)?.vectors.delete_generation(&target)?,
+                None => {
+                    for model in self.models.all() {
+                        model.vectors.delete_generation(&target)?;
+                    }
+                }
+            }
         }
         self.lexical.commit()?;
-        self.vectors.flush()?;
-        for generation in &generations {
-            self.catalog.remove_generation(generation)?;
+        for model in self.models.all() {
+            model.vectors.flush()?;
+        }
+        for generation in &retired {
+            self.catalog
+                .remove_generation(&KbGeneration::new(kb.clone(), *generation))?;
         }
         self.catalog.update_generations(
             kb,
             |current| {
                 current.retired.retain(|g| !retired.contains(g));
+                current.models.retain(|g, _| !retired.contains(g));
                 Ok(())
             },
             None,

@@ -8,6 +8,7 @@ mod catalog;
 mod error;
 mod jobs;
 mod lifecycle;
+mod models;
 mod pipeline;
 mod scan;
 mod settings;
@@ -19,10 +20,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use lumbung_core::{DocumentPath, Generation, IngestConfig, KbGeneration, KbName};
-use lumbung_embed::{Chunker, Embedder};
+use lumbung_core::{DocumentPath, Generation, IngestConfig, KbGeneration, KbName, ModelName};
+use lumbung_embed::Embedder;
 use lumbung_extract::Limits;
-use lumbung_index::{LexicalIndex, VectorStore};
+use lumbung_index::LexicalIndex;
 
 pub use backup::{BackedUpKb, BackupManifest};
 pub use catalog::{
@@ -31,10 +32,12 @@ pub use catalog::{
 };
 pub use error::{Error, Result};
 pub use jobs::{JobPhase, JobStatus};
+pub use models::{IngestModel, IngestModels};
 pub use pipeline::{Outcome, Progress, SyncReport};
 pub use settings::{InvalidSetting, KbSettings, SETTINGS_FILE};
 pub use watch::{Watcher, log_progress};
 
+use models::{ModelParts, Models};
 use pipeline::RunOptions;
 
 /// Where a document is in a run that has not recorded it yet. Not stored: after a crash the
@@ -61,6 +64,10 @@ pub struct KbStatus {
     /// Documents of the current sync not recorded yet, ordered by path.
     pub in_progress: Vec<(DocumentPath, LiveState)>,
     pub generations: KbGenerations,
+    /// The embedding model of the active generation.
+    pub model: ModelName,
+    /// The model the next rebuild embeds with, or why `kb.toml` names none that is loaded.
+    pub next_model: std::result::Result<ModelName, String>,
     /// The rebuild running, or the last one.
     pub job: Option<JobStatus>,
 }
@@ -74,6 +81,8 @@ pub struct KbEntry {
     pub summary: KbSummary,
     /// The generation searches read.
     pub active: KbGeneration,
+    /// The embedding model of the active generation: what a search embeds its query with.
+    pub model: ModelName,
 }
 
 /// Every knowledge base with its settings and counts: what request paths read instead of the
@@ -85,9 +94,8 @@ pub struct Ingestor {
     root: PathBuf,
     catalog: Catalog,
     lexical: Arc<dyn LexicalIndex>,
-    vectors: Arc<dyn VectorStore>,
-    embedder: Arc<Embedder>,
-    chunker: Chunker,
+    /// The embedding models, each with its vector store; each generation uses one.
+    models: Models,
     config: IngestConfig,
     limits: Limits,
     /// One lock per knowledge base, held by a sync of its active generation and by the swap
@@ -108,22 +116,42 @@ impl Ingestor {
         root: &Path,
         catalog: Catalog,
         lexical: Arc<dyn LexicalIndex>,
-        vectors: Arc<dyn VectorStore>,
-        embedder: Arc<Embedder>,
+        models: IngestModels,
         config: IngestConfig,
     ) -> Result<Ingestor> {
-        let chunker = Chunker::new(
-            Arc::clone(embedder.tokenizer()),
-            config.chunk_max_tokens,
-            config.chunk_overlap_tokens,
-        )?;
+        let models = Models::new(models, &config)?;
+        let legacy = catalog.record_legacy_models(models.legacy())?;
+        if legacy > 0 {
+            tracing::info!(
+                generations = legacy,
+                model = %models.legacy(),
+                "generations indexed before models were recorded: recorded as [embedding]'s"
+            );
+        }
+        // A generation whose model is not loaded could be neither searched nor deleted.
+        for kb in catalog.knowledge_bases()? {
+            let generations = catalog.generations(&kb)?;
+            for generation in generations.live() {
+                if let Some(model) = generations.model(generation)
+                    && models.get(model).is_err()
+                {
+                    return Err(Error::UnknownModel {
+                        model: model.to_string(),
+                        reason: format!(
+                            "{} was embedded with it, but the configuration names no such \
+                             model: configure it again ([embedding_models]) until a rebuild \
+                             moves {kb} to another",
+                            KbGeneration::new(kb.clone(), generation)
+                        ),
+                    });
+                }
+            }
+        }
         let ingestor = Ingestor {
             root: root.to_path_buf(),
             catalog,
             lexical,
-            vectors,
-            embedder,
-            chunker,
+            models,
             limits: Limits {
                 max_pages: config.max_pages,
                 max_extracted_chars: config.max_extracted_chars,
@@ -149,6 +177,58 @@ impl Ingestor {
         ))
     }
 
+    /// The generation of `kb` that searches read, with the model it was embedded with.
+    pub fn serving(&self, kb: &KbName) -> Result<(KbGeneration, ModelName)> {
+        let generations = self.catalog.generations(kb)?;
+        let settings = KbSettings::load(&self.root.join(kb.as_str()));
+        let model = self
+            .models
+            .of_generation(&generations, generations.active, &settings);
+        Ok((KbGeneration::new(kb.clone(), generations.active), model))
+    }
+
+    /// The model, chunker and vector store of `generation`, as the catalog records its model.
+    fn parts_of(&self, generation: &KbGeneration) -> Result<&Arc<ModelParts>> {
+        let generations = self.catalog.generations(generation.kb())?;
+        let model =
+            generations
+                .model(generation.generation())
+                .ok_or_else(|| Error::UnknownModel {
+                    model: String::new(),
+                    reason: format!("no model is recorded for {generation}"),
+                })?;
+        self.models.get(model).map_err(|err| match err {
+            Error::UnknownModel { model, reason } => Error::UnknownModel {
+                model,
+                reason: format!("{generation} was embedded with it, but {reason}"),
+            },
+            other => other,
+        })
+    }
+
+    /// Records the model of `kb`'s active generation if none is yet (a knowledge base no
+    /// sync has touched): the one its `kb.toml` or `ingest.embedding_model` names.
+    fn record_active_model(&self, kb: &KbName) -> Result<()> {
+        let generations = self.catalog.generations(kb)?;
+        if generations.model(generations.active).is_some() {
+            return Ok(());
+        }
+        let model = self
+            .models
+            .for_new_generation(&KbSettings::load(&self.root.join(kb.as_str())))?;
+        self.catalog.update_generations(
+            kb,
+            |generations| {
+                generations
+                    .models
+                    .entry(generations.active)
+                    .or_insert(model);
+                Ok(())
+            },
+            None,
+        )
+    }
+
     /// The lock a sync of `kb` holds; see [`Ingestor::syncs`].
     fn sync_lock(&self, kb: &KbName) -> Arc<Mutex<()>> {
         let mut syncs = self.syncs.lock().unwrap_or_else(PoisonError::into_inner);
@@ -171,11 +251,16 @@ impl Ingestor {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let entry = |kb: &KbName| -> Result<KbEntry> {
-            let active = self.active_generation(kb)?;
+            let generations = self.catalog.generations(kb)?;
+            let active = KbGeneration::new(kb.clone(), generations.active);
+            let settings = KbSettings::load(&self.root.join(kb.as_str()));
             Ok(KbEntry {
-                settings: KbSettings::load(&self.root.join(kb.as_str())),
                 summary: KbSummary::of(&self.catalog.list(&active)?),
+                model: self
+                    .models
+                    .of_generation(&generations, generations.active, &settings),
                 active,
+                settings,
             })
         };
         let fresh: Vec<(KbName, Option<KbEntry>)> = match only {
@@ -205,9 +290,9 @@ impl Ingestor {
         Ok(())
     }
 
-    /// The model documents are embedded with.
-    pub fn embedder(&self) -> &Arc<Embedder> {
-        &self.embedder
+    /// The model new generations are embedded with.
+    pub fn embedder(&self) -> Result<&Arc<Embedder>> {
+        Ok(&self.models.get(self.models.for_new_generations())?.embedder)
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -245,9 +330,17 @@ impl Ingestor {
                 LiveState::Indexing => summary.indexing += 1,
             }
         }
+        let settings = KbSettings::load(&self.root.join(kb.as_str()));
         Ok(KbStatus {
             kb: kb.clone(),
-            settings: KbSettings::load(&self.root.join(kb.as_str())),
+            model: self
+                .models
+                .of_generation(&generations, generations.active, &settings),
+            next_model: self
+                .models
+                .for_new_generation(&settings)
+                .map_err(|err| err.to_string()),
+            settings,
             summary,
             records,
             in_progress,
@@ -340,6 +433,7 @@ impl Ingestor {
         if self.is_deleted(kb)? {
             return Ok(SyncReport::default());
         }
+        self.record_active_model(kb)?;
         // Read under the lock: a swap to a rebuilt generation holds it too, so a sync that
         // waited for one writes the generation it made active.
         let active = self.active_generation(kb)?;
@@ -378,6 +472,7 @@ impl Ingestor {
         pipeline::Run {
             ingestor: self,
             kb,
+            model: self.parts_of(kb)?,
             options,
             progress,
         }
@@ -433,7 +528,11 @@ impl Ingestor {
         for generation in every.filter(|g| !accounted(g)) {
             let stray = KbGeneration::new(kb.clone(), generation);
             let lexical = self.lexical.count_chunks(&stray, None)?;
-            let vectors = self.vectors.count(&stray, None)?;
+            // Which model a stray generation had is no longer recorded: any store may hold it.
+            let mut vectors = 0;
+            for model in self.models.all() {
+                vectors += model.vectors.count(&stray, None)?;
+            }
             if lexical + vectors > 0 {
                 problems.push(format!(
                     "{stray}: generation {generation} is neither active nor being built, yet                      the lexical index holds {lexical} of its chunks and the vector store                      {vectors}"
@@ -446,6 +545,7 @@ impl Ingestor {
     /// [`Ingestor::verify`] for any generation: a rebuilt one is checked so before it is made
     /// active.
     pub fn verify_generation(&self, kb: &KbGeneration) -> Result<Vec<String>> {
+        let store = &self.parts_of(kb)?.vectors;
         let mut problems = Vec::new();
         let mut served = 0u64;
         for record in self.catalog.list(kb)? {
@@ -455,7 +555,7 @@ impl Ingestor {
                 DocumentState::Skipped => 0,
             };
             let lexical = self.lexical.count_chunks(kb, Some(&record.path))?;
-            let vectors = self.vectors.count(kb, Some(&record.path))?;
+            let vectors = store.count(kb, Some(&record.path))?;
             if (lexical, vectors) != (expected, expected) {
                 problems.push(format!(
                     "{kb}/{}: the catalog records {expected} chunks, the lexical index holds \
@@ -466,7 +566,7 @@ impl Ingestor {
             served += expected;
         }
         let lexical = self.lexical.count_chunks(kb, None)?;
-        let vectors = self.vectors.count(kb, None)?;
+        let vectors = store.count(kb, None)?;
         if (lexical, vectors) != (served, served) {
             problems.push(format!(
                 "{kb}: the catalog records {served} chunks in all, the lexical index holds \

@@ -155,6 +155,14 @@ fn settings_template(settings: &KbSettings) -> String {
         readers,
         "[\"helpdesk-bot\"]",
     );
+    field(
+        &mut out,
+        "The embedding model its next rebuild (`lumbung reindex`) embeds with, as the service's \
+         configuration names it; unset means the service's default.",
+        "embedding_model",
+        quoted(&settings.embedding_model),
+        "\"multilingual-e5-small\"",
+    );
     out
 }
 
@@ -172,6 +180,7 @@ mod tests {
                 language: Some("zh-CN".to_string()),
                 escalation: Some("HSE desk\next. 12".to_string()),
                 readers: vec!["safety-bot".to_string(), "hse".to_string()],
+                embedding_model: Some("e5-small-int8".to_string()),
             },
         ] {
             let dir = tempfile::tempdir().unwrap();

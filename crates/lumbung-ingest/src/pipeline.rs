@@ -17,6 +17,7 @@ use lumbung_extract::ExtractedDocument;
 use lumbung_index::VectorPoint;
 
 use crate::catalog::{DocumentRecord, DocumentState, FailureKind};
+use crate::models::ModelParts;
 use crate::scan::FoundFile;
 use crate::{Ingestor, LiveState, Result, now_ms};
 
@@ -160,6 +161,8 @@ pub(crate) struct Run<'a> {
     pub ingestor: &'a Ingestor,
     /// The generation the run writes: the active one for a sync, a new one for a rebuild.
     pub kb: &'a KbGeneration,
+    /// The generation's embedding model, chunker and vector store.
+    pub model: &'a ModelParts,
     pub options: RunOptions<'a>,
     pub progress: &'a (dyn Fn(&Progress) + Sync),
 }
@@ -247,10 +250,10 @@ impl Run<'_> {
         }
         for path in gone {
             self.ingestor.lexical.delete_document(self.kb, path)?;
-            self.ingestor.vectors.delete_document(self.kb, path)?;
+            self.model.vectors.delete_document(self.kb, path)?;
         }
         self.ingestor.lexical.commit()?;
-        self.ingestor.vectors.flush()?;
+        self.model.vectors.flush()?;
         let removals: Vec<(KbGeneration, DocumentPath)> = gone
             .iter()
             .map(|path| (self.kb.clone(), path.clone()))
@@ -302,6 +305,7 @@ impl Run<'_> {
 
     fn prepare(&self, file: &FoundFile, known: &Known) -> Prepared {
         let previous = known.by_path.get(&file.path);
+        let served = previous.filter(|p| p.chunks > 0 && p.state != DocumentState::Skipped);
         let mut record = DocumentRecord {
             kb: self.kb.kb().clone(),
             generation: self.kb.generation(),
@@ -312,10 +316,10 @@ impl Run<'_> {
             state: DocumentState::Failed,
             error: None,
             failure: None,
-            // A failed new version leaves the previous one answering: its chunks stay counted.
-            chunks: previous
-                .filter(|p| p.state == DocumentState::Indexed)
-                .map_or(0, |p| p.chunks),
+            // A failed new version leaves the previous one answering (even through several
+            // failures): its chunks stay counted, under its hash.
+            chunks: served.map_or(0, |p| p.chunks),
+            served_hash: served.map(|p| p.served_hash().clone()),
             recorded_at_ms: 0,
         };
         let limit = self.ingestor.config.max_file_bytes;
@@ -352,6 +356,7 @@ impl Run<'_> {
             record.state = DocumentState::Skipped;
             record.failure = Some(FailureKind::Unsupported);
             record.chunks = 0;
+            record.served_hash = None;
             record.error = Some(format!(
                 "unsupported file type {:?}",
                 file.path.extension().unwrap_or_default()
@@ -366,7 +371,7 @@ impl Run<'_> {
                 return Prepared::Record(record);
             }
         };
-        let mut chunks = self.ingestor.chunker.split(
+        let mut chunks = self.model.chunker.split(
             self.kb,
             &file.path,
             &record.content_hash,
@@ -380,6 +385,7 @@ impl Run<'_> {
         }
         record.state = DocumentState::Indexed;
         record.chunks = chunks.len() as u32;
+        record.served_hash = None;
         let vectors = known
             .by_hash
             .get(&record.content_hash)
@@ -452,7 +458,7 @@ impl Run<'_> {
         if !same {
             return None;
         }
-        let vectors = self.ingestor.vectors.get_vectors(&ids).ok()?;
+        let vectors = self.model.vectors.get_vectors(&ids).ok()?;
         let in_order = vectors.len() == ids.len()
             && vectors
                 .iter()
@@ -468,7 +474,7 @@ impl Run<'_> {
     }
 
     fn embed_stage(&self, input: Receiver<Prepared>, out: SyncSender<ToWrite>) {
-        let group_texts = self.ingestor.embedder.batch_size() * EMBED_GROUP_BATCHES;
+        let group_texts = self.model.embedder.batch_size() * EMBED_GROUP_BATCHES;
         while let Ok(first) = input.recv() {
             // The documents waiting are embedded together, so that their texts are sorted by
             // length across documents; a document alone is not held back for others.
@@ -511,7 +517,7 @@ impl Run<'_> {
             Ok(Vec::new())
         } else {
             let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-            self.ingestor
+            self.model
                 .embedder
                 .embed_passages(&texts)
                 .map_err(|err| err.to_string())
@@ -587,7 +593,7 @@ impl Run<'_> {
                         .zip(vectors)
                         .map(|(chunk, vector)| VectorPoint::of_chunk(chunk, vector))
                         .collect();
-                    self.ingestor.vectors.upsert_document(
+                    self.model.vectors.upsert_document(
                         self.kb,
                         &record.path,
                         &record.content_hash,
@@ -619,7 +625,7 @@ impl Run<'_> {
         if pending.is_empty() {
             return Ok(());
         }
-        self.ingestor.vectors.flush()?;
+        self.model.vectors.flush()?;
         self.ingestor.lexical.commit()?;
         let replaced: Vec<&DocumentRecord> = pending
             .iter()
@@ -628,13 +634,13 @@ impl Run<'_> {
             .collect();
         if !replaced.is_empty() {
             for record in replaced {
-                self.ingestor.vectors.delete_other_versions(
+                self.model.vectors.delete_other_versions(
                     self.kb,
                     &record.path,
                     &record.content_hash,
                 )?;
             }
-            self.ingestor.vectors.flush()?;
+            self.model.vectors.flush()?;
         }
         let recorded_at_ms = now_ms();
         let records: Vec<DocumentRecord> = pending

@@ -30,6 +30,10 @@ pub struct KbSettings {
     /// The readers (tokens or groups) that may search it; empty means every reader.
     #[serde(default)]
     pub readers: Vec<String>,
+    /// The embedding model its next rebuild embeds with (`[embedding]`'s name or a key of
+    /// `[embedding_models]`); unset means `ingest.embedding_model`. The active generation
+    /// keeps the model it was built with until a rebuild swaps it out.
+    pub embedding_model: Option<String>,
 }
 
 impl KbSettings {
@@ -74,6 +78,14 @@ impl KbSettings {
                 reason: format!("readers holds an empty name {reader:?}"),
             });
         }
+        if let Some(model) = &self.embedding_model
+            && let Err(err) = lumbung_core::ModelName::new(model.as_str())
+        {
+            return Err(InvalidSetting {
+                field: "embedding_model",
+                reason: err.to_string(),
+            });
+        }
         Ok(())
     }
 }
@@ -99,11 +111,13 @@ mod tests {
     fn every_field_is_read() {
         let settings = load(Some(
             "title = \"IT helpdesk\"\ndescription = \"VPN, printers\"\nlanguage = \"en\"\n\
-             escalation = \"servicedesk@example.com\"\nreaders = [\"helpdesk-bot\"]\n",
+             escalation = \"servicedesk@example.com\"\nreaders = [\"helpdesk-bot\"]\n\
+             embedding_model = \"e5-small-int8\"\n",
         ))
         .unwrap();
         assert_eq!(settings.title.as_deref(), Some("IT helpdesk"));
         assert_eq!(settings.description.as_deref(), Some("VPN, printers"));
+        assert_eq!(settings.embedding_model.as_deref(), Some("e5-small-int8"));
         assert_eq!(settings.language.as_deref(), Some("en"));
         assert_eq!(
             settings.escalation.as_deref(),

@@ -36,6 +36,16 @@ impl Connection {
     pub(crate) fn remote(&self) -> Arc<Remote> {
         Arc::clone(&self.remote)
     }
+
+    /// Whether the collection `name` exists, retried for `budget`.
+    pub fn collection_exists(&self, name: &str, budget: Duration) -> Result<bool> {
+        let name = name.to_string();
+        self.remote
+            .call("collection exists", budget, move |client| {
+                let name = name.clone();
+                async move { client.collection_exists(name).await }
+            })
+    }
 }
 
 /// The Qdrant client and the runtime its connections live on.

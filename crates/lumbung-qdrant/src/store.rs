@@ -42,15 +42,12 @@ const UPSERT_BATCH: usize = 256;
 /// How many times more candidates the int8 search keeps for rescoring with the full vectors.
 const RESCORE_OVERSAMPLING: f64 = 2.0;
 
-/// The collection for an embedding model: `{prefix}-{model folder}-{dimension}`, with the
-/// folder name reduced to letters, digits, `-` and `_`. Another model gets another collection,
-/// so that a model change can be built beside the live one.
-pub fn collection_name(prefix: &str, model_dir: &std::path::Path, dimension: usize) -> String {
-    let model = model_dir
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
+/// The collection for an embedding model: `{prefix}-{model}-{dimension}`, with the model's
+/// name reduced to lower-case letters, digits, `-` and `_`. Another model gets another
+/// collection, so that a model change is built beside the live one.
+pub fn collection_name(prefix: &str, model: &lumbung_core::ModelName, dimension: usize) -> String {
     let model: String = model
+        .as_str()
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -60,7 +57,6 @@ pub fn collection_name(prefix: &str, model_dir: &std::path::Path, dimension: usi
             }
         })
         .collect();
-    let model = if model.is_empty() { "model" } else { &model };
     format!("{prefix}-{model}-{dimension}")
 }
 

@@ -4,7 +4,7 @@ use lumbung_core::{AskConfig, ChunkId, Citation, KbName};
 use lumbung_index::analyzer;
 
 use crate::decision::DecisionFeatures;
-use crate::dense::DenseScorer;
+use crate::dense::QueryScorers;
 use crate::{Passage, question};
 
 /// Most supporting sentences one answer may carry.
@@ -66,8 +66,8 @@ impl HandOff {
 /// The question as the sentences are compared with it.
 pub(crate) struct Question<'a> {
     pub text: &'a str,
-    /// Its embedding, the one the passages were retrieved with.
-    pub scorer: &'a DenseScorer,
+    /// Its embeddings, the ones the passages were retrieved with (one per model).
+    pub scorers: &'a QueryScorers,
     /// Its distinct analysed terms with their inverse document frequencies.
     pub terms: &'a [(String, f32)],
 }
@@ -144,6 +144,9 @@ pub(crate) fn sentence_signals(
     let mut centred = Vec::new();
     for (rank, passage) in passages.iter().enumerate() {
         let chunk = &passage.chunk;
+        let Some(scorer) = question.scorers.for_kb(&chunk.citation.kb) else {
+            continue;
+        };
         let context_terms = terms_of(&chunk.context());
         // A line that only repeats the title or a heading (a PDF's title line) states nothing.
         let citation = &chunk.citation;
@@ -171,12 +174,12 @@ pub(crate) fn sentence_signals(
                 .collect();
             let before = index.checked_sub(1).map_or(0.0, |i| own_share[i]);
             let after = own_share.get(index + 1).copied().unwrap_or(0.0);
-            centred.push(question.scorer.sentence(embedding, chunk.language));
+            centred.push(scorer.sentence(embedding, chunk.language));
             signals.push(SentenceSignals {
                 text: text.to_string(),
                 citation: chunk.citation.clone(),
                 chunk_id: chunk.id,
-                similarity: embedding.dot(&question.scorer.raw_query),
+                similarity: embedding.dot(&scorer.raw_query),
                 similarity_scaled: 0.0,
                 similarity_centred: 0.0,
                 overlap: own_share[index],
@@ -258,6 +261,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::dense::DenseScorer;
 
     /// A unit vector pointing mostly along `axis` of four.
     fn vector(axis: usize, lean: f32) -> Vec<f32> {
@@ -345,10 +349,11 @@ mod tests {
             ),
         ];
         let scorer = DenseScorer::new(vector(0, 0.25), Language::En, &[], 0.0);
+        let scorers = QueryScorers::new(vec![(Vec::new(), scorer)]);
         let terms = [("password".to_string(), 1.0), ("long".to_string(), 1.0)];
         let question = Question {
             text: "How long must my password be?",
-            scorer: &scorer,
+            scorers: &scorers,
             terms: &terms,
         };
         let signals = sentence_signals(&question, &passages);

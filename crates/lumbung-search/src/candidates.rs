@@ -5,10 +5,11 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use lumbung_core::{Chunk, ChunkId, Fusion, SearchConfig};
-use lumbung_index::{LexicalSnapshot, ScoredChunk, VectorStore};
+use lumbung_index::{LexicalSnapshot, ScoredChunk};
 
+use crate::dense::DenseScorer;
 use crate::fusion::{self, RankedList};
-use crate::{DenseHits, Passage, Result, Retriever};
+use crate::{DenseGroup, Passage, Result, Retriever};
 
 /// A passage's dense evidence: its own vector's similarity to the query, its best sentence's,
 /// and the two mixed.
@@ -23,8 +24,9 @@ pub(crate) struct Candidates {
     chunks: HashMap<ChunkId, Chunk>,
     /// BM25 hits, best first, with their coverage of the query.
     lexical: Vec<(ChunkId, f32, f32)>,
-    /// Every candidate with a dense score, best first.
-    dense: Vec<DenseScore>,
+    /// Every candidate with a dense score, best first: a list per embedding model, since
+    /// two models' similarities are not on one scale.
+    dense: Vec<Vec<DenseScore>>,
 }
 
 impl Candidates {
@@ -45,21 +47,19 @@ impl Candidates {
     /// Scores every candidate of either list by dense similarity: dense hits are looked up in
     /// `snapshot` (those missing from it belong to a version committed after it, or to one
     /// being replaced, and are dropped so that they neither take a rank nor are served without
-    /// their text), and every candidate's vector is read from `vectors`. The dense score is
-    /// `(1 - sentence_weight) * passage similarity + sentence_weight * best sentence
-    /// similarity`, both as `dense.scorer` measures them (with the language taken out).
+    /// their text), and every candidate's vector is read from its model's store. The dense
+    /// score is `(1 - sentence_weight) * passage similarity + sentence_weight * best sentence
+    /// similarity`, both as its model's scorer measures them (with the language taken out).
     pub fn with_dense(
         lexical: Vec<ScoredChunk>,
-        dense: &DenseHits,
+        dense: &[DenseGroup],
         snapshot: &dyn LexicalSnapshot,
-        vectors: &dyn VectorStore,
         sentence_weight: f32,
     ) -> Result<Candidates> {
         let mut candidates = Candidates::lexical_only(lexical);
         let mut missing: Vec<ChunkId> = dense
-            .hits
             .iter()
-            .copied()
+            .flat_map(|group| group.hits.iter().copied())
             .filter(|id| !candidates.chunks.contains_key(id))
             .collect();
         missing.sort_unstable();
@@ -69,20 +69,39 @@ impl Candidates {
             candidates.chunks.insert(chunk.id, chunk);
         }
         let texts_read = started.elapsed();
-        let ids: Vec<ChunkId> = candidates.chunks.keys().copied().collect();
-        let stored = vectors.get_vectors(&ids)?;
+        let mut lists = Vec::with_capacity(dense.len());
+        for group in dense {
+            let ids: Vec<ChunkId> = candidates
+                .chunks
+                .values()
+                .filter(|chunk| dense.len() == 1 || group.kbs.contains(&chunk.citation.kb))
+                .map(|chunk| chunk.id)
+                .collect();
+            let stored = group.vectors.get_vectors(&ids)?;
+            lists.push(candidates.score_dense(stored, &group.scorer, sentence_weight));
+        }
         tracing::debug!(
             texts = missing.len(),
             texts_us = texts_read.as_micros() as u64,
-            vectors = ids.len(),
+            vectors = candidates.chunks.len(),
             vectors_us = (started.elapsed() - texts_read).as_micros() as u64,
             "candidates read"
         );
-        let scorer = &dense.scorer;
+        candidates.dense = lists;
+        Ok(candidates)
+    }
+
+    /// The dense scores of the candidates whose vectors are `stored`, best first.
+    fn score_dense(
+        &self,
+        stored: Vec<(ChunkId, Vec<f32>)>,
+        scorer: &DenseScorer,
+        sentence_weight: f32,
+    ) -> Vec<DenseScore> {
         let mut scored: Vec<DenseScore> = stored
             .into_iter()
             .filter_map(|(id, vector)| {
-                let chunk = candidates.chunks.get(&id)?;
+                let chunk = self.chunks.get(&id)?;
                 let similarity = scorer.passage(&vector, chunk.language);
                 let best_sentence = chunk
                     .sentences
@@ -104,8 +123,7 @@ impl Candidates {
             })
             .collect();
         scored.sort_by(|a, b| b.mixed.total_cmp(&a.mixed).then(a.id.cmp(&b.id)));
-        candidates.dense = scored;
-        Ok(candidates)
+        scored
     }
 
     /// Fuses the lists `retriever` asks for into at most `limit` passages, best first.
@@ -145,9 +163,11 @@ impl Candidates {
             });
         }
         if use_dense {
-            let ids = self.dense.iter().map(|d| d.id).collect();
-            let scores = self.dense.iter().map(|d| d.mixed).collect();
-            lists.push(RankedList::uniform(ids, scores, config.dense_weight));
+            for dense in &self.dense {
+                let ids = dense.iter().map(|d| d.id).collect();
+                let scores = dense.iter().map(|d| d.mixed).collect();
+                lists.push(RankedList::uniform(ids, scores, config.dense_weight));
+            }
         }
         let fused = match config.fusion {
             Fusion::Rrf => fusion::reciprocal_rank_fusion(&lists, config.rrf_k, limit),
@@ -161,6 +181,7 @@ impl Candidates {
         let best_sentence: HashMap<ChunkId, f32> = self
             .dense
             .iter()
+            .flatten()
             .filter_map(|d| Some((d.id, d.best_sentence?)))
             .collect();
         fused
@@ -173,8 +194,9 @@ impl Candidates {
                 } else {
                     None
                 };
+                // A candidate is in its own model's list only.
                 let dense = if use_dense {
-                    scores.next().flatten()
+                    scores.flatten().next()
                 } else {
                     None
                 };

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use lumbung_core::{Language, QuantizedVector};
+use lumbung_core::{KbName, Language, QuantizedVector};
 use lumbung_index::VectorStore;
 
 use crate::Result;
@@ -152,6 +152,29 @@ impl DenseScorer {
         let norm_squared =
             norm_squared - 2.0 * self.strength * mean_dot() + centroid.scaled_norm_squared;
         (query_dot - centroid.query_dot) / norm_squared.max(f32::EPSILON).sqrt()
+    }
+}
+
+/// The question's scorers, one per embedding model its scope spans, each for the knowledge
+/// bases embedded with that model.
+pub(crate) struct QueryScorers {
+    groups: Vec<(Vec<KbName>, DenseScorer)>,
+}
+
+impl QueryScorers {
+    pub fn new(groups: Vec<(Vec<KbName>, DenseScorer)>) -> QueryScorers {
+        QueryScorers { groups }
+    }
+
+    /// The scorer for passages of `kb`: its model's (a scope of one model has one for all).
+    pub fn for_kb(&self, kb: &KbName) -> Option<&DenseScorer> {
+        match self.groups.as_slice() {
+            [(_, only)] => Some(only),
+            groups => groups
+                .iter()
+                .find(|(kbs, _)| kbs.contains(kb))
+                .map(|(_, scorer)| scorer),
+        }
     }
 }
 

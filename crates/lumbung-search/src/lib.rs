@@ -19,10 +19,13 @@ pub mod eval;
 mod fusion;
 mod question;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
-use lumbung_core::{AskConfig, Chunk, ChunkId, KbGeneration, KbName, Language, SearchConfig};
+use lumbung_core::{
+    AskConfig, Chunk, ChunkId, KbGeneration, KbName, Language, ModelName, SearchConfig,
+};
 use lumbung_embed::{Embedder, Reranker};
 use lumbung_index::{LexicalIndex, LexicalSnapshot, ScoredChunk, VectorStore};
 
@@ -30,7 +33,7 @@ pub use answer::{Answer, HandOff, SentenceSignals, SupportingSentence};
 pub use blocking::{BoundedTurns, CpuPool};
 use candidates::Candidates;
 pub use decision::{AnswerDecision, DECISION_FORMAT, DecisionFeatures, FEATURE_NAMES};
-use dense::{DenseScorer, LanguageCentroids};
+use dense::{DenseScorer, LanguageCentroids, QueryScorers};
 pub use error::{Error, Result};
 pub use fusion::{FusedHit, RankedList, RankedScore};
 
@@ -72,16 +75,34 @@ pub enum Retriever {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     kbs: Vec<KbGeneration>,
+    /// The embedding model of each of `kbs`' generations, in the same order.
+    models: Vec<ModelName>,
 }
 
 impl Scope {
     /// Built by the server's resolver from the caller's identity, or by a tool that owns the
     /// whole data directory (`lumbung eval`, `lumbung bench`): one generation per knowledge
-    /// base, the one that serves, so that a search never reads two of one knowledge base.
-    pub fn resolved(mut kbs: Vec<KbGeneration>) -> Scope {
-        kbs.sort();
-        kbs.dedup_by(|a, b| a.kb() == b.kb());
-        Scope { kbs }
+    /// base, the one that serves, so that a search never reads two of one knowledge base,
+    /// with the model it was embedded with.
+    pub fn resolved(mut generations: Vec<(KbGeneration, ModelName)>) -> Scope {
+        generations.sort();
+        generations.dedup_by(|a, b| a.0.kb() == b.0.kb());
+        let (kbs, models) = generations.into_iter().unzip();
+        Scope { kbs, models }
+    }
+
+    /// Each generation searched with its embedding model.
+    pub fn entries(&self) -> impl Iterator<Item = (&KbGeneration, &ModelName)> {
+        self.kbs.iter().zip(&self.models)
+    }
+
+    /// The knowledge bases searched with each embedding model, and their generations.
+    pub fn by_model(&self) -> BTreeMap<&ModelName, Vec<KbGeneration>> {
+        let mut groups: BTreeMap<&ModelName, Vec<KbGeneration>> = BTreeMap::new();
+        for (generation, model) in self.kbs.iter().zip(&self.models) {
+            groups.entry(model).or_default().push(generation.clone());
+        }
+        groups
     }
 
     /// The generations searched, one per knowledge base, sorted by name.
@@ -113,16 +134,32 @@ pub struct SearchRequest {
     pub retriever: Retriever,
 }
 
+/// An embedding model and the vector store of the generations embedded with it.
+#[derive(Clone)]
+pub struct QueryModel {
+    pub name: ModelName,
+    pub embedder: Arc<Embedder>,
+    pub vectors: Arc<dyn VectorStore>,
+}
+
+/// What dense retrieval needs of one model.
+struct DenseModel {
+    embedder: Arc<Embedder>,
+    vectors: Arc<dyn VectorStore>,
+    /// The languages' mean vectors in this model's space.
+    centroids: Arc<LanguageCentroids>,
+}
+
 pub struct SearchEngine {
     lexical: Arc<dyn LexicalIndex>,
-    vectors: Arc<dyn VectorStore>,
-    embedder: Arc<Embedder>,
+    /// Every model a knowledge base may be embedded with, by name: a scope's knowledge bases
+    /// are searched with theirs, the query embedded once per model.
+    models: BTreeMap<ModelName, DenseModel>,
     pool: CpuPool,
     search: SearchConfig,
     ask: AskConfig,
     /// The cross-encoder and how many fused passages it reorders.
     reranker: Option<(Arc<Reranker>, usize)>,
-    centroids: Arc<LanguageCentroids>,
     /// Swapped whole when an admin recalibrates; each `ask` uses the one it started with.
     decision: RwLock<Arc<AnswerDecision>>,
 }
@@ -130,21 +167,29 @@ pub struct SearchEngine {
 impl SearchEngine {
     pub fn new(
         lexical: Arc<dyn LexicalIndex>,
-        vectors: Arc<dyn VectorStore>,
-        embedder: Arc<Embedder>,
+        models: Vec<QueryModel>,
         pool: CpuPool,
         search: SearchConfig,
         ask: AskConfig,
     ) -> Self {
+        let models = models
+            .into_iter()
+            .map(|model| {
+                let dense = DenseModel {
+                    embedder: model.embedder,
+                    vectors: model.vectors,
+                    centroids: Arc::new(LanguageCentroids::default()),
+                };
+                (model.name, dense)
+            })
+            .collect();
         SearchEngine {
             lexical,
-            vectors,
-            embedder,
+            models,
             pool,
             search,
             ask,
             reranker: None,
-            centroids: Arc::new(LanguageCentroids::default()),
             decision: RwLock::new(Arc::new(AnswerDecision::builtin())),
         }
     }
@@ -251,60 +296,50 @@ impl SearchEngine {
             if request.retriever == Retriever::Bm25 {
                 return Ok(None);
             }
-            let (embedder, vectors) = (Arc::clone(&self.embedder), Arc::clone(&self.vectors));
-            let (query, kbs) = (request.query.clone(), request.scope.generations().to_vec());
-            let centroids = Arc::clone(&self.centroids);
+            let mut models = Vec::new();
+            for (name, kbs) in request.scope.by_model() {
+                let model = self.models.get(name).ok_or_else(|| {
+                    Error::Unavailable(format!(
+                        "{} embedded with model {name}, which this server does not load",
+                        kbs.iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+                models.push((
+                    Arc::clone(&model.embedder),
+                    Arc::clone(&model.vectors),
+                    Arc::clone(&model.centroids),
+                    kbs,
+                ));
+            }
+            let query = request.query.clone();
             let centering = self.search.language_centering;
             self.pool
-                .run(move || -> Result<Option<DenseHits>> {
-                    let started = Instant::now();
-                    let vector = embedder.embed_query(&query)?;
-                    let embedded = started.elapsed();
-                    let means = if centering > 0.0 {
-                        centroids.get(vectors.as_ref())?
-                    } else {
-                        Arc::new(Vec::new())
-                    };
-                    // The nearest by plain cosine are mostly in the question's language; each
-                    // language's nearest are fetched so that the centred scores can reorder
-                    // them all.
-                    let mut hits = Vec::new();
-                    if means.len() > 1 {
-                        for (language, _) in means.iter() {
-                            hits.extend(
-                                vectors
-                                    .search_language(&vector, &kbs, *language, candidates)?
-                                    .into_iter()
-                                    .map(|(id, _)| id),
-                            );
-                        }
-                    } else {
-                        hits.extend(
-                            vectors
-                                .search(&vector, &kbs, candidates)?
-                                .into_iter()
-                                .map(|(id, _)| id),
-                        );
+                .run(move || -> Result<Option<Vec<DenseGroup>>> {
+                    let mut groups = Vec::with_capacity(models.len());
+                    for (embedder, vectors, centroids, kbs) in models {
+                        groups.push(dense_group(
+                            &query,
+                            query_language,
+                            (embedder.as_ref(), vectors, centroids.as_ref()),
+                            &kbs,
+                            candidates,
+                            centering,
+                        )?);
                     }
-                    tracing::debug!(
-                        embed_us = embedded.as_micros() as u64,
-                        search_us = (started.elapsed() - embedded).as_micros() as u64,
-                        hits = hits.len(),
-                        "dense retrieval"
-                    );
-                    let scorer = DenseScorer::new(vector, query_language, &means, centering);
-                    Ok(Some(DenseHits { scorer, hits }))
+                    Ok(Some(groups))
                 })
                 .await?
         };
-        let (lexical, dense): (Result<Vec<ScoredChunk>>, Result<Option<DenseHits>>) =
+        let (lexical, dense): (Result<Vec<ScoredChunk>>, Result<Option<Vec<DenseGroup>>>) =
             tokio::join!(lexical, dense);
         let (lexical, dense) = (lexical?, dense?);
 
-        let (scored, scorer) = match dense {
+        let (scored, scorers) = match dense {
             None => (Candidates::lexical_only(lexical), None),
             Some(dense) => {
-                let vectors = Arc::clone(&self.vectors);
                 let snapshot = Arc::clone(&snapshot);
                 let sentence_weight = self.search.sentence_weight;
                 self.pool
@@ -313,10 +348,13 @@ impl SearchEngine {
                             lexical,
                             &dense,
                             snapshot.as_ref(),
-                            vectors.as_ref(),
                             sentence_weight,
                         )?;
-                        Ok((candidates, Some(dense.scorer)))
+                        let scorers = dense
+                            .into_iter()
+                            .map(|group| (group.kbs, group.scorer))
+                            .collect();
+                        Ok((candidates, Some(QueryScorers::new(scorers))))
                     })
                     .await??
             }
@@ -338,7 +376,7 @@ impl SearchEngine {
         );
         Ok(Retrieved {
             passages,
-            scorer,
+            scorers,
             snapshot,
         })
     }
@@ -404,7 +442,7 @@ impl SearchEngine {
             retriever: Retriever::Hybrid,
         };
         let retrieved = self.retrieve(&request).await?;
-        let Some(scorer) = retrieved.scorer else {
+        let Some(scorers) = retrieved.scorers else {
             return Err(Error::Task(
                 "hybrid retrieval without a query vector".into(),
             ));
@@ -419,7 +457,7 @@ impl SearchEngine {
                 let signals = answer::sentence_signals(
                     &answer::Question {
                         text: &question,
-                        scorer: &scorer,
+                        scorers: &scorers,
                         terms: &terms,
                     },
                     &retrieved.passages,
@@ -440,16 +478,70 @@ impl SearchEngine {
 /// What [`SearchEngine::retrieve`] found, with what it found it with.
 struct Retrieved {
     passages: Vec<Passage>,
-    /// How the query's embedding compares with passages and sentences; `None` when only BM25
+    /// How the query's embeddings compare with passages and sentences; `None` when only BM25
     /// ran.
-    scorer: Option<DenseScorer>,
+    scorers: Option<QueryScorers>,
     snapshot: Arc<dyn LexicalSnapshot>,
 }
 
-/// What dense retrieval proposes: candidates, and the scorer that ranks them.
-struct DenseHits {
+/// What dense retrieval proposes for the knowledge bases of one embedding model: candidates,
+/// the scorer that ranks them, and the store of their vectors.
+struct DenseGroup {
+    kbs: Vec<KbName>,
     scorer: DenseScorer,
     hits: Vec<ChunkId>,
+    vectors: Arc<dyn VectorStore>,
+}
+
+/// Embeds `query` with one model and finds its nearest passages among `kbs`.
+fn dense_group(
+    query: &str,
+    query_language: Language,
+    (embedder, vectors, centroids): (&Embedder, Arc<dyn VectorStore>, &LanguageCentroids),
+    kbs: &[KbGeneration],
+    candidates: usize,
+    centering: f32,
+) -> Result<DenseGroup> {
+    let started = Instant::now();
+    let vector = embedder.embed_query(query)?;
+    let embedded = started.elapsed();
+    let means = if centering > 0.0 {
+        centroids.get(vectors.as_ref())?
+    } else {
+        Arc::new(Vec::new())
+    };
+    // The nearest by plain cosine are mostly in the question's language; each language's
+    // nearest are fetched so that the centred scores can reorder them all.
+    let mut hits = Vec::new();
+    if means.len() > 1 {
+        for (language, _) in means.iter() {
+            hits.extend(
+                vectors
+                    .search_language(&vector, kbs, *language, candidates)?
+                    .into_iter()
+                    .map(|(id, _)| id),
+            );
+        }
+    } else {
+        hits.extend(
+            vectors
+                .search(&vector, kbs, candidates)?
+                .into_iter()
+                .map(|(id, _)| id),
+        );
+    }
+    tracing::debug!(
+        embed_us = embedded.as_micros() as u64,
+        search_us = (started.elapsed() - embedded).as_micros() as u64,
+        hits = hits.len(),
+        "dense retrieval"
+    );
+    Ok(DenseGroup {
+        kbs: kbs.iter().map(|kb| kb.kb().clone()).collect(),
+        scorer: DenseScorer::new(vector, query_language, &means, centering),
+        hits,
+        vectors,
+    })
 }
 
 /// Orders the first `candidates` passages by the cross-encoder's score (ties keep their fused

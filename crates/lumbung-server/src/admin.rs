@@ -62,7 +62,6 @@ impl AdminApi {
         } else {
             vec![self.one_kb(caller, &request.knowledge_base, "knowledge_base")?]
         };
-        let model = self.app.embedding_model_name();
         #[allow(
             clippy::disallowed_methods,
             reason = "inside with_ingestor, on a blocking thread"
@@ -72,9 +71,7 @@ impl AdminApi {
                 let mut statuses = Vec::with_capacity(kbs.len());
                 for kb in &kbs {
                     let status = ingestor.status(kb)?;
-                    let mut status = kb_status(status, request.include_documents);
-                    status.embedding_model = model.clone();
-                    statuses.push(status);
+                    statuses.push(kb_status(status, request.include_documents));
                 }
                 Ok(statuses)
             })
@@ -141,6 +138,7 @@ impl AdminApi {
             language: optional(request.language),
             escalation: optional(request.escalation),
             readers: request.readers,
+            embedding_model: optional(request.embedding_model),
         };
         settings
             .validate()
@@ -186,14 +184,13 @@ impl AdminApi {
                 "must be an absolute path on the service's machine",
             ));
         }
-        let model = self.app.embedding_model_name();
         let decision = self.app.decision_path();
         #[allow(
             clippy::disallowed_methods,
             reason = "inside with_ingestor, on a blocking thread"
         )]
         let manifest = self
-            .with_ingestor(move |ingestor| Ok(ingestor.backup(&directory, &model, &[decision])?))
+            .with_ingestor(move |ingestor| Ok(ingestor.backup(&directory, &[decision])?))
             .await?;
         Ok(v1::BackupResponse {
             knowledge_bases: manifest.knowledge_bases.len() as u32,
@@ -283,6 +280,8 @@ fn kb_status(status: KbStatus, include_documents: bool) -> v1::KnowledgeBaseStat
         records,
         in_progress,
         generations,
+        model,
+        next_model,
         job,
     } = status;
     let source_bytes = records.iter().map(|record| record.size_bytes).sum();
@@ -309,9 +308,11 @@ fn kb_status(status: KbStatus, include_documents: bool) -> v1::KnowledgeBaseStat
         );
         documents.sort_by(|a, b| a.path.cmp(&b.path));
     }
-    let (settings_error, readers) = match settings {
-        Ok(settings) => (String::new(), settings.readers),
-        Err(reason) => (reason, Vec::new()),
+    let (settings_error, readers) = match (settings, &next_model) {
+        (Ok(settings), Ok(_)) => (String::new(), settings.readers),
+        // kb.toml names a model the service does not load: its next rebuild would fail.
+        (Ok(settings), Err(reason)) => (reason.clone(), settings.readers),
+        (Err(reason), _) => (reason, Vec::new()),
     };
     v1::KnowledgeBaseStatus {
         name: kb.to_string(),
@@ -335,8 +336,16 @@ fn kb_status(status: KbStatus, include_documents: bool) -> v1::KnowledgeBaseStat
             .collect(),
         generation: generations.active.get(),
         building_generation: generations.building.map_or(0, |g| g.get()),
+        building_embedding_model: generations
+            .building
+            .and_then(|g| generations.model(g))
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        embedding_model: model.to_string(),
+        next_embedding_model: next_model
+            .map(|model| model.to_string())
+            .unwrap_or_default(),
         job: job.as_ref().map(job_to_proto),
-        embedding_model: String::new(),
         source_bytes,
     }
 }

@@ -1,12 +1,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use lumbung_core::{Config, KbName, NodeRole, VectorStoreKind};
+use lumbung_core::{Config, KbName, ModelName, NodeRole, VectorStoreKind};
 use lumbung_embed::{Embedder, Reranker};
 use lumbung_index::{EdgeVectorStore, LexicalIndex, TantivyLexicalIndex, VectorStore};
-use lumbung_ingest::{Catalog, Ingestor, Registry, SyncReport, Watcher};
+use lumbung_ingest::{Catalog, IngestModel, IngestModels, Ingestor, Registry, SyncReport, Watcher};
 use lumbung_proto::v1;
-use lumbung_search::{Answer, AnswerDecision, CpuPool, Scope, SearchEngine};
+use lumbung_search::{Answer, AnswerDecision, CpuPool, QueryModel, Scope, SearchEngine};
 
 use crate::auth::{Caller, TokenStore};
 use crate::cluster::{IngestLease, PublishedRegistry};
@@ -54,65 +54,117 @@ enum KnowledgeBases {
 /// How often the background optimiser looks at how much the vector store has changed.
 const OPTIMIZE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Both indexes, and the cluster's directory when they are on Qdrant.
+/// An embedding model with the vector store of the generations embedded with it.
+struct LoadedModel {
+    name: ModelName,
+    embedder: Arc<Embedder>,
+    vectors: Arc<dyn VectorStore>,
+}
+
+/// The lexical index, every configured model with its vector store, and the cluster's
+/// directory when they are on Qdrant.
 type OpenedStores = (
     Arc<dyn LexicalIndex>,
-    Arc<dyn VectorStore>,
+    Vec<LoadedModel>,
     Option<lumbung_qdrant::ClusterDirectory>,
 );
 
-/// The stores `[vector_store]` names: tantivy and the embedded shard under the data directory,
-/// or the embedding model's collections on a Qdrant server or cluster (the vectors in
-/// `{collection}-{model}-{dimension}`, the chunks and their BM25 weights in the same name with
-/// `-chunks`).
+/// Loads every configured embedding model (`[embedding]`'s first) and opens the stores
+/// `[vector_store]` names: tantivy and one embedded shard per model under the data directory
+/// (`vectors/<model>`), or on a Qdrant server or cluster one collection per model
+/// (`{collection}-{model}-{dimension}`) and the chunks with their BM25 weights in
+/// `{collection}-chunks`.
 #[allow(
     clippy::disallowed_methods,
     reason = "blocking by contract, at start-up"
 )]
-fn open_stores(config: &Config) -> Result<OpenedStores> {
-    let dimension = config.embedding.dimension;
+fn open_stores(config: &Config, metrics: &Metrics) -> Result<OpenedStores> {
+    let mut embedders = Vec::new();
+    for (name, model) in config.embedding_models() {
+        let embedder = Arc::new(Embedder::load(model, config.ingest.niceness)?);
+        embedder.observe_batches(metrics.embedding_batches());
+        embedders.push((name, embedder, model.dimension));
+    }
     match config.vector_store.kind {
         VectorStoreKind::Embedded => {
             let lexical = Arc::new(TantivyLexicalIndex::open(&config.data_dir.join("lexical"))?);
-            let edge = Arc::new(EdgeVectorStore::open(
-                &config.data_dir.join("vectors"),
-                dimension,
-                &config.vector_index,
-            )?);
-            // Graphs are built beside the live segments at ingest's priority; searches and
-            // writes go on meanwhile.
-            edge.optimize_in_background(config.ingest.niceness, OPTIMIZE_CHECK_INTERVAL)?;
-            Ok((lexical, edge, None))
+            let mut models = Vec::with_capacity(embedders.len());
+            for (name, embedder, dimension) in embedders {
+                let edge = Arc::new(EdgeVectorStore::open(
+                    &config
+                        .data_dir
+                        .join(crate::data_dir::VECTORS_DIR)
+                        .join(name.as_str()),
+                    dimension,
+                    &config.vector_index,
+                )?);
+                // Graphs are built beside the live segments at ingest's priority; searches and
+                // writes go on meanwhile.
+                edge.optimize_in_background(config.ingest.niceness, OPTIMIZE_CHECK_INTERVAL)?;
+                models.push(LoadedModel {
+                    name,
+                    embedder,
+                    vectors: edge,
+                });
+            }
+            Ok((lexical, models, None))
         }
         VectorStoreKind::Qdrant => {
             let store = &config.vector_store;
-            let collection = lumbung_qdrant::collection_name(
-                &store.collection,
-                &config.embedding.model_dir,
-                dimension,
-            );
             let connection = lumbung_qdrant::Connection::new(store)?;
-            let vectors = lumbung_qdrant::QdrantVectorStore::open(
-                &connection,
-                store,
-                &collection,
-                dimension,
-                &config.vector_index,
-            )?;
-            let lexical = lumbung_qdrant::QdrantLexicalIndex::open(
-                &connection,
-                store,
-                &format!("{collection}-chunks"),
-            )?;
-            tracing::info!(url = %store.url, collection, "chunks and vectors on Qdrant");
+            let mut models = Vec::with_capacity(embedders.len());
+            for (name, embedder, dimension) in embedders {
+                let collection =
+                    lumbung_qdrant::collection_name(&store.collection, &name, dimension);
+                let vectors = lumbung_qdrant::QdrantVectorStore::open(
+                    &connection,
+                    store,
+                    &collection,
+                    dimension,
+                    &config.vector_index,
+                )?;
+                tracing::info!(url = %store.url, collection, model = %name, "vectors on Qdrant");
+                models.push(LoadedModel {
+                    name,
+                    embedder,
+                    vectors: Arc::new(vectors),
+                });
+            }
+            let chunks = chunks_collection(config, &connection)?;
+            let lexical = lumbung_qdrant::QdrantLexicalIndex::open(&connection, store, &chunks)?;
+            tracing::info!(url = %store.url, collection = chunks, "chunks on Qdrant");
             let directory = lumbung_qdrant::ClusterDirectory::open(
                 &connection,
                 store,
                 &format!("{}-directory", store.collection),
             )?;
-            Ok((Arc::new(lexical), Arc::new(vectors), Some(directory)))
+            Ok((Arc::new(lexical), models, Some(directory)))
         }
     }
+}
+
+/// The chunks' collection on Qdrant: `{collection}-chunks`, which no model names, since every
+/// model's generations keep their chunks there. A cluster written before several models were
+/// served has it under `[embedding]`'s collection's name (`…-{model}-{dimension}-chunks`),
+/// which is kept.
+fn chunks_collection(config: &Config, connection: &lumbung_qdrant::Connection) -> Result<String> {
+    let store = &config.vector_store;
+    let chunks = format!("{}-chunks", store.collection);
+    let legacy = format!(
+        "{}-chunks",
+        lumbung_qdrant::collection_name(
+            &store.collection,
+            &config.default_model(),
+            config.embedding.dimension
+        )
+    );
+    let budget = std::time::Duration::from_secs(store.write_retry_seconds);
+    if !connection.collection_exists(&chunks, budget)?
+        && connection.collection_exists(&legacy, budget)?
+    {
+        return Ok(legacy);
+    }
+    Ok(chunks)
 }
 
 impl App {
@@ -129,23 +181,31 @@ impl App {
         reason = "blocking by contract, at start-up"
     )]
     pub fn open(config: Config) -> Result<App> {
-        crate::data_dir::prepare(&config.data_dir)?;
+        crate::data_dir::prepare(&config.data_dir, &config.default_model())?;
         let ingests = config.server.role != NodeRole::Query;
         if ingests {
             fs_err::create_dir_all(&config.ingest_root)?;
         }
         let metrics = Metrics::new();
-        let embedder = Arc::new(Embedder::load(&config.embedding, config.ingest.niceness)?);
-        embedder.observe_batches(metrics.embedding_batches());
-        let (lexical, vectors, directory) = open_stores(&config)?;
+        let (lexical, models, directory) = open_stores(&config, &metrics)?;
         let (ingestor, knowledge_bases, lease) = if ingests {
             let catalog = Catalog::open(&config.data_dir.join("catalog.redb"))?;
+            let ingest_models = IngestModels {
+                models: models
+                    .iter()
+                    .map(|model| IngestModel {
+                        name: model.name.clone(),
+                        embedder: Arc::clone(&model.embedder),
+                        vectors: Arc::clone(&model.vectors),
+                    })
+                    .collect(),
+                for_new_generations: config.model_for_new_generations(),
+            };
             let ingestor = Arc::new(Ingestor::new(
                 &config.ingest_root,
                 catalog,
                 Arc::clone(&lexical),
-                Arc::clone(&vectors),
-                Arc::clone(&embedder),
+                ingest_models,
                 config.ingest.clone(),
             )?);
             let lease = directory
@@ -160,13 +220,20 @@ impl App {
                 unreachable!("Config::validate allows query nodes only on a cluster")
             };
             let every = std::time::Duration::from_millis(config.vector_store.directory_refresh_ms);
-            let published = PublishedRegistry::follow(directory, every)?;
+            let published = PublishedRegistry::follow(directory, every, config.default_model())?;
             (None, KnowledgeBases::Published(published), None)
         };
+        let query_models = models
+            .into_iter()
+            .map(|model| QueryModel {
+                name: model.name,
+                embedder: model.embedder,
+                vectors: model.vectors,
+            })
+            .collect();
         let mut engine = SearchEngine::new(
             lexical,
-            vectors,
-            embedder,
+            query_models,
             CpuPool::for_this_machine(config.search.max_waiting_tasks),
             config.search.clone(),
             config.ask.clone(),
@@ -344,16 +411,6 @@ impl App {
         self.config.data_dir.join(DECISION_FILE)
     }
 
-    /// The name of the embedding model the vectors come from: its folder's.
-    pub fn embedding_model_name(&self) -> String {
-        self.config
-            .embedding
-            .model_dir
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    }
-
     /// The folders' ingest; FAILED_PRECONDITION on a query node, which has none.
     pub fn ingestor(&self) -> Result<&Arc<Ingestor>> {
         self.ingestor.as_ref().ok_or_else(|| {
@@ -408,7 +465,11 @@ impl App {
             .collect();
         // Each knowledge base at the generation that serves now: a rebuild swapping in a new
         // one meanwhile does not change what this request reads.
-        let active = |kb: &KbName| registry.get(kb).map(|entry| entry.active.clone());
+        let active = |kb: &KbName| {
+            registry
+                .get(kb)
+                .map(|entry| (entry.active.clone(), entry.model.clone()))
+        };
         if names.is_empty() {
             return Ok(Scope::resolved(
                 readable.into_iter().filter_map(active).collect(),

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
-use lumbung_core::{Generation, KbGeneration, KbName, VectorStoreConfig};
+use lumbung_core::{Generation, KbGeneration, KbName, ModelName, VectorStoreConfig};
 use lumbung_ingest::{Ingestor, KbEntry, KbSettings, KbSummary, Registry};
 use lumbung_qdrant::ClusterDirectory;
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,10 @@ struct PublishedKb {
     /// The generation that serves; absent in entries published before generations.
     #[serde(default)]
     generation: Generation,
+    /// Its embedding model; absent in entries published before several models were served,
+    /// which were all `[embedding]`'s.
+    #[serde(default)]
+    model: Option<ModelName>,
 }
 
 fn to_published(registry: &Registry) -> Result<Vec<(String, String)>> {
@@ -46,6 +50,7 @@ fn to_published(registry: &Registry) -> Result<Vec<(String, String)>> {
                 chunks: entry.summary.chunks,
                 last_change_ms: entry.summary.last_change_ms,
                 generation: entry.active.generation(),
+                model: Some(entry.model.clone()),
             };
             let json = serde_json::to_string(&published)
                 .map_err(|err| Error::ClusterDirectory(err.to_string()))?;
@@ -54,7 +59,7 @@ fn to_published(registry: &Registry) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-fn from_published(entries: Vec<(String, String)>) -> Result<Registry> {
+fn from_published(entries: Vec<(String, String)>, default_model: &ModelName) -> Result<Registry> {
     let mut registry = Registry::new();
     for (kb, json) in entries {
         let published: PublishedKb = serde_json::from_str(&json)
@@ -80,6 +85,7 @@ fn from_published(entries: Vec<(String, String)>) -> Result<Registry> {
                 settings,
                 summary,
                 active,
+                model: published.model.unwrap_or_else(|| default_model.clone()),
             },
         );
     }
@@ -253,8 +259,13 @@ impl PublishedRegistry {
         clippy::disallowed_methods,
         reason = "the follower runs on a thread of its own"
     )]
-    pub fn follow(directory: ClusterDirectory, every: Duration) -> Result<Arc<PublishedRegistry>> {
-        let first = from_published(directory.knowledge_bases()?)?;
+    /// `default_model` is `[embedding]`'s, the model of entries that name none.
+    pub fn follow(
+        directory: ClusterDirectory,
+        every: Duration,
+        default_model: ModelName,
+    ) -> Result<Arc<PublishedRegistry>> {
+        let first = from_published(directory.knowledge_bases()?, &default_model)?;
         let registry = Arc::new(PublishedRegistry {
             current: RwLock::new(Arc::new(first)),
         });
@@ -270,7 +281,7 @@ impl PublishedRegistry {
                     match directory
                         .knowledge_bases()
                         .map_err(Error::from)
-                        .and_then(from_published)
+                        .and_then(|entries| from_published(entries, &default_model))
                     {
                         Ok(read) => {
                             *registry

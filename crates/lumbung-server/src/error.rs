@@ -105,7 +105,9 @@ impl Error {
                 }
                 lumbung_ingest::Error::JobRunning { .. } => Code::FailedPrecondition,
                 lumbung_ingest::Error::KbExists(_) => Code::AlreadyExists,
-                lumbung_ingest::Error::Backup(_) => Code::FailedPrecondition,
+                lumbung_ingest::Error::Backup(_) | lumbung_ingest::Error::UnknownModel { .. } => {
+                    Code::FailedPrecondition
+                }
                 lumbung_ingest::Error::BuildCheck { .. }
                 | lumbung_ingest::Error::Io { .. }
                 | lumbung_ingest::Error::CatalogOpen { .. }

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use lumbung_core::{KbGeneration, KbName};
+use lumbung_core::{KbGeneration, KbName, ModelName};
 use lumbung_proto::v1;
 use lumbung_proto::v1::knowledge_service_server::KnowledgeService;
 use lumbung_search::{
@@ -190,12 +190,11 @@ pub(crate) async fn answer_question(
     let mut explanation = hand_off.explanation().to_string();
     if !request.knowledge_bases.is_empty() {
         // Only among those the caller may read: a hand-off must not reveal the others.
-        let others: Vec<KbGeneration> = app
+        let others: Vec<(KbGeneration, ModelName)> = app
             .scope(caller, &[], "knowledge_bases")?
-            .generations()
-            .iter()
-            .filter(|generation| !scope.contains(generation.kb()))
-            .cloned()
+            .entries()
+            .filter(|(generation, _)| !scope.contains(generation.kb()))
+            .map(|(generation, model)| (generation.clone(), model.clone()))
             .collect();
         if !others.is_empty() {
             let elsewhere = ask(Scope::resolved(others)).await?;

@@ -4,8 +4,6 @@ use lumbung_core::IngestConfig;
 
 use crate::{Fixture, kb};
 
-const MODEL: &str = "multilingual-e5-small";
-
 fn fixture_with_documents() -> Fixture {
     let fixture = Fixture::new(IngestConfig::default());
     let dir = fixture.kb_dir("ops");
@@ -27,19 +25,16 @@ fn fixture_with_documents() -> Fixture {
 fn a_backup_restores_as_the_same_generation_and_checks_clean() {
     let source = fixture_with_documents();
     let backup = tempfile::tempdir().unwrap();
-    let manifest = source.ingestor.backup(backup.path(), MODEL, &[]).unwrap();
+    let manifest = source.ingestor.backup(backup.path(), &[]).unwrap();
     assert_eq!(manifest.knowledge_bases.len(), 1);
     assert_eq!(manifest.knowledge_bases[0].documents, 2, "{manifest:?}");
 
     // A folder that is not empty is refused.
-    let refused = source
-        .ingestor
-        .backup(backup.path(), MODEL, &[])
-        .unwrap_err();
+    let refused = source.ingestor.backup(backup.path(), &[]).unwrap_err();
     assert!(refused.to_string().contains("not empty"), "{refused}");
 
     let target = Fixture::new(IngestConfig::default());
-    let restored = target.ingestor.restore(backup.path(), MODEL).unwrap();
+    let restored = target.ingestor.restore(backup.path()).unwrap();
     assert_eq!(restored, manifest);
     assert!(target.ingestor.verify(&kb("ops")).unwrap().is_empty());
     let records = |fixture: &Fixture| {
@@ -61,7 +56,7 @@ fn a_backup_restores_as_the_same_generation_and_checks_clean() {
             .collect()
     };
     assert_eq!(hits(&target), hits(&source));
-    let again = target.ingestor.restore(backup.path(), MODEL).unwrap_err();
+    let again = target.ingestor.restore(backup.path()).unwrap_err();
     assert!(again.to_string().contains("already holds"), "{again}");
 }
 
@@ -69,26 +64,42 @@ fn a_backup_restores_as_the_same_generation_and_checks_clean() {
 fn a_restore_refuses_incomplete_newer_and_foreign_backups() {
     let source = fixture_with_documents();
     let backup = tempfile::tempdir().unwrap();
-    source.ingestor.backup(backup.path(), MODEL, &[]).unwrap();
+    source.ingestor.backup(backup.path(), &[]).unwrap();
     let target = Fixture::new(IngestConfig::default());
 
-    let refused = target
-        .ingestor
-        .restore(backup.path(), "bge-m3")
-        .unwrap_err();
+    let manifest_path = backup.path().join("MANIFEST.json");
+    let manifest = std::fs::read_to_string(&manifest_path).unwrap();
+    // A knowledge base embedded with a model this service does not load, or with another
+    // dimension of it.
+    let kb_model = "\"model\": \"multilingual-e5-small\"";
+    assert!(manifest.contains(kb_model), "{manifest}");
+    std::fs::write(
+        &manifest_path,
+        manifest.replace(kb_model, "\"model\": \"bge-m3\""),
+    )
+    .unwrap();
+    let refused = target.ingestor.restore(backup.path()).unwrap_err();
+    assert!(
+        refused.to_string().contains("bge-m3") && refused.to_string().contains("does not load"),
+        "{refused}"
+    );
+    std::fs::write(
+        &manifest_path,
+        manifest.replace("\"dimension\": 384", "\"dimension\": 1024"),
+    )
+    .unwrap();
+    let refused = target.ingestor.restore(backup.path()).unwrap_err();
     assert!(
         refused.to_string().contains("configure the same model"),
         "{refused}"
     );
 
-    let manifest_path = backup.path().join("MANIFEST.json");
-    let manifest = std::fs::read_to_string(&manifest_path).unwrap();
     std::fs::write(
         &manifest_path,
-        manifest.replace("\"version\": 1", "\"version\": 99"),
+        manifest.replace("\"version\": 2", "\"version\": 99"),
     )
     .unwrap();
-    let refused = target.ingestor.restore(backup.path(), MODEL).unwrap_err();
+    let refused = target.ingestor.restore(backup.path()).unwrap_err();
     assert!(refused.to_string().contains("newer lumbung"), "{refused}");
 
     std::fs::write(
@@ -96,14 +107,14 @@ fn a_restore_refuses_incomplete_newer_and_foreign_backups() {
         manifest.replace("\"lumbung-backup\"", "\"something-else\""),
     )
     .unwrap();
-    let refused = target.ingestor.restore(backup.path(), MODEL).unwrap_err();
+    let refused = target.ingestor.restore(backup.path()).unwrap_err();
     assert!(
         refused.to_string().contains("is not \"lumbung-backup\""),
         "{refused}"
     );
 
     std::fs::remove_file(&manifest_path).unwrap();
-    let refused = target.ingestor.restore(backup.path(), MODEL).unwrap_err();
+    let refused = target.ingestor.restore(backup.path()).unwrap_err();
     assert!(refused.to_string().contains("did not finish"), "{refused}");
     // Nothing was written by any refused restore.
     assert!(

@@ -9,10 +9,10 @@ mod watcher;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use lumbung_core::{EmbeddingConfig, IngestConfig, KbGeneration, KbName};
+use lumbung_core::{EmbeddingConfig, IngestConfig, KbGeneration, KbName, ModelName};
 use lumbung_embed::Embedder;
 use lumbung_index::{EdgeVectorStore, LexicalIndex, TantivyLexicalIndex, VectorStore};
-use lumbung_ingest::{Catalog, Ingestor};
+use lumbung_ingest::{Catalog, IngestModel, IngestModels, Ingestor};
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -43,6 +43,11 @@ impl Fixture {
     }
 }
 
+/// The name the fixture's one embedding model is configured under.
+pub fn model_name() -> ModelName {
+    ModelName::new("multilingual-e5-small").unwrap()
+}
+
 /// A watched root and a data directory in a temporary folder, with the ingestor over them.
 pub struct Fixture {
     pub ingestor: Arc<Ingestor>,
@@ -70,15 +75,15 @@ impl Fixture {
             .unwrap(),
         );
         let catalog = Catalog::open(&data.join("catalog.redb")).unwrap();
-        let ingestor = Ingestor::new(
-            &root,
-            catalog,
-            Arc::clone(&lexical),
-            Arc::clone(&vectors),
-            embedder,
-            config,
-        )
-        .unwrap();
+        let models = IngestModels {
+            models: vec![IngestModel {
+                name: model_name(),
+                embedder,
+                vectors: Arc::clone(&vectors),
+            }],
+            for_new_generations: model_name(),
+        };
+        let ingestor = Ingestor::new(&root, catalog, Arc::clone(&lexical), models, config).unwrap();
         Fixture {
             ingestor: Arc::new(ingestor),
             lexical,

@@ -207,6 +207,7 @@ fn kb_toml_describes_the_knowledge_base() {
             language: Some("zh-CN".into()),
             escalation: Some("EHS, ext. 119".into()),
             readers: vec!["safety-bot".into()],
+            embedding_model: None,
         })
     );
     assert_eq!(status.summary.indexed, 1);

@@ -134,7 +134,9 @@ async fn bad_files_are_recorded_and_the_rest_of_the_folder_indexes() {
 
     let request = lumbung_search::SearchRequest {
         query: "condensate trap compressor".to_string(),
-        scope: lumbung_search::Scope::resolved(vec![kb]),
+        scope: lumbung_search::Scope::resolved(vec![
+            app.ingestor().unwrap().serving(kb.kb()).unwrap(),
+        ]),
         top_k: 5,
         retriever: lumbung_search::Retriever::Hybrid,
     };

@@ -175,6 +175,43 @@ async fn client_loop(addr: SocketAddr, stop: Arc<AtomicBool>) -> Seen {
     seen
 }
 
+/// Stops the clients and checks what they saw: no request failed or came back empty, and
+/// each response came from one generation, the old (`first_ids`) or the new (`second_ids`),
+/// the new one among them.
+async fn stop_clients_and_check(
+    clients: Vec<tokio::task::JoinHandle<Seen>>,
+    stop: &AtomicBool,
+    first_ids: &HashSet<String>,
+    second_ids: &HashSet<String>,
+) {
+    stop.store(true, Ordering::SeqCst);
+    let mut seen = Seen::default();
+    for client in clients {
+        let mine = client.await.unwrap();
+        seen.requests += mine.requests;
+        seen.failed.extend(mine.failed);
+        seen.empty.extend(mine.empty);
+        seen.responses.extend(mine.responses);
+    }
+    assert!(seen.requests > 10, "too few requests: {}", seen.requests);
+    assert!(seen.failed.is_empty(), "{:#?}", seen.failed);
+    assert!(seen.empty.is_empty(), "{:#?}", seen.empty);
+    assert!(first_ids.is_disjoint(second_ids));
+    for response in &seen.responses {
+        let ids: HashSet<String> = response.iter().cloned().collect();
+        assert!(
+            ids.is_subset(first_ids) || ids.is_subset(second_ids),
+            "a response mixed generations or held a chunk of neither: {response:?}"
+        );
+    }
+    assert!(
+        seen.responses
+            .iter()
+            .any(|r| !r.is_empty() && second_ids.contains(&r[0])),
+        "no response came from the new generation"
+    );
+}
+
 /// Blue/green reindex under load: two clients search and ask throughout, a file is edited
 /// mid-build, the new generation swaps in, the old one is deleted, and no request fails,
 /// comes back empty, or mixes generations.
@@ -252,33 +289,7 @@ async fn reindex_builds_a_generation_beside_the_live_one_under_concurrent_client
     .await;
 
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::SeqCst);
-    let mut seen = Seen::default();
-    for client in clients {
-        let mine = client.await.unwrap();
-        seen.requests += mine.requests;
-        seen.failed.extend(mine.failed);
-        seen.empty.extend(mine.empty);
-        seen.responses.extend(mine.responses);
-    }
-    assert!(seen.requests > 10, "too few requests: {}", seen.requests);
-    assert!(seen.failed.is_empty(), "{:#?}", seen.failed);
-    assert!(seen.empty.is_empty(), "{:#?}", seen.empty);
-    let second_ids = active_chunk_ids(&server, KB);
-    assert!(first_ids.is_disjoint(&second_ids));
-    for response in &seen.responses {
-        let ids: HashSet<String> = response.iter().cloned().collect();
-        assert!(
-            ids.is_subset(&first_ids) || ids.is_subset(&second_ids),
-            "a response mixed generations or held a chunk of neither: {response:?}"
-        );
-    }
-    assert!(
-        seen.responses
-            .iter()
-            .any(|r| !r.is_empty() && second_ids.contains(&r[0])),
-        "no response came from the new generation"
-    );
+    stop_clients_and_check(clients, &stop, &first_ids, &active_chunk_ids(&server, KB)).await;
 
     // The old generation is deleted after ingest.retire_after_ms; the new one checks clean.
     let ingestor = Arc::clone(server.app.ingestor().unwrap());
@@ -339,6 +350,148 @@ async fn reindex_builds_a_generation_beside_the_live_one_under_concurrent_client
     assert!(invalid.message().contains("knowledge_base"));
     drop(_watcher);
     server.stop().await;
+}
+
+/// A second embedding model, of another dimension: the same model's int8 file, its vectors cut
+/// to 256 entries.
+const OTHER_MODEL: &str = "e5-small-int8-256";
+
+fn with_other_model(config: &mut Config) {
+    let other = lumbung_core::EmbeddingConfig {
+        onnx_file: "model-int8.onnx".to_string(),
+        dimension: 256,
+        truncate_dimension: true,
+        ..config.embedding.clone()
+    };
+    config
+        .embedding_models
+        .insert(OTHER_MODEL.to_string(), other);
+}
+
+/// A knowledge base moved to another embedding model (and vector dimension) by a rebuild,
+/// while two clients search and ask it: the new generation is embedded with the new model
+/// into a store of its dimension, searches embed the query with whichever model the serving
+/// generation has, and none fails or comes back empty. The move survives a restart, and a
+/// service whose configuration lost a model that still serves refuses to start, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_change_builds_beside_the_live_model_under_concurrent_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    with_other_model(&mut config);
+    let kb_dir = config.ingest_root.join(KB);
+    let server = TestServer::start(config.clone()).await;
+    server.app.sync_all().await.unwrap();
+    let _watcher = server.app.watch().unwrap();
+    let addr = server.addr;
+    let first_ids = active_chunk_ids(&server, KB);
+    let before = status(addr, KB).await.unwrap();
+    assert_eq!(before.embedding_model, "multilingual-e5-small");
+    assert_eq!(before.next_embedding_model, "multilingual-e5-small");
+
+    let settings = kb_dir.join("kb.toml");
+    let mut toml = std::fs::read_to_string(&settings).unwrap();
+    toml.push_str(&format!("embedding_model = \"{OTHER_MODEL}\"\n"));
+    std::fs::write(&settings, toml).unwrap();
+    let wanted = status(addr, KB).await.unwrap();
+    assert_eq!(
+        (
+            wanted.embedding_model.as_str(),
+            wanted.next_embedding_model.as_str()
+        ),
+        ("multilingual-e5-small", OTHER_MODEL),
+        "{wanted:?}"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(client_loop(addr, Arc::clone(&stop))))
+        .collect();
+    let started = std::time::Instant::now();
+    let job = reindex(addr, KB).await.unwrap();
+    let mut building_model = String::new();
+    let ended = loop {
+        let kb = status(addr, KB).await.unwrap();
+        if kb.job.as_ref().unwrap().state() != v1::JobState::Running {
+            break kb;
+        }
+        if !kb.building_embedding_model.is_empty() {
+            building_model = kb.building_embedding_model.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!(
+        "{KB} moved to {OTHER_MODEL} in {:.1} s under two clients",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        ended.job.unwrap().state(),
+        v1::JobState::Succeeded,
+        "{job:?}"
+    );
+    assert_eq!(building_model, OTHER_MODEL);
+    assert_eq!(ended.generation, 2);
+    assert_eq!(ended.embedding_model, OTHER_MODEL);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second_ids = active_chunk_ids(&server, KB);
+    stop_clients_and_check(clients, &stop, &first_ids, &second_ids).await;
+
+    // The new model's vectors have its dimension, in a store of its own; the old model's
+    // store loses the old generation once it retires.
+    let kb = KbName::new(KB).unwrap();
+    let ingestor = Arc::clone(server.app.ingestor().unwrap());
+    let old = lumbung_core::KbGeneration::first(kb.clone());
+    eventually("the old generation deleted", || {
+        let ingestor = Arc::clone(&ingestor);
+        let old = old.clone();
+        async move {
+            ingestor
+                .catalog()
+                .generations(old.kb())
+                .unwrap()
+                .retired
+                .is_empty()
+        }
+    })
+    .await;
+    assert!(ingestor.verify(&kb).unwrap().is_empty());
+    let answer = search(addr, KB, "how do I reset my password")
+        .await
+        .unwrap();
+    assert!(
+        answer.passages[0].text.to_lowercase().contains("password"),
+        "{:?}",
+        answer.passages[0]
+    );
+    drop(_watcher);
+    drop(ingestor);
+    server.stop().await;
+
+    // After a restart the knowledge base still serves from the new model's store.
+    let server = TestServer::start(config.clone()).await;
+    let restarted = status(server.addr, KB).await.unwrap();
+    assert_eq!(
+        (restarted.generation, restarted.embedding_model.as_str()),
+        (2, OTHER_MODEL)
+    );
+    let again = search(server.addr, KB, "how do I reset my password")
+        .await
+        .unwrap();
+    assert_eq!(again.passages[0].chunk_id, answer.passages[0].chunk_id);
+    server.stop().await;
+
+    // A generation whose model is no longer configured could be neither searched nor
+    // deleted: the service refuses to start and says which.
+    config.embedding_models.clear();
+    let refused = tokio::task::spawn_blocking(move || lumbung_server::App::open(config))
+        .await
+        .unwrap()
+        .err()
+        .expect("a start without the serving model is refused");
+    let refused = refused.to_string();
+    assert!(
+        refused.contains(OTHER_MODEL) && refused.contains("it-helpdesk@2"),
+        "{refused}"
+    );
 }
 
 /// A rebuild of one knowledge base neither waits for nor blocks the syncs of the others: a
