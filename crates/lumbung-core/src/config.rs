@@ -926,6 +926,13 @@ fn set_path(table: &mut toml::Table, parts: &[String], value: toml::Value) -> Re
     }
 }
 
+fn invalid_model_name(name: &str) -> String {
+    format!(
+        "{name:?} must be 1 to 64 characters of letters, digits, '-', '_' or '.', starting with a \
+         letter or digit"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -965,6 +972,59 @@ mod tests {
         assert_eq!(config.search.candidates, 20);
         assert_eq!(config.server.listen.port(), 6000);
         assert_eq!(config.ingest, IngestConfig::default());
+    }
+
+    #[test]
+    fn embedding_models_are_named_and_checked() {
+        let file = write(
+            "[embedding]\nname = \"e5\"\n[embedding_models.e5-int8]\nonnx_file = \
+             \"model-int8.onnx\"\ndimension = 256\ntruncate_dimension = true\n\
+             [ingest]\nembedding_model = \"e5-int8\"\n",
+        );
+        let config = Config::load_with_env(Some(file.path()), []).unwrap();
+        let names: Vec<String> = config
+            .embedding_models()
+            .iter()
+            .map(|(name, _)| name.to_string())
+            .collect();
+        assert_eq!(names, ["e5", "e5-int8"]);
+        assert_eq!(config.model_for_new_generations().as_str(), "e5-int8");
+        let int8 = ModelName::new("e5-int8").unwrap();
+        assert_eq!(config.embedding_model(&int8).unwrap().dimension, 256);
+        // Without a name, [embedding]'s model is named after its folder.
+        assert_eq!(
+            Config::default().default_model().as_str(),
+            "multilingual-e5-small"
+        );
+        assert_eq!(
+            Config::default().model_for_new_generations(),
+            Config::default().default_model()
+        );
+
+        let refused = |toml: &str, field: &str| {
+            let file = write(toml);
+            let err = Config::load_with_env(Some(file.path()), [])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(field), "{toml}: {err}");
+        };
+        refused(
+            "[ingest]\nembedding_model = \"nowhere\"\n",
+            "ingest.embedding_model",
+        );
+        refused(
+            "[embedding_models.multilingual-e5-small]\ndimension = 384\n",
+            "embedding_models.multilingual-e5-small",
+        );
+        refused(
+            "[embedding_models.\"bad name\"]\ndimension = 384\n",
+            "embedding_models.bad name",
+        );
+        refused(
+            "[embedding_models.small]\ndimension = 0\n",
+            "embedding_models.small.dimension",
+        );
+        refused("[embedding]\nname = \"-x\"\n", "embedding.name");
     }
 
     #[test]
@@ -1036,11 +1096,4 @@ mod tests {
             .to_string();
         assert!(err.contains("tls_client_ca_file"), "{err}");
     }
-}
-
-fn invalid_model_name(name: &str) -> String {
-    format!(
-        "{name:?} must be 1 to 64 characters of letters, digits, '-', '_' or '.', starting with a \
-         letter or digit"
-    )
 }

@@ -119,6 +119,7 @@ pub fn prepare(dir: &Path, model: &ModelName) -> Result<Prepared> {
 /// Moves an older data directory's single vector store (`vectors/`, of `[embedding]`'s model)
 /// to `vectors/<model>/`, by three renames; each start after a crash half-way takes up where
 /// it stopped, found by which of the three names exist.
+#[allow(clippy::disallowed_methods, reason = "at start-up, from prepare")]
 fn move_vectors_under_model(dir: &Path, model: &ModelName) -> Result<()> {
     let (vectors, moving, new) = (
         dir.join(VECTORS_DIR),

@@ -213,6 +213,36 @@ fn a_wrong_dimension_in_the_config_stops_loading() {
     }
 }
 
+/// `truncate_dimension` keeps a model's first entries, normalised again: a smaller store from
+/// the same model, whose similarities still rank a related passage above an unrelated one.
+#[test]
+fn truncated_vectors_are_the_first_entries_normalised() {
+    let config = EmbeddingConfig {
+        dimension: 256,
+        truncate_dimension: true,
+        ..config()
+    };
+    let truncated = Embedder::load(&config, 0).unwrap();
+    assert_eq!(truncated.dimension(), 256);
+    let question = "How long is a password valid?";
+    let short = truncated.embed_query(question).unwrap();
+    let full = embedder().embed_query(question).unwrap();
+    assert_eq!(short.len(), 256);
+    assert!((dot(&short, &short) - 1.0).abs() < 1e-4);
+    let norm = dot(&full[..256], &full[..256]).sqrt();
+    for (a, b) in short.iter().zip(&full[..256]) {
+        assert!((a - b / norm).abs() < 1e-4, "{a} against {}", b / norm);
+    }
+    let passages = truncated
+        .embed_passages(&[
+            "Passwords expire after 90 days.",
+            "The canteen opens at seven.",
+        ])
+        .unwrap();
+    assert!(dot(&short, &passages[0]) > dot(&short, &passages[1]));
+    // Without truncation such a configuration is a dimension error (above).
+}
+
 #[test]
 fn queries_can_run_on_the_int8_model_beside_fp32_passages() {
     let config = EmbeddingConfig {

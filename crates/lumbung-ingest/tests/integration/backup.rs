@@ -126,3 +126,47 @@ fn a_restore_refuses_incomplete_newer_and_foreign_backups() {
             .is_empty()
     );
 }
+
+/// A document whose new versions fail (twice) keeps its last good version answering: the
+/// catalog still accounts for its chunks (`lumbung check` passes), and a backup reads and
+/// restores them.
+#[test]
+fn a_document_failing_again_keeps_its_served_version_checked_and_backed_up() {
+    let source = fixture_with_documents();
+    let dir = source.ingestor.root().join("ops");
+    for empty in ["\n\n", "   \n"] {
+        std::fs::write(dir.join("boiler.md"), empty).unwrap();
+        source.ingestor.sync_kb(&kb("ops"), false, &|_| {}).unwrap();
+        let records = source
+            .ingestor
+            .catalog()
+            .list(&source.active("ops"))
+            .unwrap();
+        let boiler = records
+            .iter()
+            .find(|r| r.path.as_str() == "boiler.md")
+            .unwrap();
+        assert_eq!(
+            boiler.state,
+            lumbung_ingest::DocumentState::Failed,
+            "{boiler:?}"
+        );
+        assert!(boiler.chunks > 0, "the old version's chunks stay counted");
+        assert!(
+            source.ingestor.verify(&kb("ops")).unwrap().is_empty(),
+            "{:?}",
+            source.ingestor.verify(&kb("ops"))
+        );
+        let hits = source
+            .lexical
+            .search("boiler conductivity blow-down", &[source.active("ops")], 5)
+            .unwrap();
+        assert!(hits[0].chunk.text.contains("conductivity"), "{hits:?}");
+    }
+    let backup = tempfile::tempdir().unwrap();
+    let manifest = source.ingestor.backup(backup.path(), &[]).unwrap();
+    assert!(manifest.knowledge_bases[0].chunks > 0, "{manifest:?}");
+    let target = Fixture::new(IngestConfig::default());
+    target.ingestor.restore(backup.path()).unwrap();
+    assert!(target.ingestor.verify(&kb("ops")).unwrap().is_empty());
+}
