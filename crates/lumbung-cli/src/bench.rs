@@ -46,9 +46,29 @@ pub struct BenchOptions {
     pub load_seconds: u64,
     /// Rebuild each sample knowledge base while Search and Ask are timed.
     pub reindex: bool,
+    /// Then move each to another embedding model ([`CHANGED_MODEL`]) the same way.
+    pub model_change: bool,
 }
 
-pub async fn bench(config: Config, options: BenchOptions) -> anyhow::Result<()> {
+/// The model `--model-change` moves the samples to: `[embedding]`'s own int8 file, its vectors
+/// cut to 256 dimensions, so another file and another vector dimension with no other model to
+/// download.
+const CHANGED_MODEL: &str = "e5-small-int8-256";
+
+pub async fn bench(mut config: Config, options: BenchOptions) -> anyhow::Result<()> {
+    if options.model_change {
+        let changed = lumbung_core::EmbeddingConfig {
+            name: String::new(),
+            onnx_file: "model-int8.onnx".to_string(),
+            query_onnx_file: String::new(),
+            dimension: 256,
+            truncate_dimension: true,
+            ..config.embedding.clone()
+        };
+        config
+            .embedding_models
+            .insert(CHANGED_MODEL.to_string(), changed);
+    }
     let samples = ingest_samples(config).await?;
     println!(
         "ingest root: {} (copied to {})",
@@ -92,6 +112,9 @@ pub async fn bench(config: Config, options: BenchOptions) -> anyhow::Result<()> 
     }
     if options.reindex {
         reindex(channel.clone(), &data_dir, retire_after).await?;
+    }
+    if options.model_change {
+        model_change(channel.clone(), &root, &data_dir, retire_after).await?;
     }
     change_to_searchable(&mut client, &root, options.edits, settle_ms).await?;
     if options.burst > 0 {
@@ -248,11 +271,6 @@ async fn reindex(channel: Channel, data_dir: &Path, retire_after: Duration) -> a
         }
         let loaded = rebuild(&mut admin, &name, data_dir, Some(&mut client)).await?;
         tokio::time::sleep(retire_after + Duration::from_millis(500)).await;
-        let p50 = |values: &[Duration]| {
-            let mut values = values.to_vec();
-            values.sort();
-            ms(percentile(&values, 0.5))
-        };
         println!(
             "{:<18} {:>5} {:>6} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>6.1} / {:<5.1} {:>6.1} / {:<5.1} {:>7} {:>6}",
             name,
@@ -272,6 +290,89 @@ async fn reindex(channel: Channel, data_dir: &Path, retire_after: Duration) -> a
         );
     }
     Ok(())
+}
+
+/// Moves each sample knowledge base to [`CHANGED_MODEL`] (its `kb.toml` in the watched copy
+/// names it, then a rebuild) while a client searches and asks it without pause: the rebuild's
+/// time, and the client's latency and failures during it against the same client's before it.
+async fn model_change(
+    channel: Channel,
+    root: &Path,
+    data_dir: &Path,
+    retire_after: Duration,
+) -> anyhow::Result<()> {
+    let mut admin = AdminServiceClient::new(channel.clone());
+    let kbs: Vec<v1::KnowledgeBaseStatus> = admin
+        .get_ingest_status(v1::GetIngestStatusRequest::default())
+        .await?
+        .into_inner()
+        .knowledge_bases;
+    println!(
+        "
+model change to {CHANGED_MODEL} ([embedding]'s int8 file, vectors cut to 256 \
+         dimensions), one knowledge base at a time, with a client searching and asking it \
+         without pause (seconds; data directory in MiB; client p50 ms before / during):"
+    );
+    println!(
+        "{:<18} {:>6} {:>22} {:>9} {:>8} {:>8} {:>13} {:>13} {:>7} {:>6}",
+        "knowledge base",
+        "chunks",
+        "model now",
+        "w/ client",
+        "before",
+        "after",
+        "search p50",
+        "ask p50",
+        "failed",
+        "empty"
+    );
+    for kb in kbs {
+        let name = kb.name.clone();
+        let before = disk_bytes(data_dir);
+        let mut client = KnowledgeServiceClient::new(channel.clone());
+        let mut baseline = Calls::default();
+        for query in QUERIES {
+            baseline.record(search_and_ask(&mut client, &name, query).await);
+        }
+        let settings = root.join(&name).join("kb.toml");
+        let mut toml = std::fs::read_to_string(&settings).unwrap_or_default();
+        toml.push_str(&format!("\nembedding_model = \"{CHANGED_MODEL}\"\n"));
+        std::fs::write(&settings, toml)?;
+        let changed = rebuild(&mut admin, &name, data_dir, Some(&mut client)).await?;
+        tokio::time::sleep(retire_after + Duration::from_millis(500)).await;
+        let now = admin
+            .get_ingest_status(v1::GetIngestStatusRequest {
+                knowledge_base: name.clone(),
+                include_documents: false,
+            })
+            .await?
+            .into_inner()
+            .knowledge_bases
+            .remove(0);
+        println!(
+            "{:<18} {:>6} {:>22} {:>9.1} {:>8.1} {:>8.1} {:>6.1} / {:<5.1} {:>6.1} / {:<5.1} {:>7} {:>6}",
+            name,
+            now.chunks,
+            now.embedding_model,
+            changed.seconds,
+            mib(before),
+            mib(disk_bytes(data_dir)),
+            p50(&baseline.search),
+            p50(&changed.calls.search),
+            p50(&baseline.ask),
+            p50(&changed.calls.ask),
+            changed.calls.failed,
+            changed.calls.empty
+        );
+    }
+    Ok(())
+}
+
+/// The median, in milliseconds.
+fn p50(values: &[Duration]) -> f64 {
+    let mut values = values.to_vec();
+    values.sort();
+    ms(percentile(&values, 0.5))
 }
 
 /// What a client saw.

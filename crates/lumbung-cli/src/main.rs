@@ -124,6 +124,11 @@ struct BenchArgs {
     /// and the client's latency and failures during each rebuild against before it.
     #[arg(long)]
     reindex: bool,
+    /// With --reindex: then move each sample knowledge base to another embedding model (the
+    /// same model's int8 file with 256-dimension vectors, configured as e5-small-int8-256) by a
+    /// rebuild while the client searches and asks it.
+    #[arg(long, requires = "reindex")]
+    model_change: bool,
     /// Instead: ingest the samples this many times into fresh indexes, each time followed by
     /// embedding the same texts alone, and print ingest's tokens/s as a share of that ceiling
     /// (medians).
@@ -688,6 +693,7 @@ fn main() -> anyhow::Result<()> {
                 load: args.load,
                 load_seconds: args.load_seconds,
                 reindex: args.reindex,
+                model_change: args.model_change,
             };
             runtime.block_on(bench::bench(config, options))
         }

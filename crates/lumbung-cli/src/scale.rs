@@ -369,7 +369,7 @@ fn build(config: &Config, kbs: &[KbGeneration], sizes: &[usize]) -> anyhow::Resu
     let ids: Vec<ChunkId> = records.iter().flat_map(DocumentRecord::chunk_ids).collect();
     let lexical = TantivyLexicalIndex::open(&data.join("lexical"))?;
     let vectors = EdgeVectorStore::open(
-        &data.join("vectors"),
+        &lumbung_server::embedded_vectors(data, &config.default_model()),
         config.embedding.dimension,
         &config.vector_index,
     )?;
@@ -464,7 +464,7 @@ const TIE_EPSILON: f32 = 1e-3;
 fn recall(config: &Config, questions: &[String], kb_count: usize) -> anyhow::Result<Vec<Recall>> {
     let embedder = Embedder::load(&config.embedding, 0)?;
     let vectors = EdgeVectorStore::open(
-        &config.data_dir.join("vectors"),
+        &lumbung_server::embedded_vectors(&config.data_dir, &config.default_model()),
         config.embedding.dimension,
         &lumbung_core::VectorIndexConfig {
             // Measuring must not start an optimisation.

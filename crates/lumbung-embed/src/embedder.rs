@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use fastembed::TokenizerFiles;
@@ -85,14 +85,7 @@ impl Embedder {
             file => model_dir.join(file),
         };
         require_file("onnx model for queries", &query_onnx_path)?;
-        let tokenizer_path = model_dir.join("tokenizer.json");
-        let tokenizer =
-            Tokenizer::from_bytes(read("tokenizer", &tokenizer_path)?).map_err(|err| {
-                Error::Tokenizer {
-                    path: tokenizer_path.clone(),
-                    reason: err.to_string(),
-                }
-            })?;
+        let tokenizer = shared_tokenizer(&model_dir.join("tokenizer.json"))?;
         let pad_id = pad_id(&model_dir, &tokenizer)?;
 
         let environment = runtime::environment(&library)?;
@@ -129,7 +122,7 @@ impl Embedder {
             passage_session,
             batch_observer: OnceLock::new(),
             tokens: [AtomicU64::new(0), AtomicU64::new(0)],
-            tokenizer: Arc::new(tokenizer),
+            tokenizer,
             dimension: config.dimension,
             truncate_dimension: config.truncate_dimension,
             query_prefix: config.query_prefix.clone(),
@@ -238,6 +231,30 @@ impl Embedder {
         );
         Ok(vectors)
     }
+}
+
+/// The tokenizer in `path`, shared by every model loaded from it while one holds it (an int8
+/// and an fp32 file of one model, served side by side during a model change): one is about
+/// 280 MiB.
+fn shared_tokenizer(path: &Path) -> Result<Arc<Tokenizer>> {
+    static LOADED: Mutex<Vec<(PathBuf, Weak<Tokenizer>)>> = Mutex::new(Vec::new());
+    let mut loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
+    loaded.retain(|(_, tokenizer)| tokenizer.strong_count() > 0);
+    if let Some(tokenizer) = loaded
+        .iter()
+        .find(|(loaded_from, _)| loaded_from == path)
+        .and_then(|(_, tokenizer)| tokenizer.upgrade())
+    {
+        return Ok(tokenizer);
+    }
+    let tokenizer =
+        Tokenizer::from_bytes(read("tokenizer", path)?).map_err(|err| Error::Tokenizer {
+            path: path.to_path_buf(),
+            reason: err.to_string(),
+        })?;
+    let tokenizer = Arc::new(tokenizer);
+    loaded.push((path.to_path_buf(), Arc::downgrade(&tokenizer)));
+    Ok(tokenizer)
 }
 
 /// The id that pads a batch: the model configuration's `pad_token_id`, else the tokenizer's

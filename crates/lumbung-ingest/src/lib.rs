@@ -187,16 +187,18 @@ impl Ingestor {
         Ok((KbGeneration::new(kb.clone(), generations.active), model))
     }
 
-    /// The model, chunker and vector store of `generation`, as the catalog records its model.
+    /// The model, chunker and vector store of `generation`, as the catalog records its model;
+    /// for a generation with none recorded (nothing written yet: a knowledge base no sync has
+    /// touched), those it would get.
     fn parts_of(&self, generation: &KbGeneration) -> Result<&Arc<ModelParts>> {
         let generations = self.catalog.generations(generation.kb())?;
-        let model =
-            generations
-                .model(generation.generation())
-                .ok_or_else(|| Error::UnknownModel {
-                    model: String::new(),
-                    reason: format!("no model is recorded for {generation}"),
-                })?;
+        let Some(model) = generations.model(generation.generation()) else {
+            let settings = KbSettings::load(&self.root.join(generation.kb().as_str()));
+            let model = self
+                .models
+                .of_generation(&generations, generation.generation(), &settings);
+            return self.models.get(&model);
+        };
         self.models.get(model).map_err(|err| match err {
             Error::UnknownModel { model, reason } => Error::UnknownModel {
                 model,

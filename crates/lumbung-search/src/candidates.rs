@@ -24,9 +24,11 @@ pub(crate) struct Candidates {
     chunks: HashMap<ChunkId, Chunk>,
     /// BM25 hits, best first, with their coverage of the query.
     lexical: Vec<(ChunkId, f32, f32)>,
-    /// Every candidate with a dense score, best first: a list per embedding model, since
-    /// two models' similarities are not on one scale.
-    dense: Vec<Vec<DenseScore>>,
+    /// Every candidate with a dense score, best first. With knowledge bases of several
+    /// embedding models, each candidate is scored by its own model and the scores are ranked
+    /// together as they are: normalising each model's list on its own would give every
+    /// model's best candidate the top score, however unrelated.
+    dense: Vec<DenseScore>,
 }
 
 impl Candidates {
@@ -69,7 +71,7 @@ impl Candidates {
             candidates.chunks.insert(chunk.id, chunk);
         }
         let texts_read = started.elapsed();
-        let mut lists = Vec::with_capacity(dense.len());
+        let mut scored = Vec::with_capacity(candidates.chunks.len());
         for group in dense {
             let ids: Vec<ChunkId> = candidates
                 .chunks
@@ -78,7 +80,7 @@ impl Candidates {
                 .map(|chunk| chunk.id)
                 .collect();
             let stored = group.vectors.get_vectors(&ids)?;
-            lists.push(candidates.score_dense(stored, &group.scorer, sentence_weight));
+            scored.extend(candidates.score_dense(stored, &group.scorer, sentence_weight));
         }
         tracing::debug!(
             texts = missing.len(),
@@ -87,43 +89,37 @@ impl Candidates {
             vectors_us = (started.elapsed() - texts_read).as_micros() as u64,
             "candidates read"
         );
-        candidates.dense = lists;
+        scored.sort_by(|a, b| b.mixed.total_cmp(&a.mixed).then(a.id.cmp(&b.id)));
+        candidates.dense = scored;
         Ok(candidates)
     }
 
-    /// The dense scores of the candidates whose vectors are `stored`, best first.
-    fn score_dense(
-        &self,
+    /// The dense scores of the candidates whose vectors are `stored`.
+    fn score_dense<'a>(
+        &'a self,
         stored: Vec<(ChunkId, Vec<f32>)>,
-        scorer: &DenseScorer,
+        scorer: &'a DenseScorer,
         sentence_weight: f32,
-    ) -> Vec<DenseScore> {
-        let mut scored: Vec<DenseScore> = stored
-            .into_iter()
-            .filter_map(|(id, vector)| {
-                let chunk = self.chunks.get(&id)?;
-                let similarity = scorer.passage(&vector, chunk.language);
-                let best_sentence = chunk
-                    .sentences
-                    .iter()
-                    .filter_map(|s| s.embedding.as_ref())
-                    .map(|embedding| scorer.sentence(embedding, chunk.language))
-                    .max_by(f32::total_cmp);
-                let mixed = match best_sentence {
-                    Some(sentence) => {
-                        (1.0 - sentence_weight) * similarity + sentence_weight * sentence
-                    }
-                    None => similarity,
-                };
-                Some(DenseScore {
-                    id,
-                    mixed,
-                    best_sentence,
-                })
+    ) -> impl Iterator<Item = DenseScore> + 'a {
+        stored.into_iter().filter_map(move |(id, vector)| {
+            let chunk = self.chunks.get(&id)?;
+            let similarity = scorer.passage(&vector, chunk.language);
+            let best_sentence = chunk
+                .sentences
+                .iter()
+                .filter_map(|s| s.embedding.as_ref())
+                .map(|embedding| scorer.sentence(embedding, chunk.language))
+                .max_by(f32::total_cmp);
+            let mixed = match best_sentence {
+                Some(sentence) => (1.0 - sentence_weight) * similarity + sentence_weight * sentence,
+                None => similarity,
+            };
+            Some(DenseScore {
+                id,
+                mixed,
+                best_sentence,
             })
-            .collect();
-        scored.sort_by(|a, b| b.mixed.total_cmp(&a.mixed).then(a.id.cmp(&b.id)));
-        scored
+        })
     }
 
     /// Fuses the lists `retriever` asks for into at most `limit` passages, best first.
@@ -163,11 +159,9 @@ impl Candidates {
             });
         }
         if use_dense {
-            for dense in &self.dense {
-                let ids = dense.iter().map(|d| d.id).collect();
-                let scores = dense.iter().map(|d| d.mixed).collect();
-                lists.push(RankedList::uniform(ids, scores, config.dense_weight));
-            }
+            let ids = self.dense.iter().map(|d| d.id).collect();
+            let scores = self.dense.iter().map(|d| d.mixed).collect();
+            lists.push(RankedList::uniform(ids, scores, config.dense_weight));
         }
         let fused = match config.fusion {
             Fusion::Rrf => fusion::reciprocal_rank_fusion(&lists, config.rrf_k, limit),
@@ -181,7 +175,6 @@ impl Candidates {
         let best_sentence: HashMap<ChunkId, f32> = self
             .dense
             .iter()
-            .flatten()
             .filter_map(|d| Some((d.id, d.best_sentence?)))
             .collect();
         fused
@@ -194,9 +187,8 @@ impl Candidates {
                 } else {
                     None
                 };
-                // A candidate is in its own model's list only.
                 let dense = if use_dense {
-                    scores.flatten().next()
+                    scores.next().flatten()
                 } else {
                     None
                 };

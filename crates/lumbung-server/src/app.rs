@@ -91,10 +91,7 @@ fn open_stores(config: &Config, metrics: &Metrics) -> Result<OpenedStores> {
             let mut models = Vec::with_capacity(embedders.len());
             for (name, embedder, dimension) in embedders {
                 let edge = Arc::new(EdgeVectorStore::open(
-                    &config
-                        .data_dir
-                        .join(crate::data_dir::VECTORS_DIR)
-                        .join(name.as_str()),
+                    &crate::data_dir::embedded_vectors(&config.data_dir, &name),
                     dimension,
                     &config.vector_index,
                 )?);

@@ -22,7 +22,12 @@ const COMPATIBLE_FORMATS: [u32; 2] = [2, 3];
 const STAMP_FILE: &str = "FORMAT";
 
 /// The embedded vector stores, one folder per embedding model.
-pub const VECTORS_DIR: &str = "vectors";
+const VECTORS_DIR: &str = "vectors";
+/// The embedded vector store of `model` in the data directory `dir`.
+pub fn embedded_vectors(dir: &Path, model: &ModelName) -> std::path::PathBuf {
+    dir.join(VECTORS_DIR).join(model.as_str())
+}
+
 /// Where format 3's store is while it moves to `vectors/<model>`.
 const VECTORS_MOVING: &str = "vectors.moving";
 const VECTORS_NEW: &str = "vectors.new";

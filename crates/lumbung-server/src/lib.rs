@@ -27,6 +27,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 pub use app::App;
+pub use data_dir::embedded_vectors;
 
 /// How often health checking looks at the watcher.
 const HEALTH_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);

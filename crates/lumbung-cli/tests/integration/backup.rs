@@ -149,7 +149,11 @@ async fn a_backup_taken_during_ingest_restores_elsewhere_with_the_same_answers()
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(backup_dir.join("MANIFEST.json")).unwrap()).unwrap();
     assert_eq!(manifest["format"], "lumbung-backup");
-    assert_eq!(manifest["version"], 1);
+    assert_eq!(manifest["version"], 2);
+    for kb in manifest["knowledge_bases"].as_array().unwrap() {
+        assert_eq!(kb["model"], "multilingual-e5-small", "{kb}");
+        assert_eq!(kb["dimension"], 384, "{kb}");
+    }
     let bulk_backed_up = manifest["knowledge_bases"]
         .as_array()
         .unwrap()

@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use lumbung_core::EmbeddingConfig;
 use lumbung_embed::{Embedder, Error};
@@ -224,6 +225,8 @@ fn truncated_vectors_are_the_first_entries_normalised() {
     };
     let truncated = Embedder::load(&config, 0).unwrap();
     assert_eq!(truncated.dimension(), 256);
+    // Two models of one folder share its tokenizer.
+    assert!(Arc::ptr_eq(truncated.tokenizer(), embedder().tokenizer()));
     let question = "How long is a password valid?";
     let short = truncated.embed_query(question).unwrap();
     let full = embedder().embed_query(question).unwrap();

@@ -371,13 +371,21 @@ fn with_other_model(config: &mut Config) {
 /// A knowledge base moved to another embedding model (and vector dimension) by a rebuild,
 /// while two clients search and ask it: the new generation is embedded with the new model
 /// into a store of its dimension, searches embed the query with whichever model the serving
-/// generation has, and none fails or comes back empty. The move survives a restart, and a
+/// generation has, and none fails or comes back empty. A search over it and a knowledge base
+/// left on the old model finds the passages of both. The move survives a restart, and a
 /// service whose configuration lost a model that still serves refuses to start, naming it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_change_builds_beside_the_live_model_under_concurrent_clients() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     with_other_model(&mut config);
+    harness::write_document(
+        &config,
+        "kiln",
+        "kiln.md",
+        "# Kiln K-3\n\nThe burner of kiln K-3 is relit only after a purge of five minutes. \
+         The kiln desk answers at extension 210.\n",
+    );
     let kb_dir = config.ingest_root.join(KB);
     let server = TestServer::start(config.clone()).await;
     server.app.sync_all().await.unwrap();
@@ -462,6 +470,53 @@ async fn a_model_change_builds_beside_the_live_model_under_concurrent_clients() 
         "{:?}",
         answer.passages[0]
     );
+    // One search over knowledge bases of two models: the question embedded by each.
+    assert_eq!(
+        status(addr, "kiln").await.unwrap().embedding_model,
+        "multilingual-e5-small"
+    );
+    let mut client = KnowledgeServiceClient::new(harness::connect(addr).await);
+    for (question, kb, words) in [
+        (
+            "How long is the burner of kiln K-3 purged before it is relit?",
+            "kiln",
+            "purge",
+        ),
+        ("how do I reset my password", KB, "password"),
+    ] {
+        let both = client
+            .search(v1::SearchRequest {
+                query: question.to_string(),
+                knowledge_bases: vec![KB.to_string(), "kiln".to_string()],
+                top_k: 5,
+                retriever: v1::Retriever::Dense.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let first = &both.passages[0];
+        assert_eq!(
+            first.citation.as_ref().unwrap().knowledge_base,
+            kb,
+            "{first:?}"
+        );
+        assert!(first.text.to_lowercase().contains(words), "{first:?}");
+        let asked = client
+            .ask(v1::AskRequest {
+                question: question.to_string(),
+                knowledge_bases: vec![KB.to_string(), "kiln".to_string()],
+                max_sentences: 3,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        // Answered from the right knowledge base, or handed off to it.
+        let from = match asked.sentences.first() {
+            Some(sentence) => sentence.citation.as_ref().unwrap().knowledge_base.clone(),
+            None => asked.escalation.as_ref().unwrap().knowledge_base.clone(),
+        };
+        assert_eq!(from, kb, "{asked:?}");
+    }
     drop(_watcher);
     drop(ingestor);
     server.stop().await;
