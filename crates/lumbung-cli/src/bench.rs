@@ -265,10 +265,7 @@ async fn reindex(channel: Channel, data_dir: &Path, retire_after: Duration) -> a
         let after = disk_bytes(data_dir);
 
         let mut client = KnowledgeServiceClient::new(channel.clone());
-        let mut baseline = Calls::default();
-        for query in QUERIES {
-            baseline.record(search_and_ask(&mut client, &name, query).await);
-        }
+        let baseline = baseline(&mut client, &name).await;
         let loaded = rebuild(&mut admin, &name, data_dir, Some(&mut client)).await?;
         tokio::time::sleep(retire_after + Duration::from_millis(500)).await;
         println!(
@@ -330,10 +327,7 @@ model change to {CHANGED_MODEL} ([embedding]'s int8 file, vectors cut to 256 \
         let name = kb.name.clone();
         let before = disk_bytes(data_dir);
         let mut client = KnowledgeServiceClient::new(channel.clone());
-        let mut baseline = Calls::default();
-        for query in QUERIES {
-            baseline.record(search_and_ask(&mut client, &name, query).await);
-        }
+        let baseline = baseline(&mut client, &name).await;
         let settings = root.join(&name).join("kb.toml");
         let mut toml = std::fs::read_to_string(&settings).unwrap_or_default();
         toml.push_str(&format!("\nembedding_model = \"{CHANGED_MODEL}\"\n"));
@@ -366,6 +360,16 @@ model change to {CHANGED_MODEL} ([embedding]'s int8 file, vectors cut to 256 \
         );
     }
     Ok(())
+}
+
+/// Each of [`QUERIES`] searched and asked once on `kb`: the calls a rebuild's are compared
+/// with.
+async fn baseline(client: &mut KnowledgeServiceClient<Channel>, kb: &str) -> Calls {
+    let mut calls = Calls::default();
+    for query in QUERIES {
+        calls.record(search_and_ask(client, kb, query).await);
+    }
+    calls
 }
 
 /// The median, in milliseconds.

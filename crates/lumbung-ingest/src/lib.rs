@@ -180,26 +180,32 @@ impl Ingestor {
     /// The generation of `kb` that searches read, with the model it was embedded with.
     pub fn serving(&self, kb: &KbName) -> Result<(KbGeneration, ModelName)> {
         let generations = self.catalog.generations(kb)?;
-        let settings = KbSettings::load(&self.root.join(kb.as_str()));
-        let model = self
-            .models
-            .of_generation(&generations, generations.active, &settings);
+        let model = self.model_of(kb, &generations, generations.active);
         Ok((KbGeneration::new(kb.clone(), generations.active), model))
     }
 
-    /// The model, chunker and vector store of `generation`, as the catalog records its model;
-    /// for a generation with none recorded (nothing written yet: a knowledge base no sync has
-    /// touched), those it would get.
+    /// The model `generation` of `kb` was embedded with, as `generations` records it. One with
+    /// none recorded has nothing written yet (a knowledge base no sync has touched): it reads
+    /// as the model it would be given, or the default while its `kb.toml` names a model that
+    /// is not loaded (the sync that records it reports that).
+    fn model_of(
+        &self,
+        kb: &KbName,
+        generations: &KbGenerations,
+        generation: Generation,
+    ) -> ModelName {
+        generations.model(generation).cloned().unwrap_or_else(|| {
+            self.models
+                .for_new_generation(&KbSettings::load(&self.root.join(kb.as_str())))
+                .unwrap_or_else(|_| self.models.for_new_generations().clone())
+        })
+    }
+
+    /// The model, chunker and vector store of `generation` (see [`Ingestor::model_of`]).
     fn parts_of(&self, generation: &KbGeneration) -> Result<&Arc<ModelParts>> {
         let generations = self.catalog.generations(generation.kb())?;
-        let Some(model) = generations.model(generation.generation()) else {
-            let settings = KbSettings::load(&self.root.join(generation.kb().as_str()));
-            let model = self
-                .models
-                .of_generation(&generations, generation.generation(), &settings);
-            return self.models.get(&model);
-        };
-        self.models.get(model).map_err(|err| match err {
+        let model = self.model_of(generation.kb(), &generations, generation.generation());
+        self.models.get(&model).map_err(|err| match err {
             Error::UnknownModel { model, reason } => Error::UnknownModel {
                 model,
                 reason: format!("{generation} was embedded with it, but {reason}"),
@@ -255,14 +261,11 @@ impl Ingestor {
         let entry = |kb: &KbName| -> Result<KbEntry> {
             let generations = self.catalog.generations(kb)?;
             let active = KbGeneration::new(kb.clone(), generations.active);
-            let settings = KbSettings::load(&self.root.join(kb.as_str()));
             Ok(KbEntry {
+                settings: KbSettings::load(&self.root.join(kb.as_str())),
                 summary: KbSummary::of(&self.catalog.list(&active)?),
-                model: self
-                    .models
-                    .of_generation(&generations, generations.active, &settings),
+                model: self.model_of(kb, &generations, generations.active),
                 active,
-                settings,
             })
         };
         let fresh: Vec<(KbName, Option<KbEntry>)> = match only {
@@ -335,9 +338,7 @@ impl Ingestor {
         let settings = KbSettings::load(&self.root.join(kb.as_str()));
         Ok(KbStatus {
             kb: kb.clone(),
-            model: self
-                .models
-                .of_generation(&generations, generations.active, &settings),
+            model: self.model_of(kb, &generations, generations.active),
             next_model: self
                 .models
                 .for_new_generation(&settings)
@@ -537,7 +538,9 @@ impl Ingestor {
             }
             if lexical + vectors > 0 {
                 problems.push(format!(
-                    "{stray}: generation {generation} is neither active nor being built, yet                      the lexical index holds {lexical} of its chunks and the vector store                      {vectors}"
+                    "{stray}: generation {generation} is neither active nor being built, yet \
+                     the lexical index holds {lexical} of its chunks and the vector stores \
+                     {vectors}"
                 ));
             }
         }

@@ -8,7 +8,7 @@ use lumbung_core::{IngestConfig, ModelName};
 use lumbung_embed::{Chunker, Embedder};
 use lumbung_index::VectorStore;
 
-use crate::{Error, KbGenerations, KbSettings, Result};
+use crate::{Error, KbSettings, Result};
 
 /// A model and the store of its vectors.
 #[derive(Clone)]
@@ -114,24 +114,6 @@ impl Models {
                 Ok(name)
             }
             _ => Ok(self.for_new_generations.clone()),
-        }
-    }
-
-    /// The model of `generation` as `generations` records it; a generation with none recorded
-    /// yet (a knowledge base no sync has touched, which holds nothing) gets the one a new
-    /// generation would, or the default when its `kb.toml` names a model that is not loaded
-    /// (the sync that records it reports that).
-    pub fn of_generation(
-        &self,
-        generations: &KbGenerations,
-        generation: lumbung_core::Generation,
-        settings: &std::result::Result<KbSettings, String>,
-    ) -> ModelName {
-        match generations.model(generation) {
-            Some(model) => model.clone(),
-            None => self
-                .for_new_generation(settings)
-                .unwrap_or_else(|_| self.for_new_generations.clone()),
         }
     }
 

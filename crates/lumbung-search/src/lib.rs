@@ -147,14 +147,14 @@ struct DenseModel {
     embedder: Arc<Embedder>,
     vectors: Arc<dyn VectorStore>,
     /// The languages' mean vectors in this model's space.
-    centroids: Arc<LanguageCentroids>,
+    centroids: LanguageCentroids,
 }
 
 pub struct SearchEngine {
     lexical: Arc<dyn LexicalIndex>,
     /// Every model a knowledge base may be embedded with, by name: a scope's knowledge bases
     /// are searched with theirs, the query embedded once per model.
-    models: BTreeMap<ModelName, DenseModel>,
+    models: BTreeMap<ModelName, Arc<DenseModel>>,
     pool: CpuPool,
     search: SearchConfig,
     ask: AskConfig,
@@ -175,11 +175,11 @@ impl SearchEngine {
         let models = models
             .into_iter()
             .map(|model| {
-                let dense = DenseModel {
+                let dense = Arc::new(DenseModel {
                     embedder: model.embedder,
                     vectors: model.vectors,
-                    centroids: Arc::new(LanguageCentroids::default()),
-                };
+                    centroids: LanguageCentroids::default(),
+                });
                 (model.name, dense)
             })
             .collect();
@@ -307,23 +307,18 @@ impl SearchEngine {
                             .join(", ")
                     ))
                 })?;
-                models.push((
-                    Arc::clone(&model.embedder),
-                    Arc::clone(&model.vectors),
-                    Arc::clone(&model.centroids),
-                    kbs,
-                ));
+                models.push((Arc::clone(model), kbs));
             }
             let query = request.query.clone();
             let centering = self.search.language_centering;
             self.pool
                 .run(move || -> Result<Option<Vec<DenseGroup>>> {
                     let mut groups = Vec::with_capacity(models.len());
-                    for (embedder, vectors, centroids, kbs) in models {
+                    for (model, kbs) in models {
                         groups.push(dense_group(
                             &query,
                             query_language,
-                            (embedder.as_ref(), vectors, centroids.as_ref()),
+                            &model,
                             &kbs,
                             candidates,
                             centering,
@@ -497,16 +492,17 @@ struct DenseGroup {
 fn dense_group(
     query: &str,
     query_language: Language,
-    (embedder, vectors, centroids): (&Embedder, Arc<dyn VectorStore>, &LanguageCentroids),
+    model: &DenseModel,
     kbs: &[KbGeneration],
     candidates: usize,
     centering: f32,
 ) -> Result<DenseGroup> {
+    let vectors = &model.vectors;
     let started = Instant::now();
-    let vector = embedder.embed_query(query)?;
+    let vector = model.embedder.embed_query(query)?;
     let embedded = started.elapsed();
     let means = if centering > 0.0 {
-        centroids.get(vectors.as_ref())?
+        model.centroids.get(vectors.as_ref())?
     } else {
         Arc::new(Vec::new())
     };
@@ -540,7 +536,7 @@ fn dense_group(
         kbs: kbs.iter().map(|kb| kb.kb().clone()).collect(),
         scorer: DenseScorer::new(vector, query_language, &means, centering),
         hits,
-        vectors,
+        vectors: Arc::clone(vectors),
     })
 }
 

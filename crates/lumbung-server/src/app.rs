@@ -1,9 +1,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use lumbung_core::{Config, KbName, ModelName, NodeRole, VectorStoreKind};
+use lumbung_core::{Config, KbName, NodeRole, VectorStoreKind};
 use lumbung_embed::{Embedder, Reranker};
-use lumbung_index::{EdgeVectorStore, LexicalIndex, TantivyLexicalIndex, VectorStore};
+use lumbung_index::{EdgeVectorStore, LexicalIndex, TantivyLexicalIndex};
 use lumbung_ingest::{Catalog, IngestModel, IngestModels, Ingestor, Registry, SyncReport, Watcher};
 use lumbung_proto::v1;
 use lumbung_search::{Answer, AnswerDecision, CpuPool, QueryModel, Scope, SearchEngine};
@@ -54,18 +54,11 @@ enum KnowledgeBases {
 /// How often the background optimiser looks at how much the vector store has changed.
 const OPTIMIZE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// An embedding model with the vector store of the generations embedded with it.
-struct LoadedModel {
-    name: ModelName,
-    embedder: Arc<Embedder>,
-    vectors: Arc<dyn VectorStore>,
-}
-
 /// The lexical index, every configured model with its vector store, and the cluster's
 /// directory when they are on Qdrant.
 type OpenedStores = (
     Arc<dyn LexicalIndex>,
-    Vec<LoadedModel>,
+    Vec<QueryModel>,
     Option<lumbung_qdrant::ClusterDirectory>,
 );
 
@@ -98,7 +91,7 @@ fn open_stores(config: &Config, metrics: &Metrics) -> Result<OpenedStores> {
                 // Graphs are built beside the live segments at ingest's priority; searches and
                 // writes go on meanwhile.
                 edge.optimize_in_background(config.ingest.niceness, OPTIMIZE_CHECK_INTERVAL)?;
-                models.push(LoadedModel {
+                models.push(QueryModel {
                     name,
                     embedder,
                     vectors: edge,
@@ -121,7 +114,7 @@ fn open_stores(config: &Config, metrics: &Metrics) -> Result<OpenedStores> {
                     &config.vector_index,
                 )?;
                 tracing::info!(url = %store.url, collection, model = %name, "vectors on Qdrant");
-                models.push(LoadedModel {
+                models.push(QueryModel {
                     name,
                     embedder,
                     vectors: Arc::new(vectors),
@@ -220,17 +213,9 @@ impl App {
             let published = PublishedRegistry::follow(directory, every, config.default_model())?;
             (None, KnowledgeBases::Published(published), None)
         };
-        let query_models = models
-            .into_iter()
-            .map(|model| QueryModel {
-                name: model.name,
-                embedder: model.embedder,
-                vectors: model.vectors,
-            })
-            .collect();
         let mut engine = SearchEngine::new(
             lexical,
-            query_models,
+            models,
             CpuPool::for_this_machine(config.search.max_waiting_tasks),
             config.search.clone(),
             config.ask.clone(),
