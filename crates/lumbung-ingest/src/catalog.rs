@@ -410,6 +410,16 @@ impl Catalog {
     pub fn record_legacy_models(&self, model: &ModelName) -> Result<usize> {
         let mut recorded = 0;
         for kb in self.knowledge_bases()? {
+            let generations = self.generations(&kb)?;
+            // A deleted knowledge base's fresh generation holds nothing: it gets a model when
+            // it is created again.
+            if generations.deleted
+                || generations
+                    .live()
+                    .all(|g| generations.models.contains_key(&g))
+            {
+                continue;
+            }
             recorded += self.update_generations(
                 &kb,
                 |generations| {

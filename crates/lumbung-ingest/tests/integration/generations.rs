@@ -1,9 +1,12 @@
-//! A rebuild stopped by a shutdown is resumed by the next start and ends with one generation.
+//! A rebuild stopped by a shutdown is resumed by the next start and ends with one generation;
+//! a knowledge base is embedded with the model its settings name.
+
+use std::time::{Duration, Instant};
 
 use lumbung_core::{Generation, IngestConfig, KbGeneration};
-use lumbung_ingest::JobState;
+use lumbung_ingest::{JobState, KbSettings};
 
-use crate::{Fixture, kb};
+use crate::{Fixture, SECOND_MODEL, kb, model_name};
 
 #[test]
 fn a_rebuild_stopped_by_a_shutdown_resumes_and_swaps() {
@@ -81,4 +84,81 @@ fn a_rebuild_stopped_by_a_shutdown_resumes_and_swaps() {
     assert!(ingestor.knowledge_bases().unwrap().is_empty());
     assert!(ingestor.catalog().knowledge_bases().unwrap().is_empty());
     assert!(ingestor.registry().is_empty());
+}
+
+/// A knowledge base whose `kb.toml` names the second model is embedded with it, into that
+/// model's store only, and a rebuild after the line is removed moves it back. Deleted with its
+/// folder kept and created again, its fresh generation takes the model its settings name then.
+#[test]
+fn a_knowledge_base_is_embedded_with_the_model_its_settings_name() {
+    let fixture = Fixture::with_second_model(IngestConfig {
+        retire_after_ms: 0,
+        ..IngestConfig::default()
+    });
+    let second = fixture.second_vectors.clone().unwrap();
+    let ingestor = &fixture.ingestor;
+    let dir = fixture.kb_dir("kiln");
+    std::fs::write(
+        dir.join("kiln.md"),
+        "# Kiln K-3\n\nRelight the burner of kiln K-3 only after a purge of five minutes.\n",
+    )
+    .unwrap();
+    let settings = |model: Option<&str>| {
+        let settings = KbSettings {
+            embedding_model: model.map(str::to_string),
+            ..KbSettings::default()
+        };
+        std::fs::write(
+            dir.join("kb.toml"),
+            toml_line(settings.embedding_model.as_deref()),
+        )
+        .unwrap();
+        settings
+    };
+    settings(Some(SECOND_MODEL));
+    ingestor.sync_kb(&kb("kiln"), false, &|_| {}).unwrap();
+    let (first, model) = ingestor.serving(&kb("kiln")).unwrap();
+    assert_eq!(model.as_str(), SECOND_MODEL);
+    assert_eq!(second.count(&first, None).unwrap(), 1);
+    assert_eq!(fixture.vectors.count(&first, None).unwrap(), 0);
+    assert!(ingestor.verify(&kb("kiln")).unwrap().is_empty());
+
+    // Back to the default model by a rebuild; the second model's store lets go of it.
+    settings(None);
+    assert_eq!(
+        ingestor.status(&kb("kiln")).unwrap().next_model,
+        Ok(model_name())
+    );
+    ingestor.start_reindex(&kb("kiln")).unwrap();
+    ingestor.wait_for_job(&kb("kiln"));
+    let (rebuilt, model) = ingestor.serving(&kb("kiln")).unwrap();
+    assert_eq!((rebuilt.generation().get(), model), (2, model_name()));
+    assert_eq!(fixture.vectors.count(&rebuilt, None).unwrap(), 1);
+    assert_eq!(second.count(&first, None).unwrap(), 0);
+    assert!(ingestor.verify(&kb("kiln")).unwrap().is_empty());
+
+    // Deleted, folder kept; taken back naming the second model again.
+    ingestor.delete_kb(&kb("kiln"), false).unwrap();
+    let wanted = settings(Some(SECOND_MODEL));
+    ingestor.create_kb(&kb("kiln"), &wanted).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let serving = loop {
+        let (generation, model) = ingestor.serving(&kb("kiln")).unwrap();
+        if second.count(&generation, None).unwrap() == 1 {
+            break (generation, model);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the taken-back folder was not indexed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(serving.1.as_str(), SECOND_MODEL);
+    assert!(serving.0.generation().get() > 2);
+}
+
+fn toml_line(model: Option<&str>) -> String {
+    model.map_or_else(String::new, |model| {
+        format!("embedding_model = \"{model}\"\n")
+    })
 }

@@ -32,6 +32,27 @@ pub fn embedder() -> Arc<Embedder> {
     }))
 }
 
+/// The name of [`Fixture::with_second_model`]'s second model.
+pub const SECOND_MODEL: &str = "e5-small-int8-256";
+
+/// The same model's int8 file with its vectors cut to 256 dimensions: another file, another
+/// dimension, another store.
+fn second_embedder() -> Arc<Embedder> {
+    static EMBEDDER: OnceLock<Arc<Embedder>> = OnceLock::new();
+    Arc::clone(EMBEDDER.get_or_init(|| {
+        let defaults = EmbeddingConfig::default();
+        let config = EmbeddingConfig {
+            model_dir: repo_root().join(&defaults.model_dir),
+            onnxruntime_library: repo_root().join(&defaults.onnxruntime_library),
+            onnx_file: "model-int8.onnx".to_string(),
+            dimension: 256,
+            truncate_dimension: true,
+            ..defaults
+        };
+        Arc::new(Embedder::load(&config, 0).expect("run scripts/setup-runtime.sh first"))
+    }))
+}
+
 pub fn kb(name: &str) -> KbName {
     KbName::new(name).unwrap()
 }
@@ -53,12 +74,24 @@ pub struct Fixture {
     pub ingestor: Arc<Ingestor>,
     pub lexical: Arc<dyn LexicalIndex>,
     pub vectors: Arc<dyn VectorStore>,
+    /// The store of [`SECOND_MODEL`], with [`Fixture::with_second_model`].
+    pub second_vectors: Option<Arc<dyn VectorStore>>,
     /// Last, so that the indexes are closed (and flushed) before their folder is removed.
     pub dir: tempfile::TempDir,
 }
 
 impl Fixture {
     pub fn new(config: IngestConfig) -> Fixture {
+        Fixture::open(config, false)
+    }
+
+    /// With [`SECOND_MODEL`] configured beside the default one, which new generations still
+    /// get unless their `kb.toml` names it.
+    pub fn with_second_model(config: IngestConfig) -> Fixture {
+        Fixture::open(config, true)
+    }
+
+    fn open(config: IngestConfig, second_model: bool) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("ingest");
         std::fs::create_dir_all(&root).unwrap();
@@ -75,7 +108,7 @@ impl Fixture {
             .unwrap(),
         );
         let catalog = Catalog::open(&data.join("catalog.redb")).unwrap();
-        let models = IngestModels {
+        let mut models = IngestModels {
             models: vec![IngestModel {
                 name: model_name(),
                 embedder,
@@ -83,11 +116,29 @@ impl Fixture {
             }],
             for_new_generations: model_name(),
         };
+        let second_vectors = second_model.then(|| {
+            let embedder = second_embedder();
+            let vectors: Arc<dyn VectorStore> = Arc::new(
+                EdgeVectorStore::open(
+                    &data.join("vectors-second"),
+                    embedder.dimension(),
+                    &Default::default(),
+                )
+                .unwrap(),
+            );
+            models.models.push(IngestModel {
+                name: ModelName::new(SECOND_MODEL).unwrap(),
+                embedder,
+                vectors: Arc::clone(&vectors),
+            });
+            vectors
+        });
         let ingestor = Ingestor::new(&root, catalog, Arc::clone(&lexical), models, config).unwrap();
         Fixture {
             ingestor: Arc::new(ingestor),
             lexical,
             vectors,
+            second_vectors,
             dir,
         }
     }
