@@ -143,6 +143,20 @@ impl AdminApi {
         settings
             .validate()
             .map_err(|invalid| Error::invalid(invalid.field, invalid.reason))?;
+        if let Some(model) = &settings.embedding_model {
+            let configured = lumbung_core::ModelName::new(model.as_str())
+                .ok()
+                .and_then(|name| self.app.config.embedding_model(&name));
+            if configured.is_none() {
+                return Err(Error::invalid(
+                    "embedding_model",
+                    format!(
+                        "{model:?} is not a model this service loads ([embedding]'s name or a \
+                         key of [embedding_models])"
+                    ),
+                ));
+            }
+        }
         #[allow(
             clippy::disallowed_methods,
             reason = "inside with_ingestor, on a blocking thread"

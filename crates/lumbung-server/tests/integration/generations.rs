@@ -396,8 +396,33 @@ async fn a_model_change_builds_beside_the_live_model_under_concurrent_clients() 
     assert_eq!(before.embedding_model, "multilingual-e5-small");
     assert_eq!(before.next_embedding_model, "multilingual-e5-small");
 
+    // A model the service does not load: refused, naming it, before anything is built.
     let settings = kb_dir.join("kb.toml");
-    let mut toml = std::fs::read_to_string(&settings).unwrap();
+    let original = std::fs::read_to_string(&settings).unwrap();
+    std::fs::write(
+        &settings,
+        format!("{original}embedding_model = \"nowhere\"\n"),
+    )
+    .unwrap();
+    let refused = reindex(addr, KB).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("nowhere"), "{refused:?}");
+    let shown = status(addr, KB).await.unwrap();
+    assert!(shown.settings_error.contains("nowhere"), "{shown:?}");
+    assert_eq!(shown.building_generation, 0);
+    let created = admin(addr)
+        .await
+        .create_knowledge_base(v1::CreateKnowledgeBaseRequest {
+            name: "elsewhere".to_string(),
+            embedding_model: "nowhere".to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(created.code(), Code::InvalidArgument, "{created:?}");
+    assert!(created.message().contains("embedding_model"), "{created:?}");
+
+    let mut toml = original;
     toml.push_str(&format!("embedding_model = \"{OTHER_MODEL}\"\n"));
     std::fs::write(&settings, toml).unwrap();
     let wanted = status(addr, KB).await.unwrap();
