@@ -19,7 +19,7 @@ use lumbung_server::App;
 use tonic::transport::Channel;
 
 /// Questions in the users' three languages, about the sample knowledge bases.
-const QUERIES: [&str; 10] = [
+pub(crate) const QUERIES: [&str; 10] = [
     "How do I reset my password?",
     "GlobalProtect ERR-VPN-809 certificate expired",
     "Bagaimana cara mengatasi ERR-VPN-809?",
@@ -221,7 +221,7 @@ fn disk_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-fn mib(bytes: u64) -> f64 {
+pub(crate) fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
@@ -780,10 +780,10 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// The samples copied into a temporary folder and ingested into empty indexes by a fresh
 /// service.
-struct IngestedSamples {
-    app: Arc<App>,
+pub(crate) struct IngestedSamples {
+    pub app: Arc<App>,
     /// The copy the service watches, and the ingest root it was copied from.
-    root: PathBuf,
+    pub root: PathBuf,
     source: PathBuf,
     settle_ms: u64,
     /// Model load and opening the empty indexes.
@@ -881,7 +881,7 @@ impl EmbeddingMeter {
     }
 }
 
-async fn ingest_samples(mut config: Config) -> anyhow::Result<IngestedSamples> {
+pub(crate) async fn ingest_samples(mut config: Config) -> anyhow::Result<IngestedSamples> {
     let dir = tempfile::tempdir()?;
     config.data_dir = dir.path().join("data");
     let root = dir.path().join("ingest");

@@ -3,6 +3,7 @@
 mod ask_eval;
 mod bench;
 mod calibrate;
+mod churn;
 mod client;
 mod eval;
 mod kb;
@@ -134,6 +135,12 @@ struct BenchArgs {
     /// (medians).
     #[arg(long)]
     ingest_share: Option<usize>,
+    /// Instead: serve a copy of the samples and change them for this many rounds through the
+    /// watcher (every text file edited, the PDF renamed, a file deleted and put back), while a
+    /// client searches; print each part of the data directory's disk, memory, chunks and
+    /// `lumbung check`'s findings after every round, and each part's growth.
+    #[arg(long)]
+    churn: Option<usize>,
     /// Instead of the samples: build an index of this many chunks (a real sample of
     /// ../shared/eval corpora, the rest copies with derived vectors), measure dense recall@10
     /// of the graph search against exact search, then time hybrid, BM25 and dense Search
@@ -682,6 +689,9 @@ fn main() -> anyhow::Result<()> {
                     min_recall: args.min_recall,
                 };
                 return runtime.block_on(scale::scale(config, args.config.config.clone(), options));
+            }
+            if let Some(rounds) = args.churn {
+                return runtime.block_on(churn::churn(config, rounds));
             }
             if let Some(rounds) = args.ingest_share {
                 return runtime.block_on(bench::ingest_share(config, rounds));

@@ -1,6 +1,7 @@
 //! Integration tests of the `lumbung` binary run as a process, with the real model and indexes.
 
 mod backup;
+mod churn;
 mod crash;
 mod deploy_files;
 mod eval;
