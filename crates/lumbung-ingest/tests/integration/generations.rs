@@ -1,6 +1,7 @@
 //! A rebuild stopped by a shutdown is resumed by the next start and ends with one generation;
 //! a knowledge base is embedded with the model its settings name.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lumbung_core::{Generation, IngestConfig, KbGeneration};
@@ -155,6 +156,12 @@ fn a_knowledge_base_is_embedded_with_the_model_its_settings_name() {
     };
     assert_eq!(serving.1.as_str(), SECOND_MODEL);
     assert!(serving.0.generation().get() > 2);
+    // The sync `create_kb` started holds the ingestor until it ends; the stores must close
+    // before the fixture's folder goes.
+    while Arc::strong_count(&fixture.ingestor) > 1 {
+        assert!(Instant::now() < deadline, "the create thread did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn toml_line(model: Option<&str>) -> String {
