@@ -232,7 +232,7 @@ pub(crate) fn mib(bytes: u64) -> f64 {
 /// client's before it, the baseline).
 async fn reindex(channel: Channel, data_dir: &Path, retire_after: Duration) -> anyhow::Result<()> {
     let mut admin = AdminServiceClient::new(channel.clone());
-    let kbs: Vec<v1::KnowledgeBaseStatus> = admin
+    let kbs = admin
         .get_ingest_status(v1::GetIngestStatusRequest::default())
         .await?
         .into_inner()
@@ -299,14 +299,13 @@ async fn model_change(
     retire_after: Duration,
 ) -> anyhow::Result<()> {
     let mut admin = AdminServiceClient::new(channel.clone());
-    let kbs: Vec<v1::KnowledgeBaseStatus> = admin
+    let kbs = admin
         .get_ingest_status(v1::GetIngestStatusRequest::default())
         .await?
         .into_inner()
         .knowledge_bases;
     println!(
-        "
-model change to {CHANGED_MODEL} ([embedding]'s int8 file, vectors cut to 256 \
+        "\nmodel change to {CHANGED_MODEL} ([embedding]'s int8 file, vectors cut to 256 \
          dimensions), one knowledge base at a time, with a client searching and asking it \
          without pause (seconds; data directory in MiB; client p50 ms before / during):"
     );
@@ -334,15 +333,7 @@ model change to {CHANGED_MODEL} ([embedding]'s int8 file, vectors cut to 256 \
         std::fs::write(&settings, toml)?;
         let changed = rebuild(&mut admin, &name, data_dir, Some(&mut client)).await?;
         tokio::time::sleep(retire_after + Duration::from_millis(500)).await;
-        let now = admin
-            .get_ingest_status(v1::GetIngestStatusRequest {
-                knowledge_base: name.clone(),
-                include_documents: false,
-            })
-            .await?
-            .into_inner()
-            .knowledge_bases
-            .remove(0);
+        let now = kb_status(&mut admin, &name).await?;
         println!(
             "{:<18} {:>6} {:>22} {:>9.1} {:>8.1} {:>8.1} {:>6.1} / {:<5.1} {:>6.1} / {:<5.1} {:>7} {:>6}",
             name,
@@ -370,6 +361,23 @@ async fn baseline(client: &mut KnowledgeServiceClient<Channel>, kb: &str) -> Cal
         calls.record(search_and_ask(client, kb, query).await);
     }
     calls
+}
+
+/// The status of one knowledge base, without its documents.
+async fn kb_status(
+    admin: &mut AdminServiceClient<Channel>,
+    kb: &str,
+) -> anyhow::Result<v1::KnowledgeBaseStatus> {
+    admin
+        .get_ingest_status(v1::GetIngestStatusRequest {
+            knowledge_base: kb.to_string(),
+            include_documents: false,
+        })
+        .await?
+        .into_inner()
+        .knowledge_bases
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no status for {kb}"))
 }
 
 /// The median, in milliseconds.
@@ -429,15 +437,7 @@ async fn rebuild(
     let mut calls = Calls::default();
     let mut n = 0;
     let ended = loop {
-        let status = admin
-            .get_ingest_status(v1::GetIngestStatusRequest {
-                knowledge_base: kb.to_string(),
-                include_documents: false,
-            })
-            .await?
-            .into_inner()
-            .knowledge_bases
-            .remove(0);
+        let status = kb_status(admin, kb).await?;
         peak_bytes = peak_bytes.max(disk_bytes(data_dir));
         if let Some(job) = status.job.filter(|j| j.id == job.id)
             && job.state() != v1::JobState::Running
@@ -735,7 +735,7 @@ async fn load(addr: std::net::SocketAddr, peak: usize, phase: Duration) -> anyho
 }
 
 /// The process's resident set size now (VmRSS), on Linux.
-fn resident_kib() -> Option<u64> {
+pub(crate) fn resident_kib() -> Option<u64> {
     status_kib("VmRSS:")
 }
 

@@ -337,7 +337,8 @@ async fn measure(app: &Arc<App>, data_dir: &Path) -> anyhow::Result<Measured> {
         }
         Ok(Measured {
             sizes: Sizes::of(&data_dir),
-            rss_bytes: resident_bytes(),
+            // 0 where /proc does not tell.
+            rss_bytes: bench::resident_kib().unwrap_or(0) * 1024,
             chunks,
             problems,
         })
@@ -390,24 +391,4 @@ fn allocated(path: &Path) -> u64 {
         .flatten()
         .map(|entry| allocated(&entry.path()))
         .sum::<u64>()
-}
-
-/// This process's resident memory (`VmRSS`), 0 where /proc does not tell.
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|value| {
-                    value
-                        .trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                })
-        })
-        .map_or(0, |kib| kib * 1024)
 }

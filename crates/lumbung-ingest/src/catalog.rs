@@ -403,39 +403,40 @@ impl Catalog {
         })
     }
 
-    /// Records `model` for every live generation of every knowledge base that has rows or
-    /// generations but no model for them: data indexed before models were recorded, all of
-    /// it embedded with the one model there was (`[embedding]`'s). Nothing to do after the
-    /// first start.
-    pub fn record_legacy_models(&self, model: &ModelName) -> Result<usize> {
-        let mut recorded = 0;
-        for kb in self.knowledge_bases()? {
-            let generations = self.generations(&kb)?;
-            // A deleted knowledge base's fresh generation holds nothing: it gets a model when
-            // it is created again.
-            if generations.deleted
-                || generations
-                    .live()
-                    .all(|g| generations.models.contains_key(&g))
-            {
-                continue;
-            }
-            recorded += self.update_generations(
-                &kb,
-                |generations| {
-                    let missing: Vec<Generation> = generations
-                        .live()
-                        .filter(|g| !generations.models.contains_key(g))
-                        .collect();
-                    for generation in &missing {
-                        generations.models.insert(*generation, model.clone());
-                    }
-                    Ok(missing.len())
-                },
-                None,
-            )?;
+    /// The generations of `kb`, with `model` recorded first for every live generation that has
+    /// none: data indexed before models were recorded, all of it embedded with the one model
+    /// there was (`[embedding]`'s). Writes only when one is missing, so nothing after the first
+    /// start; never for a deleted knowledge base, whose fresh generation holds nothing and
+    /// gets a model when it is created again.
+    pub fn record_legacy_models(&self, kb: &KbName, model: &ModelName) -> Result<KbGenerations> {
+        let generations = self.generations(kb)?;
+        if generations.deleted
+            || generations
+                .live()
+                .all(|g| generations.models.contains_key(&g))
+        {
+            return Ok(generations);
         }
-        Ok(recorded)
+        self.update_generations(
+            kb,
+            |generations| {
+                let missing: Vec<Generation> = generations
+                    .live()
+                    .filter(|g| !generations.models.contains_key(g))
+                    .collect();
+                tracing::info!(
+                    kb = %kb,
+                    generations = ?missing,
+                    model = %model,
+                    "generations indexed before models were recorded: recorded as [embedding]'s"
+                );
+                for generation in missing {
+                    generations.models.insert(generation, model.clone());
+                }
+                Ok(generations.clone())
+            },
+            None,
+        )
     }
 
     /// Changes the generations of `kb` with `change` and writes `job` (when given), in one

@@ -120,17 +120,10 @@ impl Ingestor {
         config: IngestConfig,
     ) -> Result<Ingestor> {
         let models = Models::new(models, &config)?;
-        let legacy = catalog.record_legacy_models(models.legacy())?;
-        if legacy > 0 {
-            tracing::info!(
-                generations = legacy,
-                model = %models.legacy(),
-                "generations indexed before models were recorded: recorded as [embedding]'s"
-            );
-        }
-        // A generation whose model is not loaded could be neither searched nor deleted.
+        // One pass at start: models recorded where data predates them, and every live
+        // generation's model loaded (one that is not could be neither searched nor deleted).
         for kb in catalog.knowledge_bases()? {
-            let generations = catalog.generations(&kb)?;
+            let generations = catalog.record_legacy_models(&kb, models.legacy())?;
             for generation in generations.live() {
                 if let Some(model) = generations.model(generation)
                     && models.get(model).is_err()

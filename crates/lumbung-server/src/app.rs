@@ -76,13 +76,14 @@ fn open_stores(config: &Config, metrics: &Metrics) -> Result<OpenedStores> {
     for (name, model) in config.embedding_models() {
         let embedder = Arc::new(Embedder::load(model, config.ingest.niceness)?);
         embedder.observe_batches(metrics.embedding_batches());
-        embedders.push((name, embedder, model.dimension));
+        embedders.push((name, embedder));
     }
     match config.vector_store.kind {
         VectorStoreKind::Embedded => {
             let lexical = Arc::new(TantivyLexicalIndex::open(&config.data_dir.join("lexical"))?);
             let mut models = Vec::with_capacity(embedders.len());
-            for (name, embedder, dimension) in embedders {
+            for (name, embedder) in embedders {
+                let dimension = embedder.dimension();
                 let edge = Arc::new(EdgeVectorStore::open(
                     &crate::data_dir::embedded_vectors(&config.data_dir, &name),
                     dimension,
@@ -103,7 +104,8 @@ fn open_stores(config: &Config, metrics: &Metrics) -> Result<OpenedStores> {
             let store = &config.vector_store;
             let connection = lumbung_qdrant::Connection::new(store)?;
             let mut models = Vec::with_capacity(embedders.len());
-            for (name, embedder, dimension) in embedders {
+            for (name, embedder) in embedders {
+                let dimension = embedder.dimension();
                 let collection =
                     lumbung_qdrant::collection_name(&store.collection, &name, dimension);
                 let vectors = lumbung_qdrant::QdrantVectorStore::open(

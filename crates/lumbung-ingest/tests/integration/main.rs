@@ -21,15 +21,17 @@ pub fn repo_root() -> PathBuf {
 /// One model for the whole binary: loading it takes seconds.
 pub fn embedder() -> Arc<Embedder> {
     static EMBEDDER: OnceLock<Arc<Embedder>> = OnceLock::new();
-    Arc::clone(EMBEDDER.get_or_init(|| {
-        let defaults = EmbeddingConfig::default();
-        let config = EmbeddingConfig {
-            model_dir: repo_root().join(&defaults.model_dir),
-            onnxruntime_library: repo_root().join(&defaults.onnxruntime_library),
-            ..defaults
-        };
-        Arc::new(Embedder::load(&config, 0).expect("run scripts/setup-runtime.sh first"))
-    }))
+    Arc::clone(EMBEDDER.get_or_init(|| load_embedder(EmbeddingConfig::default())))
+}
+
+/// `config` with its paths taken from the repository root, loaded.
+fn load_embedder(config: EmbeddingConfig) -> Arc<Embedder> {
+    let config = EmbeddingConfig {
+        model_dir: repo_root().join(&config.model_dir),
+        onnxruntime_library: repo_root().join(&config.onnxruntime_library),
+        ..config
+    };
+    Arc::new(Embedder::load(&config, 0).expect("run scripts/setup-runtime.sh first"))
 }
 
 /// The name of [`Fixture::with_second_model`]'s second model.
@@ -40,16 +42,12 @@ pub const SECOND_MODEL: &str = "e5-small-int8-256";
 fn second_embedder() -> Arc<Embedder> {
     static EMBEDDER: OnceLock<Arc<Embedder>> = OnceLock::new();
     Arc::clone(EMBEDDER.get_or_init(|| {
-        let defaults = EmbeddingConfig::default();
-        let config = EmbeddingConfig {
-            model_dir: repo_root().join(&defaults.model_dir),
-            onnxruntime_library: repo_root().join(&defaults.onnxruntime_library),
+        load_embedder(EmbeddingConfig {
             onnx_file: "model-int8.onnx".to_string(),
             dimension: 256,
             truncate_dimension: true,
-            ..defaults
-        };
-        Arc::new(Embedder::load(&config, 0).expect("run scripts/setup-runtime.sh first"))
+            ..EmbeddingConfig::default()
+        })
     }))
 }
 
@@ -99,14 +97,12 @@ impl Fixture {
         let lexical: Arc<dyn LexicalIndex> =
             Arc::new(TantivyLexicalIndex::open(&data.join("lexical")).unwrap());
         let embedder = embedder();
-        let vectors: Arc<dyn VectorStore> = Arc::new(
-            EdgeVectorStore::open(
-                &data.join("vectors"),
-                embedder.dimension(),
-                &Default::default(),
+        let store = |folder: &str, dimension: usize| -> Arc<dyn VectorStore> {
+            Arc::new(
+                EdgeVectorStore::open(&data.join(folder), dimension, &Default::default()).unwrap(),
             )
-            .unwrap(),
-        );
+        };
+        let vectors = store("vectors", embedder.dimension());
         let catalog = Catalog::open(&data.join("catalog.redb")).unwrap();
         let mut models = IngestModels {
             models: vec![IngestModel {
@@ -118,14 +114,7 @@ impl Fixture {
         };
         let second_vectors = second_model.then(|| {
             let embedder = second_embedder();
-            let vectors: Arc<dyn VectorStore> = Arc::new(
-                EdgeVectorStore::open(
-                    &data.join("vectors-second"),
-                    embedder.dimension(),
-                    &Default::default(),
-                )
-                .unwrap(),
-            );
+            let vectors = store("vectors-second", embedder.dimension());
             models.models.push(IngestModel {
                 name: ModelName::new(SECOND_MODEL).unwrap(),
                 embedder,
