@@ -444,7 +444,7 @@ fn build(config: &Config, kbs: &[KbGeneration], sizes: &[usize]) -> anyhow::Resu
         derived,
         write_seconds,
         optimize_seconds: started.elapsed().as_secs_f64(),
-        info: vectors.index_info(),
+        info: vectors.index_info()?,
     })
 }
 

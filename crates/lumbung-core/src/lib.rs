@@ -6,6 +6,7 @@
 
 mod chunk;
 mod config;
+pub mod disk;
 mod error;
 mod ids;
 mod language;

@@ -16,6 +16,7 @@
 pub mod analyzer;
 #[cfg(feature = "contract")]
 pub mod contract;
+mod edge_wal;
 mod error;
 mod lexical;
 pub mod sentence_codec;
@@ -27,7 +28,7 @@ use lumbung_core::{Chunk, ChunkId, ContentHash, DocumentPath, KbGeneration, Lang
 
 pub use error::{Error, Result};
 pub use lexical::TantivyLexicalIndex;
-pub use vector::{EdgeVectorStore, VectorIndexInfo};
+pub use vector::{EdgeVectorStore, VectorDiskUsage, VectorIndexInfo};
 
 /// Refuses a vector a store of `dimension` cannot hold or compare: another length
 /// ([`Error::DimensionMismatch`]) or a non-finite component ([`Error::InvalidArgument`]).

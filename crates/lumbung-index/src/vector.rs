@@ -2,11 +2,12 @@
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Weak};
 use std::time::{Duration, Instant};
 
+use lumbung_core::disk::{allocated_bytes, available_bytes};
 use lumbung_core::{ChunkId, ContentHash, DocumentPath, KbGeneration, Language, VectorIndexConfig};
 use qdrant_edge::external::serde_json::{self, json};
 use qdrant_edge::external::uuid::Uuid;
@@ -20,6 +21,7 @@ use qdrant_edge::{
     WithVector,
 };
 
+use crate::edge_wal;
 use crate::{Error, Result, VectorPoint, VectorStore};
 
 const KB_KEY: &str = "kb";
@@ -42,6 +44,30 @@ const RESCORE_OVERSAMPLING: f64 = 2.0;
 
 /// Flushes tried before one fails (about 4 s of waiting in all).
 const FLUSH_ATTEMPTS: usize = 12;
+
+/// The shard's segments folder, as qdrant-edge names it.
+const SEGMENTS_DIR: &str = "segments";
+
+/// The write-ahead log is emptied once it takes more than this many bytes (a small store's
+/// reopen takes milliseconds)...
+const WAL_EMPTY_MIN_BYTES: u64 = 256 << 10;
+/// ...and more than this fraction of the segments' bytes: emptying it reopens the shard, whose
+/// cost grows with the segments, so a large store empties it less often and never holds a
+/// log of more than about a quarter of its size beside them.
+const WAL_EMPTY_FRACTION: f64 = 0.25;
+/// The log is not emptied while the disk has less than this free.
+const WAL_EMPTY_MIN_FREE_BYTES: u64 = 4 << 20;
+
+/// A segment is rewritten without its deleted points once they are a fifth of it (Qdrant's
+/// default) and it holds at least this many. Qdrant's default, 1,000, left the segments of
+/// small stores, which most knowledge bases are, with their deleted points forever: each
+/// edit of a document deletes its old points.
+const VACUUM_MIN_POINTS: usize = 64;
+
+/// An optimisation is due once this fraction of the store's points changed since the last,
+/// whatever `optimize_after_changes` says, so that a small store's deleted points are
+/// vacuumed as often as a large one's.
+const OPTIMIZE_AFTER_FRACTION: f64 = 0.2;
 
 /// ACORN on or off, at Qdrant's default selectivity bound (filters keeping under 40% of the
 /// points). Built through serde: its bound's type is not exported.
@@ -96,6 +122,7 @@ fn apply_index_config(
     };
     config.optimizers = EdgeOptimizersConfig {
         indexing_threshold: Some(index.indexing_threshold_kb),
+        vacuum_min_vector_number: Some(VACUUM_MIN_POINTS),
         ..config.optimizers.clone()
     };
     Ok(())
@@ -176,15 +203,20 @@ fn chunk_id(id: PointId) -> Result<ChunkId> {
 ///
 /// Segments get an HNSW graph (with extra links per knowledge base) and an int8 copy of their
 /// vectors when [`EdgeVectorStore::optimize`] runs: from a background thread after
-/// `optimize_after_changes` changes ([`EdgeVectorStore::optimize_in_background`]), or directly
+/// `optimize_after_changes` changes ([`EdgeVectorStore::maintain_in_background`]), or directly
 /// after a bulk load. Until then a segment is searched exactly.
 pub struct EdgeVectorStore {
-    shard: EdgeShard,
+    dir: PathBuf,
+    /// The shard; `None` only while [`EdgeVectorStore::empty_wal`] has it closed, or after it
+    /// failed to open it again (searches answer [`Error::Unavailable`] until a later attempt
+    /// succeeds). Every method holds one guard at a time and never calls another method
+    /// while holding it: a second read behind a waiting writer would deadlock.
+    shard: RwLock<Option<EdgeShard>>,
     dimension: usize,
     /// Serialises updates and flushes: `EdgeShard::flush` panics instead of waiting when an
     /// update holds the WAL.
     writes: Mutex<()>,
-    /// One optimisation at a time.
+    /// One optimisation or log replacement at a time. Taken before `writes`.
     optimizing: Mutex<()>,
     search_params: SearchParams,
     /// Points written and documents removed since the last optimisation started.
@@ -194,6 +226,28 @@ pub struct EdgeVectorStore {
     writes_done: AtomicU64,
     /// The knowledge bases holding points, as of a number of writes.
     stored_kbs: Mutex<Option<(u64, Arc<HashSet<String>>)>>,
+}
+
+/// A read guard on an open shard.
+struct ShardGuard<'a>(RwLockReadGuard<'a, Option<EdgeShard>>);
+
+impl std::ops::Deref for ShardGuard<'_> {
+    type Target = EdgeShard;
+
+    fn deref(&self) -> &EdgeShard {
+        self.0
+            .as_ref()
+            .expect("a ShardGuard is only made for an open shard")
+    }
+}
+
+/// Bytes an [`EdgeVectorStore`] takes on disk, from [`EdgeVectorStore::disk_usage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VectorDiskUsage {
+    /// The write-ahead log: every update since it was last emptied.
+    pub wal_bytes: u64,
+    /// The segments: the points, deleted ones until a vacuum rewrites their segment.
+    pub segment_bytes: u64,
 }
 
 /// The state of the vector store's segments, from [`EdgeVectorStore::index_info`].
@@ -225,6 +279,7 @@ impl EdgeVectorStore {
             ));
         }
         fs_err::create_dir_all(dir)?;
+        edge_wal::recover(dir)?;
         let shard = match EdgeConfig::load(dir) {
             Some(config) => {
                 let mut config = config?;
@@ -244,7 +299,8 @@ impl EdgeVectorStore {
             }
         };
         let store = EdgeVectorStore {
-            shard,
+            dir: dir.to_path_buf(),
+            shard: RwLock::new(Some(shard)),
             dimension,
             writes: Mutex::new(()),
             optimizing: Mutex::new(()),
@@ -270,22 +326,22 @@ impl EdgeVectorStore {
         Ok(store)
     }
 
-    /// Starts a thread, at nice value `niceness`, that optimises the store whenever
-    /// `optimize_after_changes` points have changed since the last optimisation (checked every
-    /// `interval`). It holds the store only while it optimises and ends once the store is
-    /// dropped (after an optimisation in progress finishes). Writes and searches go on
-    /// meanwhile: the optimiser builds new segments beside the live ones and swaps them in.
-    pub fn optimize_in_background(
+    /// Starts a thread, at nice value `niceness`, that keeps the store small and fast,
+    /// looking every `interval`: it optimises once `optimize_after_changes` points, or
+    /// [`OPTIMIZE_AFTER_FRACTION`] of them, have changed since the last optimisation (unless
+    /// `optimize_after_changes` is 0), and empties the write-ahead log once it is large
+    /// ([`Self::empty_wal_if_large`]). It holds the store only while it works and ends once
+    /// the store is dropped (after the work in progress finishes). Writes and searches go on
+    /// while it optimises: the optimiser builds new segments beside the live ones and swaps
+    /// them in.
+    pub fn maintain_in_background(
         self: &Arc<Self>,
         niceness: i32,
         interval: Duration,
     ) -> std::io::Result<()> {
-        if self.optimize_after_changes == 0 {
-            return Ok(());
-        }
         let store: Weak<EdgeVectorStore> = Arc::downgrade(self);
         std::thread::Builder::new()
-            .name("vector-optimizer".to_string())
+            .name("vector-maintenance".to_string())
             .spawn(move || {
                 lumbung_core::lower_current_thread_priority(niceness);
                 loop {
@@ -293,15 +349,31 @@ impl EdgeVectorStore {
                     let Some(store) = store.upgrade() else {
                         return;
                     };
-                    if store.changes.load(Ordering::Relaxed) < store.optimize_after_changes {
-                        continue;
-                    }
-                    if let Err(err) = store.optimize() {
+                    if store.optimize_due()
+                        && let Err(err) = store.optimize()
+                    {
                         tracing::warn!(error = %err, "background vector optimisation failed");
+                    }
+                    if let Err(err) = store.empty_wal_if_large() {
+                        tracing::warn!(error = %err, "emptying the vector store's log failed");
                     }
                 }
             })?;
         Ok(())
+    }
+
+    fn optimize_due(&self) -> bool {
+        if self.optimize_after_changes == 0 {
+            return false;
+        }
+        let changes = self.changes.load(Ordering::Relaxed);
+        if changes >= self.optimize_after_changes {
+            return true;
+        }
+        changes > 0
+            && self.index_info().is_ok_and(|info| {
+                changes as f64 >= OPTIMIZE_AFTER_FRACTION * info.points.max(1) as f64
+            })
     }
 
     /// Nearest points by exact comparison with every point in `kbs` (no graph, no int8 copy):
@@ -325,13 +397,13 @@ impl EdgeVectorStore {
     }
 
     /// Segments, points (deleted ones not yet removed included) and points in a graph.
-    pub fn index_info(&self) -> VectorIndexInfo {
-        let info = self.shard.info();
-        VectorIndexInfo {
+    pub fn index_info(&self) -> Result<VectorIndexInfo> {
+        let info = self.shard()?.info();
+        Ok(VectorIndexInfo {
             segments: info.segments_count,
             points: info.points_count,
             indexed_points: info.indexed_vectors_count,
-        }
+        })
     }
 
     /// Merges small segments, drops deleted points and builds the HNSW graph (and the int8
@@ -339,16 +411,13 @@ impl EdgeVectorStore {
     /// done. A second caller waits for the first.
     ///
     /// CPU-heavy and proportional to the changed segments: after a bulk load, or from
-    /// [`EdgeVectorStore::optimize_in_background`], not after every document. Searches and
+    /// [`EdgeVectorStore::maintain_in_background`], not after every document. Searches and
     /// writes go on meanwhile. Returns whether anything was optimised.
     pub fn optimize(&self) -> Result<bool> {
-        let _optimizing = self
-            .optimizing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _optimizing = self.lock_optimizing();
         let started = Instant::now();
         let changes = self.changes.swap(0, Ordering::Relaxed);
-        let optimized = self.shard.optimize().inspect_err(|_| {
+        let optimized = self.shard()?.optimize().inspect_err(|_| {
             // Not done: the next check tries again.
             self.changes.fetch_add(changes, Ordering::Relaxed);
         })?;
@@ -372,6 +441,120 @@ impl EdgeVectorStore {
     fn lock_writes(&self) -> MutexGuard<'_, ()> {
         // The guarded value is (); a panic elsewhere leaves nothing inconsistent behind it.
         self.writes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_optimizing(&self) -> MutexGuard<'_, ()> {
+        self.optimizing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The open shard, held for one call; [`Error::Unavailable`] after a failed reopen.
+    fn shard(&self) -> Result<ShardGuard<'_>> {
+        let guard = self.shard.read().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            return Err(Error::Unavailable(format!(
+                "the vector store in {} failed to open again after its log was emptied",
+                self.dir.display()
+            )));
+        }
+        Ok(ShardGuard(guard))
+    }
+
+    /// Makes the log and the segments durable; the caller holds `writes`.
+    fn flush_shard(&self) -> Result<()> {
+        // EdgeShard::flush panics on an I/O error (disk full), and when an optimisation holds
+        // the segment list for the moment it swaps segments in: the first must fail this call,
+        // not bring down the service; the second passes, so it is tried again a few times.
+        let mut wait = Duration::from_millis(5);
+        for _ in 0..FLUSH_ATTEMPTS {
+            let flushed = {
+                let shard = self.shard()?;
+                catch_unwind(AssertUnwindSafe(|| shard.flush())).is_ok()
+            };
+            if flushed {
+                return Ok(());
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_millis(500));
+        }
+        Err(Error::Io(std::io::Error::other(
+            "vector store flush failed",
+        )))
+    }
+
+    /// Bytes the shard's write-ahead log and its segments take on disk.
+    pub fn disk_usage(&self) -> VectorDiskUsage {
+        VectorDiskUsage {
+            wal_bytes: allocated_bytes(&self.dir.join(edge_wal::WAL_DIR)),
+            segment_bytes: allocated_bytes(&self.dir.join(SEGMENTS_DIR)),
+        }
+    }
+
+    /// Empties the write-ahead log (see [`Self::empty_wal`]) once it takes more than
+    /// [`WAL_EMPTY_MIN_BYTES`] and [`WAL_EMPTY_FRACTION`] of the segments' bytes. Returns
+    /// whether it did.
+    pub fn empty_wal_if_large(&self) -> Result<bool> {
+        let usage = self.disk_usage();
+        let closed = self
+            .shard
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none();
+        if !closed
+            && (usage.wal_bytes <= WAL_EMPTY_MIN_BYTES
+                || (usage.wal_bytes as f64) <= WAL_EMPTY_FRACTION * usage.segment_bytes as f64)
+        {
+            return Ok(false);
+        }
+        // Opening the shard again writes a few pages (a new log segment); on a full disk it
+        // would fail and leave the store closed until space is freed.
+        if available_bytes(&self.dir)? < WAL_EMPTY_MIN_FREE_BYTES {
+            return Ok(false);
+        }
+        self.empty_wal()?;
+        Ok(true)
+    }
+
+    /// Flushes the shard, closes it, replaces its write-ahead log by an empty one that numbers
+    /// on past the old one, and opens it again (`edge_wal` says why the log cannot just be
+    /// deleted). Nothing is lost: qdrant-edge never replays its log, what it holds is in the
+    /// flushed segments. Writes and optimisations wait for the whole of it, searches for the
+    /// close and reopen (milliseconds for thousands of points; the cost of opening the
+    /// segments, so a larger store empties its log less often). A shard that fails to open
+    /// again answers [`Error::Unavailable`] until a later call opens it.
+    pub fn empty_wal(&self) -> Result<()> {
+        let _optimizing = self.lock_optimizing();
+        let _writes = self.lock_writes();
+        let open = self
+            .shard
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        if open {
+            self.flush_shard()?;
+        }
+        let mut slot = self.shard.write().unwrap_or_else(PoisonError::into_inner);
+        let emptied = match slot.take() {
+            // Closing flushes once more; after the flush above, with writes held, it has
+            // nothing left to write. Should it panic all the same, the log is kept.
+            Some(shard) => match catch_unwind(AssertUnwindSafe(move || drop(shard))) {
+                Ok(()) => edge_wal::replace_with_empty(&self.dir).map_err(Error::from),
+                Err(_) => Err(Error::Io(std::io::Error::other(
+                    "closing the vector store failed; its log was kept",
+                ))),
+            },
+            None => Ok(0),
+        };
+        // A replacement that failed between its renames is finished first: a shard opened
+        // without a log would start one numbered from 0.
+        edge_wal::recover(&self.dir)?;
+        // The configuration applied at open was saved with the shard.
+        *slot = Some(EdgeShard::load(&self.dir, None)?);
+        drop(slot);
+        let next_operation = emptied?;
+        tracing::debug!(next_operation, "vector store log emptied");
+        Ok(())
     }
 
     /// Keyword indexes on `kb` and `path` let filtered searches and deletes skip other
@@ -400,7 +583,7 @@ impl EdgeVectorStore {
         ];
         let _writes = self.lock_writes();
         for (name, schema) in schemas {
-            self.shard.update(UpdateOperation::FieldIndexOperation(
+            self.shard()?.update(UpdateOperation::FieldIndexOperation(
                 FieldIndexOperations::CreateIndex(CreateIndex {
                     field_name: key(name),
                     field_schema: Some(schema),
@@ -467,7 +650,7 @@ impl EdgeVectorStore {
         let present = match stored.as_ref() {
             Some((seen, present)) if *seen == writes => Arc::clone(present),
             _ => {
-                let facet = self.shard.facet(FacetRequest {
+                let facet = self.shard()?.facet(FacetRequest {
                     key: key(KB_KEY),
                     limit: usize::MAX,
                     filter: None,
@@ -512,8 +695,11 @@ impl EdgeVectorStore {
             params,
             WithPayloadInterface::Fields(vec![key(KB_KEY)]),
         );
+        // Bound first: the loop may search again, and a guard held through it would be a
+        // second read behind a waiting writer.
+        let points = self.shard()?.query(request)?;
         let mut hits = Vec::with_capacity(limit);
-        for point in self.shard.query(request)? {
+        for point in points {
             let kb = point
                 .payload
                 .as_ref()
@@ -562,7 +748,7 @@ impl EdgeVectorStore {
             params,
             WithPayloadInterface::Bool(false),
         );
-        self.shard
+        self.shard()?
             .query(request)?
             .into_iter()
             .map(|point| Ok((chunk_id(point.id)?, point.score)))
@@ -598,7 +784,7 @@ impl VectorStore for EdgeVectorStore {
         }
         let written = points.len() as u64;
         let _writes = self.lock_writes();
-        self.shard.update(UpdateOperation::PointOperation(
+        self.shard()?.update(UpdateOperation::PointOperation(
             PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
         ))?;
         self.changes.fetch_add(written, Ordering::Relaxed);
@@ -617,7 +803,7 @@ impl VectorStore for EdgeVectorStore {
             ..document_filter(kb, path)
         };
         let _writes = self.lock_writes();
-        self.shard.update(UpdateOperation::PointOperation(
+        self.shard()?.update(UpdateOperation::PointOperation(
             PointOperations::DeletePointsByFilter(stale),
         ))?;
         self.changes.fetch_add(1, Ordering::Relaxed);
@@ -627,7 +813,7 @@ impl VectorStore for EdgeVectorStore {
 
     fn delete_document(&self, kb: &KbGeneration, path: &DocumentPath) -> Result<()> {
         let _writes = self.lock_writes();
-        self.shard.update(UpdateOperation::PointOperation(
+        self.shard()?.update(UpdateOperation::PointOperation(
             PointOperations::DeletePointsByFilter(document_filter(kb, path)),
         ))?;
         self.changes.fetch_add(1, Ordering::Relaxed);
@@ -637,7 +823,7 @@ impl VectorStore for EdgeVectorStore {
 
     fn delete_generation(&self, kb: &KbGeneration) -> Result<()> {
         let _writes = self.lock_writes();
-        self.shard.update(UpdateOperation::PointOperation(
+        self.shard()?.update(UpdateOperation::PointOperation(
             PointOperations::DeletePointsByFilter(Filter::new_must(matches(KB_KEY, kb.key()))),
         ))?;
         self.changes.fetch_add(1, Ordering::Relaxed);
@@ -647,20 +833,7 @@ impl VectorStore for EdgeVectorStore {
 
     fn flush(&self) -> Result<()> {
         let _writes = self.lock_writes();
-        // EdgeShard::flush panics on an I/O error (disk full), and when an optimisation holds
-        // the segment list for the moment it swaps segments in: the first must fail this call,
-        // not bring down the service; the second passes, so it is tried again a few times.
-        let mut wait = Duration::from_millis(5);
-        for _ in 0..FLUSH_ATTEMPTS {
-            if catch_unwind(AssertUnwindSafe(|| self.shard.flush())).is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(wait);
-            wait = (wait * 2).min(Duration::from_millis(500));
-        }
-        Err(Error::Io(std::io::Error::other(
-            "vector store flush failed",
-        )))
+        self.flush_shard()
     }
 
     fn search(
@@ -684,7 +857,7 @@ impl VectorStore for EdgeVectorStore {
 
     fn get_vectors(&self, ids: &[ChunkId]) -> Result<Vec<(ChunkId, Vec<f32>)>> {
         let point_ids: Vec<PointId> = ids.iter().map(|id| point_id(*id)).collect();
-        let records = self.shard.retrieve(
+        let records = self.shard()?.retrieve(
             &point_ids,
             Some(WithPayloadInterface::Bool(false)),
             Some(WithVector::Bool(true)),
@@ -719,7 +892,7 @@ impl VectorStore for EdgeVectorStore {
                 with_payload: WithPayloadInterface::Bool(false),
             };
             let vectors = self
-                .shard
+                .shard()?
                 .query(request)?
                 .into_iter()
                 .filter_map(|point| dense_vector(point.vector));
@@ -735,7 +908,7 @@ impl VectorStore for EdgeVectorStore {
             Some(path) => document_filter(kb, path),
             None => Filter::new_must(matches(KB_KEY, kb.key())),
         };
-        let count = self.shard.count(CountRequest {
+        let count = self.shard()?.count(CountRequest {
             filter: Some(filter),
             exact: true,
         })?;

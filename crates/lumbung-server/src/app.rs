@@ -51,8 +51,8 @@ enum KnowledgeBases {
     Published(Arc<PublishedRegistry>),
 }
 
-/// How often the background optimiser looks at how much the vector store has changed.
-const OPTIMIZE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often the vector store's maintenance thread looks at what changed (optimisation, log).
+const VECTOR_MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The lexical index, every configured model with its vector store, and the cluster's
 /// directory when they are on Qdrant.
@@ -91,7 +91,7 @@ fn open_stores(config: &Config, metrics: &Metrics) -> Result<OpenedStores> {
                 )?);
                 // Graphs are built beside the live segments at ingest's priority; searches and
                 // writes go on meanwhile.
-                edge.optimize_in_background(config.ingest.niceness, OPTIMIZE_CHECK_INTERVAL)?;
+                edge.maintain_in_background(config.ingest.niceness, VECTOR_MAINTENANCE_INTERVAL)?;
                 models.push(QueryModel {
                     name,
                     embedder,
