@@ -7,7 +7,7 @@
 //! one row of [`GENERATIONS`], so a rebuilt generation is made active in one transaction.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use lumbung_core::{
     ChunkId, ContentHash, DocumentPath, Generation, KbGeneration, KbName, ModelName,
@@ -319,6 +319,8 @@ impl KbSummary {
 
 pub struct Catalog {
     db: redb::Database,
+    /// The folder holding the catalog file: the data directory.
+    dir: PathBuf,
 }
 
 fn key(kb: &KbGeneration, path: &DocumentPath) -> String {
@@ -326,16 +328,32 @@ fn key(kb: &KbGeneration, path: &DocumentPath) -> String {
 }
 
 impl Catalog {
-    /// Opens or creates the catalog file. Fails if another process holds it open.
+    /// Opens or creates the catalog file and compacts it. Fails if another process holds it
+    /// open.
+    ///
+    /// redb reuses the pages that updates free, so the file stays as large as the most the
+    /// catalog ever held at once; compacting at open gives back what a shrunk catalog (a
+    /// knowledge base deleted) no longer uses. It needs the database to itself, which it
+    /// has only here, and moves pages within the file (no extra disk).
     pub fn open(path: &Path) -> Result<Catalog> {
-        let db = redb::Database::create(path).map_err(|err| Error::catalog(path, err))?;
+        let mut db = redb::Database::create(path).map_err(|err| Error::catalog(path, err))?;
+        db.compact().map_err(|err| Error::catalog(path, err))?;
         let txn = db.begin_write().map_err(|err| Error::catalog(path, err))?;
         for table in [DOCUMENTS, GENERATIONS, JOBS] {
             txn.open_table(table)
                 .map_err(|err| Error::catalog(path, err))?;
         }
         txn.commit().map_err(|err| Error::catalog(path, err))?;
-        Ok(Catalog { db })
+        let dir = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Ok(Catalog { db, dir })
+    }
+
+    /// The folder holding the catalog file.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn get(&self, kb: &KbGeneration, path: &DocumentPath) -> Result<Option<DocumentRecord>> {

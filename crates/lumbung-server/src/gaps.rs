@@ -5,7 +5,8 @@
 //! which gaps matter most. Who asked is never stored. The log is bounded per knowledge base:
 //! a flood of one-off questions pushes out the stalest entries instead of growing the file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock};
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -34,10 +35,12 @@ macro_rules! store_errors {
         }
     )*};
 }
-store_errors! { DatabaseError, TransactionError, TableError, StorageError, CommitError }
+store_errors! { DatabaseError, TransactionError, TableError, StorageError, CommitError, CompactionError }
 
 pub struct GapLog {
-    db: redb::Database,
+    path: PathBuf,
+    /// `None` after a failed write until it opens again (see [`GapLog::with_db`]).
+    db: RwLock<Option<redb::Database>>,
     max_per_kb: usize,
 }
 
@@ -64,20 +67,58 @@ fn key(kb: &str, question: &str) -> String {
 impl GapLog {
     /// Opens or creates the log file. `max_per_kb` is raised to 1 because the entry just
     /// recorded is never the one evicted.
+    ///
+    /// Compacted at open, as the catalog is: the only moment it has the file to itself.
     pub fn open(path: &Path, max_per_kb: usize) -> Result<GapLog> {
-        let db = redb::Database::create(path)?;
+        let mut db = redb::Database::create(path)?;
+        db.compact()?;
         let txn = db.begin_write()?;
         txn.open_table(GAPS)?;
         txn.commit()?;
         let max_per_kb = max_per_kb.max(1);
-        Ok(GapLog { db, max_per_kb })
+        Ok(GapLog {
+            path: path.to_path_buf(),
+            db: RwLock::new(Some(db)),
+            max_per_kb,
+        })
+    }
+
+    /// Runs `call` on the database. Gaps are recorded on the query path, also when the disk
+    /// is full: redb latches a failed write (every later call fails with `PreviousIo` until
+    /// the file is opened again), so after an I/O error the database is closed and opened
+    /// again, and the gaps of later questions are recorded once there is space. The gap of
+    /// the question whose write failed is lost; the answer never depended on it.
+    fn with_db<T>(&self, call: impl FnOnce(&redb::Database) -> Result<T>) -> Result<T> {
+        let outcome = match self
+            .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            Some(db) => call(db),
+            None => Err(Error::GapStore(redb::Error::PreviousIo)),
+        };
+        if let Err(Error::GapStore(redb::Error::Io(_) | redb::Error::PreviousIo)) = &outcome {
+            let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+            // Closed before it is opened again: a file is open once per process.
+            *slot = None;
+            match redb::Database::create(&self.path) {
+                Ok(db) => *slot = Some(db),
+                Err(err) => tracing::warn!(error = %err, "gap log not opened again yet"),
+            }
+        }
+        outcome
     }
 
     /// Counts one more hand-off of `question`, evicting the stalest gaps of `kb` beyond the
     /// bound.
     pub fn record(&self, kb: &str, question: &str, now_ms: i64) -> Result<Gap> {
+        self.with_db(|db| self.record_in(db, kb, question, now_ms))
+    }
+
+    fn record_in(&self, db: &redb::Database, kb: &str, question: &str, now_ms: i64) -> Result<Gap> {
         let key = key(kb, question);
-        let txn = self.db.begin_write()?;
+        let txn = db.begin_write()?;
         let mut table = txn.open_table(GAPS)?;
         let existing = table.get(key.as_str())?.map(|v| decode(v.value()));
         let mut gap = existing.transpose()?.unwrap_or_else(|| Gap {
@@ -108,22 +149,27 @@ impl GapLog {
     /// Forgets `question` once it has been answered. Returns whether it was a recorded gap.
     pub fn resolve(&self, kb: &str, question: &str) -> Result<bool> {
         let key = key(kb, question);
-        // Most answered questions were never gaps; a read avoids a write lock and a commit.
-        let read = self.db.begin_read()?;
-        if read.open_table(GAPS)?.get(key.as_str())?.is_none() {
-            return Ok(false);
-        }
-        drop(read);
-        let txn = self.db.begin_write()?;
-        let removed = txn.open_table(GAPS)?.remove(key.as_str())?.is_some();
-        txn.commit()?;
-        Ok(removed)
+        self.with_db(|db| {
+            // Most answered questions were never gaps; a read avoids a write lock and a commit.
+            let read = db.begin_read()?;
+            if read.open_table(GAPS)?.get(key.as_str())?.is_none() {
+                return Ok(false);
+            }
+            drop(read);
+            let txn = db.begin_write()?;
+            let removed = txn.open_table(GAPS)?.remove(key.as_str())?.is_some();
+            txn.commit()?;
+            Ok(removed)
+        })
     }
 
     /// The gaps of `kb` seen at or after `since_ms`, most asked first, then most recent.
     pub fn list(&self, kb: &str, since_ms: Option<i64>) -> Result<Vec<Gap>> {
-        let txn = self.db.begin_read()?;
-        let mut gaps: Vec<Gap> = scan(&txn.open_table(GAPS)?, kb)?
+        let mut gaps: Vec<Gap> = self
+            .with_db(|db| {
+                let txn = db.begin_read()?;
+                scan(&txn.open_table(GAPS)?, kb)
+            })?
             .into_iter()
             .map(|(_, gap)| gap)
             .filter(|gap| since_ms.is_none_or(|since| gap.last_seen_ms >= since))
