@@ -306,6 +306,9 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
         if !kb.settings_error.is_empty() {
             println!("    kb.toml ignored: {}", kb.settings_error);
         }
+        if !kb.ingest_paused.is_empty() {
+            println!("    ingest paused: {}", kb.ingest_paused);
+        }
         if !kb.failures.is_empty() {
             let kinds: Vec<String> = kb
                 .failures
@@ -433,6 +436,7 @@ pub(crate) fn kb_status_json(kb: &v1::KnowledgeBaseStatus) -> Value {
         "chunks": kb.chunks,
         "last_change_seconds": kb.last_change.map(|t| t.seconds),
         "settings_error": kb.settings_error,
+        "ingest_paused": kb.ingest_paused,
         "readers": kb.readers,
         "failures": kb
             .failures

@@ -175,6 +175,9 @@ fn describe(kb: &v1::KnowledgeBaseStatus) {
     if !kb.settings_error.is_empty() {
         println!("  kb.toml ignored {}", kb.settings_error);
     }
+    if !kb.ingest_paused.is_empty() {
+        println!("  ingest paused   {}", kb.ingest_paused);
+    }
     for failure in &kb.failures {
         println!(
             "  not indexed     {} {}",

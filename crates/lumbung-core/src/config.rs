@@ -164,6 +164,12 @@ pub struct IngestConfig {
     /// the knowledge base's `kb.toml` names another: `[embedding]`'s name or a key of
     /// `[embedding_models]`; empty means `[embedding]`'s. Existing generations keep theirs.
     pub embedding_model: String,
+    /// Mebibytes of the data directory's file system that ingest leaves free: below it, new
+    /// and changed files wait (their knowledge bases' status says why) and removals still go
+    /// on, so that the service never runs out of disk halfway through a write and keeps
+    /// answering from what it holds. It must cover the largest merge or compaction (see
+    /// `docs/operations.md`, "Disk"); 0 turns the check off.
+    pub min_free_disk_mib: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -488,6 +494,7 @@ impl Default for IngestConfig {
             reconcile_interval_seconds: 300,
             niceness: 19,
             retire_after_ms: 10_000,
+            min_free_disk_mib: 1_024,
             embedding_model: String::new(),
         }
     }

@@ -70,6 +70,30 @@ pub struct KbStatus {
     pub next_model: std::result::Result<ModelName, String>,
     /// The rebuild running, or the last one.
     pub job: Option<JobStatus>,
+    /// Why new and changed files wait now, when the disk is nearly full.
+    pub disk_shortage: Option<DiskShortage>,
+}
+
+/// The data directory's file system has less free space than `ingest.min_free_disk_mib`:
+/// ingest writes no new or changed document until space is freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskShortage {
+    pub free_bytes: u64,
+    pub reserve_bytes: u64,
+}
+
+impl std::fmt::Display for DiskShortage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const MIB: u64 = 1 << 20;
+        write!(
+            f,
+            "the data directory's disk is nearly full: {} MiB free, below the {} MiB \
+             ingest.min_free_disk_mib keeps for merges; new and changed files wait until space \
+             is freed (searches go on, removals still apply)",
+            self.free_bytes / MIB,
+            self.reserve_bytes.div_ceil(MIB)
+        )
+    }
 }
 
 /// What requests need to know of one knowledge base, kept in memory.
@@ -342,7 +366,28 @@ impl Ingestor {
             in_progress,
             generations,
             job: self.job_status(kb)?,
+            disk_shortage: self.disk_shortage(),
         })
+    }
+
+    /// Whether the data directory's file system has less free space than
+    /// `ingest.min_free_disk_mib` now. A failure to ask the file system counts as enough
+    /// space (and is logged): the writes themselves then report what is wrong.
+    pub fn disk_shortage(&self) -> Option<DiskShortage> {
+        let reserve_bytes = self.config.min_free_disk_mib.saturating_mul(1 << 20);
+        if reserve_bytes == 0 {
+            return None;
+        }
+        match lumbung_core::disk::available_bytes(self.catalog.dir()) {
+            Ok(free_bytes) => (free_bytes < reserve_bytes).then_some(DiskShortage {
+                free_bytes,
+                reserve_bytes,
+            }),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the data directory's free space");
+                None
+            }
+        }
     }
 
     /// Knowledge bases: the folders under the root, and any the catalog still holds rows or

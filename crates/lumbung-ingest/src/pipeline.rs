@@ -76,8 +76,9 @@ pub struct SyncReport {
     pub reused_vectors: usize,
     /// Chunks that went through the embedding model.
     pub chunks_embedded: u64,
-    /// Files left for a later run because they changed less than `ingest.settle_ms` ago, or
-    /// because the run was cancelled before reaching them.
+    /// Files left for a later run because they changed less than `ingest.settle_ms` ago,
+    /// because the run was cancelled before reaching them, or because the disk is nearly full
+    /// ([`crate::Ingestor::disk_shortage`]).
     pub deferred: usize,
 }
 
@@ -274,7 +275,8 @@ impl Run<'_> {
         });
     }
 
-    /// Returns how many files it left undone because the run was cancelled.
+    /// Returns how many files it left undone because the run was cancelled or the disk is
+    /// nearly full.
     fn prepare_stage(
         &self,
         files: Vec<FoundFile>,
@@ -288,6 +290,12 @@ impl Run<'_> {
                 .cancel
                 .is_some_and(|cancel| cancel.load(Ordering::Relaxed))
             {
+                return total - done;
+            }
+            // Checked before each document, not once per run: a run of many files can fill
+            // the disk itself. What is in flight (a few documents) is still written.
+            if let Some(shortage) = self.ingestor.disk_shortage() {
+                tracing::warn!(kb = %self.kb, waiting = total - done, "{shortage}");
                 return total - done;
             }
             self.ingestor.set_live(

@@ -26,6 +26,9 @@ use crate::{Ingestor, Progress, Result, SyncReport};
 /// Events waiting for the watcher loop. When they come faster than it takes them, the rest is
 /// dropped and a full reconcile is scheduled instead: a burst of files never grows memory.
 const EVENT_CAPACITY: usize = 4096;
+/// How long changes wait before they are looked at again while the disk is nearly full.
+const DISK_RETRY: Duration = Duration::from_secs(10);
+
 /// A knowledge base that never stops changing (a long copy) is still synced this many settle
 /// periods after its first change; files still being written are left for the next round.
 const MAX_DELAY_IN_SETTLE_PERIODS: u32 = 10;
@@ -262,8 +265,9 @@ impl Loop {
                         log_report("reconciled every knowledge base", &report, started);
                         if report.deferred > 0 {
                             // Some files were still changing: look again once they settle.
+                            let at = self.retry_deferred_at();
                             for kb in self.ingestor.knowledge_bases().unwrap_or_default() {
-                                mark(&mut dirty, kb, Instant::now());
+                                mark(&mut dirty, kb, at);
                             }
                         }
                     }
@@ -315,12 +319,24 @@ impl Loop {
             Ok(report) => {
                 log_report("synced a changed knowledge base", &report, started);
                 if report.deferred > 0 {
-                    mark(dirty, kb.clone(), Instant::now());
+                    mark(dirty, kb.clone(), self.retry_deferred_at());
                 }
             }
             // A folder that appeared and vanished again before it was synced.
             Err(crate::Error::UnknownKb(_)) => {}
             Err(err) => tracing::error!(kb = %kb, error = %err, "sync failed"),
+        }
+    }
+}
+
+impl Loop {
+    /// When to look again at deferred files: once they settle, or, while the disk is nearly
+    /// full (which defers every change), after [`DISK_RETRY`] instead of every settle period.
+    fn retry_deferred_at(&self) -> Instant {
+        if self.ingestor.disk_shortage().is_some() {
+            Instant::now() + DISK_RETRY
+        } else {
+            Instant::now()
         }
     }
 }

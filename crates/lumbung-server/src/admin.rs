@@ -297,6 +297,7 @@ fn kb_status(status: KbStatus, include_documents: bool) -> v1::KnowledgeBaseStat
         model,
         next_model,
         job,
+        disk_shortage,
     } = status;
     let source_bytes = records.iter().map(|record| record.size_bytes).sum();
     let live: HashMap<_, _> = in_progress.iter().cloned().collect();
@@ -361,6 +362,9 @@ fn kb_status(status: KbStatus, include_documents: bool) -> v1::KnowledgeBaseStat
             .unwrap_or_default(),
         job: job.as_ref().map(job_to_proto),
         source_bytes,
+        ingest_paused: disk_shortage
+            .map(|shortage| shortage.to_string())
+            .unwrap_or_default(),
     }
 }
 

@@ -4,6 +4,7 @@ mod backup;
 mod churn;
 mod crash;
 mod deploy_files;
+mod disk_full;
 mod eval;
 mod hand_off;
 mod harness;
