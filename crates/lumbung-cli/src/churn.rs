@@ -4,15 +4,18 @@
 //! times a second. After each round, once the watcher has taken everything in, it prints the
 //! disk each part of the data directory takes (allocated blocks, as `du` counts them), the
 //! process's resident memory, the chunks served and what `lumbung check` finds, then the
-//! growth of each part from the first round to the last.
+//! growth of each part from the first round to the last. A sampler reads the data
+//! directory's size five times a second: its peak in each round, above what the round left,
+//! is the disk that merges, vacuums and log replacements need for a while (what
+//! `ingest.min_free_disk_mib` must cover).
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lumbung_core::Config;
+use lumbung_core::disk::allocated_bytes as allocated;
 use lumbung_proto::v1;
 use lumbung_proto::v1::knowledge_service_client::KnowledgeServiceClient;
 use lumbung_server::App;
@@ -111,13 +114,14 @@ pub async fn churn(config: Config, rounds: usize) -> anyhow::Result<()> {
 
     let mut documents = Documents::of(&root)?;
     println!(
-        "{:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>8} {:>9} {:>7} {:>7}",
+        "{:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>8} {:>9} {:>7} {:>7}",
         "round",
         "segments",
         "wal",
         "lexical",
         "catalog",
         "total",
+        "peak",
         "rss",
         "chunks",
         "problems",
@@ -126,24 +130,35 @@ pub async fn churn(config: Config, rounds: usize) -> anyhow::Result<()> {
         "secs"
     );
     println!(
-        "{:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
-        "", "MiB", "MiB", "MiB", "MiB", "MiB", "MiB"
+        "{:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "", "MiB", "MiB", "MiB", "MiB", "MiB", "MiB", "MiB"
     );
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = sample_peak(data_dir.clone(), Arc::clone(&searching), Arc::clone(&peak))?;
     let mut first: Option<Measured> = None;
     let mut last = None;
+    // The largest total a round left, and the largest excess of a round's peak over it.
+    let (mut largest, mut largest_round, mut headroom) = (0u64, 0usize, 0u64);
     for round in 1..=rounds {
         let started = Instant::now();
+        peak.store(0, Ordering::SeqCst);
         documents.change(round)?;
         wait_until_indexed(&app, &root).await?;
         let measured = measure(&app, &data_dir).await?;
+        let round_peak = peak.load(Ordering::SeqCst).max(measured.sizes.total);
+        if measured.sizes.total > largest {
+            (largest, largest_round) = (measured.sizes.total, round);
+        }
+        headroom = headroom.max(round_peak - measured.sizes.total);
         let sizes = measured.sizes.parts().map(mib);
         println!(
-            "{round:>5} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8.1} {:>7} {:>8} {:>9} {:>7} {:>7.1}",
+            "{round:>5} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8.1} {:>7} {:>8} {:>9} {:>7} {:>7.1}",
             sizes[0],
             sizes[1],
             sizes[2],
             sizes[3],
             sizes[4],
+            mib(round_peak),
             mib(measured.rss_bytes),
             measured.chunks,
             measured.problems,
@@ -159,8 +174,20 @@ pub async fn churn(config: Config, rounds: usize) -> anyhow::Result<()> {
     }
     searching.store(false, Ordering::SeqCst);
     client.await?;
+    sampler
+        .join()
+        .map_err(|_| anyhow::anyhow!("the size sampler panicked"))?;
+    if let Some(first) = &first {
+        println!(
+            "\nlargest data directory after a round: {:.1} MiB (round {largest_round}), x{:.2} \
+             round 1's; largest peak within a round above what it left: {:.1} MiB",
+            mib(largest),
+            largest as f64 / first.sizes.total.max(1) as f64,
+            mib(headroom)
+        );
+    }
     if let (Some(first), Some(last)) = (first, last) {
-        println!("\ngrowth from round 1 to round {rounds} (allocated MiB):");
+        println!("growth from round 1 to round {rounds} (allocated MiB):");
         for ((part, before), after) in Sizes::PARTS
             .iter()
             .zip(first.sizes.parts())
@@ -324,6 +351,23 @@ fn indexed(app: &App, root: &Path) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// Reads the data directory's allocated size five times a second into `peak` (the largest
+/// since it was last reset) while `running` is set.
+fn sample_peak(
+    data_dir: PathBuf,
+    running: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("churn-size-sampler".to_string())
+        .spawn(move || {
+            while running.load(Ordering::SeqCst) {
+                peak.fetch_max(allocated(&data_dir), Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+}
+
 async fn measure(app: &Arc<App>, data_dir: &Path) -> anyhow::Result<Measured> {
     let app = Arc::clone(app);
     let data_dir = data_dir.to_path_buf();
@@ -374,21 +418,4 @@ async fn search_until_stopped(
         }
         tokio::time::sleep(SEARCH_PAUSE).await;
     }
-}
-
-/// Bytes of the blocks allocated to `path` and everything under it.
-fn allocated(path: &Path) -> u64 {
-    let Ok(metadata) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    let own = metadata.blocks() * 512;
-    if !metadata.is_dir() {
-        return own;
-    }
-    own + std::fs::read_dir(path)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| allocated(&entry.path()))
-        .sum::<u64>()
 }
