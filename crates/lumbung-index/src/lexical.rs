@@ -89,6 +89,17 @@ fn doc_key(kb: &KbGeneration, path: &DocumentPath) -> String {
     format!("{}\u{0}{path}", kb.key())
 }
 
+/// Segments whose documents are more than this fraction deleted are merged even when their
+/// size class has too few segments to merge: every edit of a document deletes its old chunks,
+/// and tantivy's default (1.0, deletes never count) let a large segment keep them for ever.
+const DELETED_FRACTION_BEFORE_MERGE: f32 = 0.2;
+
+fn merge_policy() -> tantivy::indexer::LogMergePolicy {
+    let mut policy = tantivy::indexer::LogMergePolicy::default();
+    policy.set_del_docs_ratio_before_merge(DELETED_FRACTION_BEFORE_MERGE);
+    policy
+}
+
 /// BM25 over chunks in a tantivy index on local disk.
 ///
 /// One writer behind a mutex stages changes from any thread; [`LexicalIndex::commit`] makes all
@@ -144,6 +155,7 @@ impl TantivyLexicalIndex {
         let analyzer = analyzer::analyzer();
         index.tokenizers().register(ANALYZER_NAME, analyzer.clone());
         let writer = index.writer(WRITER_HEAP_BYTES)?;
+        writer.set_merge_policy(Box::new(merge_policy()));
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -160,6 +172,16 @@ impl TantivyLexicalIndex {
         };
         index.reanalyze_if_stale(&dir.join(ANALYZER_STAMP_FILE))?;
         Ok(index)
+    }
+
+    /// The documents (chunks) and deleted documents of each committed segment, as the
+    /// index's metadata records them: how much of the index merges have yet to reclaim.
+    pub fn segment_sizes(&self) -> Result<Vec<(u32, u32)>> {
+        let metas = self.writer()?.index().searchable_segment_metas()?;
+        Ok(metas
+            .iter()
+            .map(|meta| (meta.max_doc(), meta.num_deleted_docs()))
+            .collect())
     }
 
     /// Rewrites every chunk with the current analyzer unless `stamp` names it; all in one

@@ -114,3 +114,45 @@ fn an_index_written_with_another_schema_is_refused() {
     let err = TantivyLexicalIndex::open(dir.path()).unwrap_err();
     assert!(matches!(err, Error::IncompatibleFormat(_)), "{err:?}");
 }
+
+/// Every edit of a document deletes its old chunks: a segment a fifth deleted is merged away
+/// on its own, where tantivy's default policy waits for eight segments of its size.
+#[test]
+fn deleted_chunks_are_merged_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = open(&dir);
+    let texts: Vec<String> = (0..4)
+        .map(|i| format!("torque step {i} of the press"))
+        .collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    for n in 0..50 {
+        let doc = Doc::new("work", &format!("wi-{n}.md"), "v1");
+        index
+            .replace_document(&doc.kb, &doc.path, &doc.chunks(&texts))
+            .unwrap();
+    }
+    index.commit().unwrap();
+    // A third of the documents edited: their 60 old chunks deleted, 60 new ones added.
+    for n in 0..15 {
+        let doc = Doc::new("work", &format!("wi-{n}.md"), "v2");
+        index
+            .replace_document(&doc.kb, &doc.path, &doc.chunks(&texts))
+            .unwrap();
+    }
+    index.commit().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let sizes = index.segment_sizes().unwrap();
+        let deleted: u32 = sizes.iter().map(|(_, deleted)| deleted).sum();
+        let docs: u32 = sizes.iter().map(|(docs, _)| docs).sum();
+        if deleted == 0 {
+            assert_eq!(docs, 200, "{sizes:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deleted chunks still held: {sizes:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
