@@ -5,8 +5,8 @@
 //! (documents and chunks per knowledge base, tasks waiting for a core, the watcher, index sizes
 //! on disk) is read when scraped, so it cannot drift from what it describes.
 
+use lumbung_core::disk::{allocated_bytes, available_bytes};
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,6 +30,7 @@ pub struct Metrics {
     chunks: IntGaugeVec,
     state: IntGaugeVec,
     index_bytes: IntGaugeVec,
+    disk_bytes: IntGaugeVec,
 }
 
 /// Latency buckets in seconds: from a BM25 lookup to an overloaded Ask.
@@ -108,9 +109,18 @@ impl Metrics {
         let index_bytes = IntGaugeVec::new(
             Opts::new(
                 "index_bytes",
-                "bytes on disk per part of the data directory",
+                "bytes on disk per part of the data directory (allocated blocks, as du counts)",
             ),
             &["part"],
+        )
+        .expect("valid metric");
+        let disk_bytes = IntGaugeVec::new(
+            Opts::new(
+                "disk_bytes",
+                "free: what the data directory's file system has left; reserve: what ingest \
+                 keeps free (ingest.min_free_disk_mib), below which new and changed files wait",
+            ),
+            &["what"],
         )
         .expect("valid metric");
         for metric in [
@@ -124,6 +134,7 @@ impl Metrics {
             Box::new(chunks.clone()),
             Box::new(state.clone()),
             Box::new(index_bytes.clone()),
+            Box::new(disk_bytes.clone()),
         ] {
             registry.register(metric).expect("each metric once");
         }
@@ -139,6 +150,7 @@ impl Metrics {
             chunks,
             state,
             index_bytes,
+            disk_bytes,
         }
     }
 
@@ -227,8 +239,20 @@ impl Metrics {
         for part in ["lexical", "vectors", "catalog.redb", "gaps.redb"] {
             self.index_bytes
                 .with_label_values(&[part])
-                .set(size_on_disk(&app.config.data_dir.join(part)) as i64);
+                .set(allocated_bytes(&app.config.data_dir.join(part)) as i64);
         }
+        match available_bytes(&app.config.data_dir) {
+            Ok(free) => self
+                .disk_bytes
+                .with_label_values(&["free"])
+                .set(free as i64),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the data directory's free space")
+            }
+        }
+        self.disk_bytes
+            .with_label_values(&["reserve"])
+            .set((app.config.ingest.min_free_disk_mib << 20) as i64);
         let mut text = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut text)
@@ -241,27 +265,6 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
     }
-}
-
-#[allow(
-    clippy::disallowed_methods,
-    reason = "called by render, on a blocking thread"
-)]
-fn size_on_disk(path: &Path) -> u64 {
-    let Ok(metadata) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !metadata.is_dir() {
-        return metadata.len();
-    }
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|entry| size_on_disk(&entry.path()))
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` completes.

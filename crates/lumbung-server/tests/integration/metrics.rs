@@ -118,6 +118,19 @@ async fn metrics_count_requests_and_show_the_state() {
         .find_map(|l| l.strip_prefix("lumbung_index_bytes{part=\"lexical\"} "))
         .unwrap();
     assert!(lexical_bytes.parse::<u64>().unwrap() > 0);
+    let disk = |what: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("lumbung_disk_bytes{{what=\"{what}\"}} ")))
+            .unwrap_or_else(|| panic!("no {what} disk bytes in\n{text}"))
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert!(disk("free") > 0);
+    assert_eq!(
+        disk("reserve"),
+        1024 << 20,
+        "ingest.min_free_disk_mib's default"
+    );
 
     let _ = stop.send(());
     metrics.await.unwrap().unwrap();
