@@ -34,7 +34,10 @@ fn a_short_churn_loses_no_chunk_and_fails_no_search() {
         assert_eq!(round[11], "0", "searches failed:\n{stdout}");
     }
     let mib = |round: &[&str], column: usize| round[column].parse::<f64>().unwrap();
-    assert!(mib(&rounds[1], 2) <= 1.0, "the log was not emptied:\n{stdout}");
+    assert!(
+        mib(&rounds[1], 2) <= 1.0,
+        "the log was not emptied:\n{stdout}"
+    );
     assert!(
         mib(&rounds[1], 5) <= 1.5 * mib(&rounds[0], 5),
         "the data directory grew:\n{stdout}"
