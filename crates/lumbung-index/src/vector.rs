@@ -326,22 +326,43 @@ impl EdgeVectorStore {
         Ok(store)
     }
 
-    /// Starts a thread, at nice value `niceness`, that keeps the store small and fast,
-    /// looking every `interval`: it optimises once `optimize_after_changes` points, or
-    /// [`OPTIMIZE_AFTER_FRACTION`] of them, have changed since the last optimisation (unless
-    /// `optimize_after_changes` is 0), and empties the write-ahead log once it is large
-    /// ([`Self::empty_wal_if_large`]). It holds the store only while it works and ends once
-    /// the store is dropped (after the work in progress finishes). Writes and searches go on
-    /// while it optimises: the optimiser builds new segments beside the live ones and swaps
-    /// them in.
+    /// Starts the store's two maintenance threads, which look every `interval` and end once
+    /// the store is dropped (after the work in progress finishes):
+    /// - at nice value `niceness`, the optimiser, once `optimize_after_changes` points, or
+    ///   [`OPTIMIZE_AFTER_FRACTION`] of them, have changed since the last optimisation
+    ///   (never when `optimize_after_changes` is 0). Writes and searches go on meanwhile: it
+    ///   builds new segments beside the live ones and swaps them in.
+    /// - at the caller's priority, the emptying of a large write-ahead log
+    ///   ([`Self::empty_wal_if_large`]): searches wait for its reopen of the shard, so it must
+    ///   not queue behind ingest's threads at nice 19.
     pub fn maintain_in_background(
         self: &Arc<Self>,
         niceness: i32,
         interval: Duration,
     ) -> std::io::Result<()> {
+        self.every(interval, "vector-optimizer", niceness, |store| {
+            if store.optimize_due() {
+                store.optimize()?;
+            }
+            Ok(())
+        })?;
+        self.every(interval, "vector-wal", 0, |store| {
+            store.empty_wal_if_large().map(|_| ())
+        })
+    }
+
+    /// Runs `work` on a thread of its own every `interval` while the store lives.
+    fn every(
+        self: &Arc<Self>,
+        interval: Duration,
+        name: &str,
+        niceness: i32,
+        work: impl Fn(&EdgeVectorStore) -> Result<()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let store: Weak<EdgeVectorStore> = Arc::downgrade(self);
+        let thread = name.to_string();
         std::thread::Builder::new()
-            .name("vector-maintenance".to_string())
+            .name(thread.clone())
             .spawn(move || {
                 lumbung_core::lower_current_thread_priority(niceness);
                 loop {
@@ -349,13 +370,8 @@ impl EdgeVectorStore {
                     let Some(store) = store.upgrade() else {
                         return;
                     };
-                    if store.optimize_due()
-                        && let Err(err) = store.optimize()
-                    {
-                        tracing::warn!(error = %err, "background vector optimisation failed");
-                    }
-                    if let Err(err) = store.empty_wal_if_large() {
-                        tracing::warn!(error = %err, "emptying the vector store's log failed");
+                    if let Err(err) = work(&store) {
+                        tracing::warn!(error = %err, thread, "vector store maintenance failed");
                     }
                 }
             })?;
