@@ -42,6 +42,10 @@ fn the_scale_benchmark_builds_graphs_that_find_what_exact_search_finds() {
         .find(|l| l.starts_with("build:"))
         .unwrap_or_else(|| panic!("no build line:\n{stdout}"));
     assert!(!built.contains(" 0 of "), "no point is in a graph: {built}");
+    assert!(
+        stdout.contains("vector store WAL emptied"),
+        "the WAL's emptying is timed: {stdout}"
+    );
     assert!(stdout.contains("hybrid   all"), "{stdout}");
     assert!(stdout.contains("RSS after the searches"), "{stdout}");
 }
