@@ -26,7 +26,7 @@ use lumbung_search::eval::{Collection, read_corpus};
 use lumbung_server::App;
 use tonic::transport::Channel;
 
-use crate::bench::{ms, percentile, status_kib};
+use crate::bench::{mib, ms, percentile, status_kib};
 
 /// The collections the sample and the queries come from, one per language.
 const COLLECTIONS: [&str; 3] = ["scifact", "tydiqa_goldp_id", "cmrc2018_dev_zh"];
@@ -255,9 +255,9 @@ async fn build_index(config: &Config, options: &ScaleOptions) -> anyhow::Result<
         "vector store WAL emptied (flush, close, replace, reopen) in {:.0} ms: WAL {:.1} -> {:.1} \
          MiB beside {:.1} MiB of segments",
         seconds * 1e3,
-        crate::bench::mib(before.wal_bytes),
-        crate::bench::mib(after.wal_bytes),
-        crate::bench::mib(after.segment_bytes),
+        mib(before.wal_bytes),
+        mib(after.wal_bytes),
+        mib(after.segment_bytes),
     );
 
     Ok(())

@@ -477,6 +477,14 @@ impl EdgeVectorStore {
         Ok(ShardGuard(guard))
     }
 
+    /// Whether the shard is open (it is, except after a failed reopen).
+    fn is_open(&self) -> bool {
+        self.shard
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
     /// Makes the log and the segments durable; the caller holds `writes`.
     fn flush_shard(&self) -> Result<()> {
         // EdgeShard::flush panics on an I/O error (disk full), and when an optimisation holds
@@ -512,12 +520,7 @@ impl EdgeVectorStore {
     /// whether it did.
     pub fn empty_wal_if_large(&self) -> Result<bool> {
         let usage = self.disk_usage();
-        let closed = self
-            .shard
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none();
-        if !closed
+        if self.is_open()
             && (usage.wal_bytes <= WAL_EMPTY_MIN_BYTES
                 || (usage.wal_bytes as f64) <= WAL_EMPTY_FRACTION * usage.segment_bytes as f64)
         {
@@ -542,12 +545,7 @@ impl EdgeVectorStore {
     pub fn empty_wal(&self) -> Result<()> {
         let _optimizing = self.lock_optimizing();
         let _writes = self.lock_writes();
-        let open = self
-            .shard
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some();
-        if open {
+        if self.is_open() {
             self.flush_shard()?;
         }
         let mut slot = self.shard.write().unwrap_or_else(PoisonError::into_inner);

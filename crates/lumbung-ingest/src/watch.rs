@@ -313,6 +313,16 @@ impl Loop {
         }
     }
 
+    /// When to look again at deferred files: once they settle, or, while the disk is nearly
+    /// full (which defers every change), after [`DISK_RETRY`] instead of every settle period.
+    fn retry_deferred_at(&self) -> Instant {
+        if self.ingestor.disk_shortage().is_some() {
+            Instant::now() + DISK_RETRY
+        } else {
+            Instant::now()
+        }
+    }
+
     fn sync(&self, kb: &KbName, dirty: &mut HashMap<KbName, Dirty>) {
         let started = Instant::now();
         match self.ingestor.reconcile_kb(kb, &self.cancel, &log_progress) {
@@ -325,18 +335,6 @@ impl Loop {
             // A folder that appeared and vanished again before it was synced.
             Err(crate::Error::UnknownKb(_)) => {}
             Err(err) => tracing::error!(kb = %kb, error = %err, "sync failed"),
-        }
-    }
-}
-
-impl Loop {
-    /// When to look again at deferred files: once they settle, or, while the disk is nearly
-    /// full (which defers every change), after [`DISK_RETRY`] instead of every settle period.
-    fn retry_deferred_at(&self) -> Instant {
-        if self.ingestor.disk_shortage().is_some() {
-            Instant::now() + DISK_RETRY
-        } else {
-            Instant::now()
         }
     }
 }

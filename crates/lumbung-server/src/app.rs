@@ -89,8 +89,8 @@ fn open_stores(config: &Config, metrics: &Metrics) -> Result<OpenedStores> {
                     dimension,
                     &config.vector_index,
                 )?);
-                // Graphs are built beside the live segments at ingest's priority; searches and
-                // writes go on meanwhile.
+                // Graphs are built beside the live segments at ingest's priority, searches and
+                // writes going on meanwhile; the WAL is emptied once large.
                 edge.maintain_in_background(config.ingest.niceness, VECTOR_MAINTENANCE_INTERVAL)?;
                 models.push(QueryModel {
                     name,
