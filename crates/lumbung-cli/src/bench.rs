@@ -32,6 +32,17 @@ pub(crate) const QUERIES: [&str; 10] = [
     "printer driver installation on Windows",
 ];
 
+/// The `n`th of the benchmark clients' searches: [`QUERIES`] in turn, hybrid, top 10, over
+/// every knowledge base.
+pub(crate) fn hybrid_search(n: usize) -> v1::SearchRequest {
+    v1::SearchRequest {
+        query: QUERIES[n % QUERIES.len()].to_string(),
+        knowledge_bases: Vec::new(),
+        top_k: 10,
+        retriever: v1::Retriever::Hybrid.into(),
+    }
+}
+
 /// What to measure besides ingest and search latency.
 pub struct BenchOptions {
     /// Times each query is sent per retriever.
@@ -670,14 +681,7 @@ async fn load(addr: std::net::SocketAddr, peak: usize, phase: Duration) -> anyho
                 let mut i = c;
                 while Instant::now() < deadline {
                     let sent = Instant::now();
-                    let outcome = client
-                        .search(v1::SearchRequest {
-                            query: QUERIES[i % QUERIES.len()].to_string(),
-                            knowledge_bases: Vec::new(),
-                            top_k: 10,
-                            retriever: v1::Retriever::Hybrid.into(),
-                        })
-                        .await;
+                    let outcome = client.search(hybrid_search(i)).await;
                     match outcome {
                         Ok(_) => admitted.push(sent.elapsed()),
                         Err(status) => {

@@ -16,12 +16,11 @@ use std::time::{Duration, Instant};
 
 use lumbung_core::Config;
 use lumbung_core::disk::allocated_bytes as allocated;
-use lumbung_proto::v1;
 use lumbung_proto::v1::knowledge_service_client::KnowledgeServiceClient;
 use lumbung_server::App;
 use tonic::transport::Channel;
 
-use crate::bench::{self, QUERIES, mib};
+use crate::bench::{self, mib};
 
 /// How long one round's changes may take to be indexed before the benchmark gives up.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(600);
@@ -403,14 +402,7 @@ async fn search_until_stopped(
 ) {
     let mut n = 0;
     while searching.load(Ordering::SeqCst) {
-        let searched = client
-            .search(v1::SearchRequest {
-                query: QUERIES[n % QUERIES.len()].to_string(),
-                knowledge_bases: Vec::new(),
-                top_k: 10,
-                retriever: v1::Retriever::Hybrid.into(),
-            })
-            .await;
+        let searched = client.search(bench::hybrid_search(n)).await;
         n += 1;
         searches.fetch_add(1, Ordering::SeqCst);
         if searched.is_err() {

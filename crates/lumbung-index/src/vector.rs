@@ -519,12 +519,16 @@ impl EdgeVectorStore {
     /// [`WAL_EMPTY_MIN_BYTES`] and [`WAL_EMPTY_FRACTION`] of the segments' bytes. Returns
     /// whether it did.
     pub fn empty_wal_if_large(&self) -> Result<bool> {
-        let usage = self.disk_usage();
-        if self.is_open()
-            && (usage.wal_bytes <= WAL_EMPTY_MIN_BYTES
-                || (usage.wal_bytes as f64) <= WAL_EMPTY_FRACTION * usage.segment_bytes as f64)
-        {
-            return Ok(false);
+        if self.is_open() {
+            // The segments, many files in a large store, are walked only past the minimum:
+            // this runs every few seconds.
+            let wal_bytes = allocated_bytes(&self.dir.join(edge_wal::WAL_DIR));
+            if wal_bytes <= WAL_EMPTY_MIN_BYTES
+                || (wal_bytes as f64)
+                    <= WAL_EMPTY_FRACTION * allocated_bytes(&self.dir.join(SEGMENTS_DIR)) as f64
+            {
+                return Ok(false);
+            }
         }
         // Opening the shard again writes a few pages (a new log segment); on a full disk it
         // would fail and leave the store closed until space is freed.
