@@ -260,7 +260,7 @@ pub async fn gaps(args: GapsArgs) -> anyhow::Result<()> {
 }
 
 /// `--since`: a span back from now (`30m`, `12h`, `7d`) or an RFC 3339 time.
-fn parse_since(since: &str) -> anyhow::Result<prost_types::Timestamp> {
+fn parse_since(since: &str) -> anyhow::Result<lumbung_proto::Timestamp> {
     let time = match humantime::parse_duration(since) {
         Ok(span) => std::time::SystemTime::now() - span,
         Err(_) => humantime::parse_rfc3339_weak(since).map_err(|err| {
@@ -269,7 +269,11 @@ fn parse_since(since: &str) -> anyhow::Result<prost_types::Timestamp> {
             )
         })?,
     };
-    Ok(prost_types::Timestamp::from(time))
+    let millis = match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => after.as_millis() as i64,
+        Err(before) => -(before.duration().as_millis() as i64),
+    };
+    Ok(lumbung_proto::timestamp_from_unix_millis(millis))
 }
 
 pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
@@ -348,7 +352,7 @@ fn cite(citation: Option<&v1::Citation>) -> String {
     out
 }
 
-pub(crate) fn format_timestamp(t: prost_types::Timestamp) -> String {
+pub(crate) fn format_timestamp(t: lumbung_proto::Timestamp) -> String {
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.seconds.max(0) as u64);
     humantime::format_rfc3339_seconds(at).to_string()
 }

@@ -17,14 +17,14 @@ impl From<&Citation> for v1::Citation {
 }
 
 /// Milliseconds since the Unix epoch as a protobuf timestamp.
-pub fn timestamp_from_unix_millis(millis: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
+pub fn timestamp_from_unix_millis(millis: i64) -> crate::Timestamp {
+    crate::Timestamp {
         seconds: millis.div_euclid(1000),
         nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
     }
 }
 
-pub fn unix_millis_from_timestamp(timestamp: &prost_types::Timestamp) -> i64 {
+pub fn unix_millis_from_timestamp(timestamp: &crate::Timestamp) -> i64 {
     timestamp.seconds * 1000 + i64::from(timestamp.nanos) / 1_000_000
 }
 

@@ -9,7 +9,11 @@ mod convert;
 pub mod v1 {
     #![allow(clippy::all, clippy::pedantic, missing_docs)]
     tonic::include_proto!("lumbung.v1");
+    include!(concat!(env!("OUT_DIR"), "/lumbung.v1.serde.rs"));
 }
+
+/// The protobuf timestamp the API's messages carry (with the JSON mapping's RFC 3339 form).
+pub use pbjson_types::Timestamp;
 
 /// The encoded `FileDescriptorSet` of the API, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
