@@ -22,22 +22,33 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         lumbung_core::NodeRole::All | lumbung_core::NodeRole::Ingest => Some(app.watch()?),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let metrics = match app.config.server.metrics_listen {
-        Some(addr) => {
-            let metrics_listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} for metrics"))?;
-            let mut stopped = stopped.clone();
-            Some(tokio::spawn(lumbung_server::serve_metrics(
-                Arc::clone(&app),
-                metrics_listener,
-                async move {
-                    let _ = stopped.changed().await;
-                },
-            )))
+    let until_stopped = || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.changed().await;
         }
-        None => None,
     };
+    let mut side_ports = Vec::new();
+    if let Some(addr) = app.config.server.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+        side_ports.push(tokio::spawn(lumbung_server::serve_metrics(
+            Arc::clone(&app),
+            listener,
+            until_stopped(),
+        )));
+    }
+    if let Some(addr) = app.config.server.http_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for HTTP"))?;
+        side_ports.push(tokio::spawn(lumbung_server::serve_http(
+            Arc::clone(&app),
+            listener,
+            until_stopped(),
+        )));
+    }
     let shutdown = async move {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
@@ -45,8 +56,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     lumbung_server::serve(app, listener, shutdown).await?;
     drop(stopped);
-    if let Some(metrics) = metrics {
-        metrics.await??;
+    for port in side_ports {
+        port.await??;
     }
     // Stops the run in progress after its current documents; the rest is redone next start.
     tokio::task::spawn_blocking(move || drop(watcher)).await?;

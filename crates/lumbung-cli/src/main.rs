@@ -205,6 +205,10 @@ struct ServeArgs {
     /// Address to listen on; overrides `server.listen`.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Address of the HTTP port (JSON API, Dify, MCP, console); overrides
+    /// `server.http_listen`.
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
     /// What this process does; overrides `server.role`. `query` and `ingest` need
     /// `vector_store.kind = "qdrant"`.
     #[arg(long, value_enum)]
@@ -566,6 +570,9 @@ fn main() -> anyhow::Result<()> {
             let mut config = args.config.load()?;
             if let Some(listen) = args.listen {
                 config.server.listen = listen;
+            }
+            if let Some(http_listen) = args.http_listen {
+                config.server.http_listen = Some(http_listen);
             }
             if let Some(role) = args.role {
                 config.server.role = match role {

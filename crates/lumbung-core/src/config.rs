@@ -66,6 +66,14 @@ pub struct ServerConfig {
     /// Where Prometheus scrapes `GET /metrics` (plain HTTP); off when unset. Its labels name
     /// the knowledge bases, so without a token file it too must stay on loopback.
     pub metrics_listen: Option<SocketAddr>,
+    /// The HTTP port beside gRPC (plain HTTP; put a TLS proxy in front of it off the machine):
+    /// the JSON API and its OpenAPI document, Dify's External Knowledge API, MCP over
+    /// streamable HTTP and the content owners' console, with the same tokens. Off when unset.
+    pub http_listen: Option<SocketAddr>,
+    /// Host names (or `host:port`) the HTTP port answers MCP requests for, besides loopback:
+    /// MCP clients in browsers are kept from DNS-rebinding attacks by refusing other `Host`
+    /// headers. Name the host assistants reach the service by.
+    pub http_hosts: Vec<String>,
     /// Search, Ask and ExplainAnswer requests computing at once; 0 is one per core. More
     /// only share the same cores and lengthen every request.
     pub max_concurrent_requests: usize,
@@ -450,6 +458,8 @@ impl Default for ServerConfig {
             tls_key_file: None,
             tls_client_ca_file: None,
             metrics_listen: None,
+            http_listen: None,
+            http_hosts: Vec::new(),
             max_concurrent_requests: 0,
             max_waiting_requests: 1,
             token_max_concurrent: 4,
@@ -689,6 +699,18 @@ impl Config {
             return Err(Error::invalid(
                 "server.metrics_listen",
                 format!("{metrics} is not a loopback address, and there is no server.tokens_file"),
+            ));
+        }
+        if let Some(http) = self.server.http_listen
+            && self.server.tokens_file.is_none()
+            && !http.ip().is_loopback()
+        {
+            return Err(Error::invalid(
+                "server.http_listen",
+                format!(
+                    "{http} is not a loopback address: without server.tokens_file anyone who \
+                     reaches the port could read every knowledge base"
+                ),
             ));
         }
         if self.server.tokens_file.is_none() && !self.server.listen.ip().is_loopback() {
@@ -1084,6 +1106,17 @@ mod tests {
             ),
         ];
         assert!(Config::load_with_env(None, with_tokens).is_ok());
+        let open_http = [(
+            "LUMBUNG__SERVER__HTTP_LISTEN".to_string(),
+            "0.0.0.0:8080".to_string(),
+        )];
+        let err = Config::load_with_env(None, open_http)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.http_listen") && err.contains("tokens_file"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub const SAMPLE_KBS: [&str; 3] = ["it-helpdesk", "safety-zh", "production-data"
 /// the suite fast. It runs on its own runtime so that it outlives each test's runtime.
 pub struct SharedServer {
     pub addr: SocketAddr,
+    /// The HTTP port, without a token file (loopback's local administrator).
+    pub http: SocketAddr,
     pub ingest_root: PathBuf,
     _dir: tempfile::TempDir,
     _runtime: tokio::runtime::Runtime,
@@ -48,13 +50,17 @@ pub fn test_config(dir: &Path) -> Config {
 /// A server of the caller's own, on the caller's runtime.
 pub struct TestServer {
     pub app: Arc<App>,
+    /// gRPC.
     pub addr: SocketAddr,
-    shutdown: tokio::sync::oneshot::Sender<()>,
+    /// The HTTP port (JSON API, Dify, MCP, console).
+    pub http: SocketAddr,
+    shutdown: tokio_util::sync::CancellationToken,
     task: tokio::task::JoinHandle<lumbung_server::Result<()>>,
+    http_task: tokio::task::JoinHandle<lumbung_server::Result<()>>,
 }
 
 impl TestServer {
-    /// Opens an engine on `config` and serves it on 127.0.0.1:0.
+    /// Opens an engine on `config` and serves gRPC and HTTP on ports of 127.0.0.1:0.
     pub async fn start(config: Config) -> TestServer {
         let app = Arc::new(
             tokio::task::spawn_blocking(move || App::open(config))
@@ -62,28 +68,36 @@ impl TestServer {
                 .unwrap()
                 .unwrap(),
         );
+        let shutdown = tokio_util::sync::CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(lumbung_server::serve(
             Arc::clone(&app),
             listener,
-            async move {
-                let _ = stopped.await;
-            },
+            shutdown.clone().cancelled_owned(),
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = listener.local_addr().unwrap();
+        let http_task = tokio::spawn(lumbung_server::serve_http(
+            Arc::clone(&app),
+            listener,
+            shutdown.clone().cancelled_owned(),
         ));
         TestServer {
             app,
             addr,
+            http,
             shutdown,
             task,
+            http_task,
         }
     }
 
     /// Stops serving and closes the engine, so that its folders can be removed.
     pub async fn stop(self) {
-        let _ = self.shutdown.send(());
+        self.shutdown.cancel();
         self.task.await.unwrap().unwrap();
+        self.http_task.await.unwrap().unwrap();
         let app = self.app;
         tokio::task::spawn_blocking(move || drop(app))
             .await
@@ -158,7 +172,7 @@ fn start_shared_server() -> SharedServer {
             .enable_all()
             .build()
             .unwrap();
-        let addr = runtime.block_on(async move {
+        let (addr, http) = runtime.block_on(async move {
             let app = Arc::new(
                 tokio::task::spawn_blocking(move || App::open(config))
                     .await
@@ -173,11 +187,19 @@ fn start_shared_server() -> SharedServer {
             );
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
+            let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let http = http_listener.local_addr().unwrap();
+            tokio::spawn(lumbung_server::serve_http(
+                Arc::clone(&app),
+                http_listener,
+                std::future::pending(),
+            ));
             tokio::spawn(lumbung_server::serve(app, listener, std::future::pending()));
-            addr
+            (addr, http)
         });
         SharedServer {
             addr,
+            http,
             ingest_root,
             _dir: dir,
             _runtime: runtime,

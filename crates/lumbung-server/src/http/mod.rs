@@ -1,0 +1,184 @@
+//! The HTTP face of lumbung, on `server.http_listen`: the JSON API (the gRPC methods' messages
+//! in the protobuf JSON mapping) with its OpenAPI document, Dify's External Knowledge API, MCP
+//! over streamable HTTP, and the content owners' console.
+//!
+//! Every handler calls the same service methods gRPC does (`KnowledgeApi`, `AdminApi`) with the
+//! request's headers as the call's metadata, so that tokens, scopes, limits, admission, request
+//! ids and metrics are one implementation whichever face a request comes in by.
+
+mod api;
+mod console;
+mod dify;
+pub(crate) mod mcp;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use lumbung_core::NodeRole;
+use serde::Serialize;
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+use crate::admin::AdminApi;
+use crate::error::{code_name, http_status, retry_pushback};
+use crate::knowledge::KnowledgeApi;
+use crate::request::REQUEST_ID;
+use crate::{App, Error, Result};
+
+/// The services every HTTP handler calls.
+#[derive(Clone)]
+pub(crate) struct Services {
+    pub app: Arc<App>,
+    pub knowledge: Arc<KnowledgeApi>,
+    pub admin: Arc<AdminApi>,
+}
+
+impl Services {
+    pub fn new(app: Arc<App>) -> Services {
+        Services {
+            knowledge: Arc::new(KnowledgeApi::new(Arc::clone(&app))),
+            admin: Arc::new(AdminApi::new(Arc::clone(&app))),
+            app,
+        }
+    }
+}
+
+/// Serves the HTTP port on `listener` until `shutdown` completes. What it mounts follows the
+/// node's role as gRPC does: a query node answers assistants, an ingest node serves status and
+/// gaps, and the console (which needs both) runs on a single node.
+pub async fn serve_http(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let role = app.config.server.role;
+    let max_request_bytes = app.config.server.max_request_bytes;
+    let services = Services::new(Arc::clone(&app));
+    let mcp_stop = tokio_util::sync::CancellationToken::new();
+    let mut router = Router::new().merge(api::routes(role, services.clone()));
+    if role != NodeRole::Ingest {
+        router = router
+            .merge(dify::routes(services.clone()))
+            .merge(mcp::routes(services.clone(), mcp_stop.clone()));
+    }
+    if role == NodeRole::All {
+        router = router.merge(console::routes(services));
+    }
+    let router = router.layer(DefaultBodyLimit::max(max_request_bytes));
+    tracing::info!(addr = %listener.local_addr()?, "serving HTTP");
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Open MCP streams would otherwise hold the graceful shutdown forever.
+            mcp_stop.cancel();
+        })
+        .await;
+    served.map_err(Error::Io)
+}
+
+/// The call's metadata: the HTTP request's headers, `authorization` and `x-request-id`
+/// among them.
+pub(crate) fn metadata(headers: &HeaderMap) -> MetadataMap {
+    MetadataMap::from_headers(headers.clone())
+}
+
+/// A gRPC call's message in the JSON mapping, or its status as a JSON error.
+pub(crate) fn json_reply<T: Serialize>(
+    reply: std::result::Result<tonic::Response<T>, Status>,
+) -> Response {
+    match reply {
+        Ok(response) => {
+            let id = response.metadata().get(REQUEST_ID).cloned();
+            let mut http = json_response(StatusCode::OK, response.get_ref());
+            if let Some(id) = id.and_then(|id| HeaderValue::from_bytes(id.as_bytes()).ok()) {
+                http.headers_mut().insert(REQUEST_ID, id);
+            }
+            http
+        }
+        Err(status) => error_reply(&status),
+    }
+}
+
+/// The JSON error body of the API: `{"code": "INVALID_ARGUMENT", "message": …, "requestId": …}`,
+/// under the HTTP status `error::http_status` maps the code to, with `Retry-After` when the
+/// caller should come back and `WWW-Authenticate` when it should bring a token.
+pub(crate) fn error_reply(status: &Status) -> Response {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ErrorBody<'a> {
+        code: &'static str,
+        message: &'a str,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        request_id: &'a str,
+    }
+    let request_id = status
+        .metadata()
+        .get(REQUEST_ID)
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or_default();
+    let http = StatusCode::from_u16(http_status(status.code()))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = json_response(
+        http,
+        &ErrorBody {
+            code: code_name(status.code()),
+            message: status.message(),
+            request_id,
+        },
+    );
+    let headers = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(request_id)
+        && !request_id.is_empty()
+    {
+        headers.insert(REQUEST_ID, id);
+    }
+    if let Some(wait) = retry_pushback(status) {
+        // Retry-After counts whole seconds; round up so that a client never comes back early.
+        let seconds = wait.as_millis().div_ceil(1000).max(1);
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds as u64));
+    }
+    if status.code() == tonic::Code::Unauthenticated {
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"lumbung\""),
+        );
+    }
+    response
+}
+
+pub(crate) fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "response not serialisable");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Reads a JSON body into `T`, naming the field that does not fit (`retrievalSetting.topK`).
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let field = if path == "." || path.is_empty() {
+            "body"
+        } else {
+            path.as_str()
+        };
+        Error::invalid(field, err.inner().to_string())
+    })?;
+    deserializer
+        .end()
+        .map_err(|err| Error::invalid("body", err.to_string()))?;
+    Ok(value)
+}
