@@ -9,6 +9,7 @@ mod eval;
 mod kb;
 mod lexical_eval;
 mod local;
+mod mcp;
 mod scale;
 
 use std::net::SocketAddr;
@@ -48,6 +49,10 @@ enum Command {
     Ask(AskArgs),
     /// Ingest status per knowledge base, from a running service.
     Status(StatusArgs),
+    /// A Model Context Protocol server on stdin/stdout for an assistant on this machine
+    /// (tools search_knowledge and ask_knowledge, knowledge bases as resources), calling a
+    /// running service over gRPC with the given token. Logs go to stderr.
+    Mcp(McpArgs),
     /// Rebuild one knowledge base on a running service: a new generation is built beside the
     /// active one, checked, and swapped in, while searches go on against the active one.
     /// Returns at once unless --wait; --cancel stops a rebuild and discards it.
@@ -356,6 +361,12 @@ struct ClientArgs {
 }
 
 #[derive(Args)]
+struct McpArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
 struct SearchArgs {
     query: String,
     /// Knowledge bases to search (repeatable); all when omitted.
@@ -659,6 +670,10 @@ fn main() -> anyhow::Result<()> {
         Command::Search(args) => runtime.block_on(client::search(args)),
         Command::Ask(args) => runtime.block_on(client::ask(args)),
         Command::Status(args) => runtime.block_on(client::status(args)),
+        Command::Mcp(args) => {
+            init_tracing();
+            runtime.block_on(mcp::serve_stdio(args))
+        }
         Command::Reindex(args) => runtime.block_on(kb::reindex(args)),
         Command::Kb(command) => runtime.block_on(kb::kb(command)),
         Command::Gaps(args) => runtime.block_on(client::gaps(args)),

@@ -34,6 +34,7 @@ pub use data_dir::embedded_vectors;
 const HEALTH_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 pub use auth::{Caller, Role, new_token};
 pub use error::{Error, Result};
+pub use http::mcp::{Knowledge, McpServer};
 pub use http::serve_http;
 pub use metrics::serve_metrics;
 pub use request::REQUEST_ID;

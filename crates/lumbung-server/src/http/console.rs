@@ -303,7 +303,11 @@ async fn knowledge_base(
         ))
         .await
     {
-        Ok(response) => response.into_inner().knowledge_bases.pop().unwrap_or_default(),
+        Ok(response) => response
+            .into_inner()
+            .knowledge_bases
+            .pop()
+            .unwrap_or_default(),
         Err(status) => return failure_page(&status),
     };
     let gaps = match services
@@ -326,7 +330,12 @@ async fn knowledge_base(
         .await;
     let about = listed
         .ok()
-        .and_then(|r| r.into_inner().knowledge_bases.into_iter().find(|k| k.name == kb))
+        .and_then(|r| {
+            r.into_inner()
+                .knowledge_bases
+                .into_iter()
+                .find(|k| k.name == kb)
+        })
         .unwrap_or_default();
     let question = parameters.question.trim();
     let answer = if question.is_empty() {
@@ -357,7 +366,11 @@ async fn knowledge_base(
         "<section><h2>{title}</h2><p>{description}</p><p class=\"muted\">{indexed} documents \
          indexed, {failed} failed, {skipped} skipped · {chunks} passages · questions it cannot \
          answer go to: {contact}</p>{settings_error}{paused}</section>",
-        title = escape(if about.title.is_empty() { &kb } else { &about.title }),
+        title = escape(if about.title.is_empty() {
+            &kb
+        } else {
+            &about.title
+        }),
         description = escape(&about.description),
         indexed = status.documents_indexed,
         failed = status.documents_failed,
@@ -494,9 +507,7 @@ fn failure_in_plain_words(kind: v1::FailureKind) -> &'static str {
         v1::FailureKind::Unreadable => {
             "The file could not be read from the folder: check its permissions."
         }
-        v1::FailureKind::Embedding => {
-            "The service failed on this file: tell your administrator."
-        }
+        v1::FailureKind::Embedding => "The service failed on this file: tell your administrator.",
         v1::FailureKind::Unspecified => "The file could not be indexed.",
     }
 }
@@ -642,7 +653,11 @@ async fn document(
         let section = chunk.citation.heading_path.join(" › ");
         let holds_citation = cited.is_some_and(|(from, _)| range.contains(&from));
         let text = match cited.filter(|_| holds_citation) {
-            Some((from, to)) => mark(&chunk.text, from - range.start, to.saturating_sub(range.start)),
+            Some((from, to)) => mark(
+                &chunk.text,
+                from - range.start,
+                to.saturating_sub(range.start),
+            ),
             None => escape(&chunk.text),
         };
         let _ = write!(
@@ -680,7 +695,10 @@ mod tests {
 
     #[test]
     fn text_is_escaped_and_marked_by_characters() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(mark("数据<备份>", 2, 6), "数据<mark>&lt;备份&gt;</mark>");
         assert_eq!(mark("abc", 5, 9), "abc<mark></mark>");
         assert_eq!(encode("a b/ç.md"), "a%20b/%C3%A7.md");

@@ -105,8 +105,8 @@ fn failure(http: StatusCode, error_code: u32, error_msg: impl Into<String>) -> R
 }
 
 fn failure_of(status: &Status) -> Response {
-    let http =
-        StatusCode::from_u16(http_status(status.code())).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let http = StatusCode::from_u16(http_status(status.code()))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let code = match status.code() {
         Code::Unauthenticated => AUTHORIZATION_FAILED,
         Code::NotFound => KNOWLEDGE_NOT_FOUND,
@@ -281,7 +281,10 @@ impl Condition {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_string))
+                .map(|item| {
+                    item.as_str()
+                        .map_or_else(|| item.to_string(), str::to_string)
+                })
                 .collect::<Vec<_>>()
                 .join(" > "),
             Some(other) => other.to_string(),
@@ -295,7 +298,10 @@ impl Condition {
         let wanted_list: Vec<String> = match &self.value {
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_string))
+                .map(|item| {
+                    item.as_str()
+                        .map_or_else(|| item.to_string(), str::to_string)
+                })
                 .collect(),
             Some(Value::String(s)) => vec![s.clone()],
             Some(Value::Number(n)) => vec![n.to_string()],

@@ -206,7 +206,10 @@ struct AskArguments {
 /// Only an unauthenticated caller fails the request itself.
 fn tool_failure(status: Status) -> Result<CallToolResponse, ErrorData> {
     if status.code() == Code::Unauthenticated {
-        return Err(ErrorData::invalid_request(status.message().to_string(), None));
+        return Err(ErrorData::invalid_request(
+            status.message().to_string(),
+            None,
+        ));
     }
     let text = format!(
         "{}: {}",
@@ -216,9 +219,7 @@ fn tool_failure(status: Status) -> Result<CallToolResponse, ErrorData> {
     Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into())
 }
 
-fn arguments<T: serde::de::DeserializeOwned>(
-    request: &CallToolRequestParams,
-) -> Result<T, Status> {
+fn arguments<T: serde::de::DeserializeOwned>(request: &CallToolRequestParams) -> Result<T, Status> {
     let arguments = Value::Object(request.arguments.clone().unwrap_or_default());
     serde_path_to_error::deserialize(arguments).map_err(|err| {
         let field = err.path().to_string();
@@ -369,7 +370,10 @@ impl<K: Knowledge> ServerHandler for McpServer<K> {
     ) -> Result<ListResourcesResult, ErrorData> {
         let listed = self
             .knowledge
-            .list(call_metadata(&context), v1::ListKnowledgeBasesRequest::default())
+            .list(
+                call_metadata(&context),
+                v1::ListKnowledgeBasesRequest::default(),
+            )
             .await
             .map_err(|status| ErrorData::internal_error(status.message().to_string(), None))?;
         let resources = listed
@@ -397,7 +401,10 @@ impl<K: Knowledge> ServerHandler for McpServer<K> {
     ) -> Result<ReadResourceResponse, ErrorData> {
         let not_found = || {
             ErrorData::resource_not_found(
-                format!("no knowledge base {:?} readable with this token", request.uri),
+                format!(
+                    "no knowledge base {:?} readable with this token",
+                    request.uri
+                ),
                 None,
             )
         };
@@ -407,7 +414,10 @@ impl<K: Knowledge> ServerHandler for McpServer<K> {
             .ok_or_else(not_found)?;
         let listed = self
             .knowledge
-            .list(call_metadata(&context), v1::ListKnowledgeBasesRequest::default())
+            .list(
+                call_metadata(&context),
+                v1::ListKnowledgeBasesRequest::default(),
+            )
             .await
             .map_err(|status| ErrorData::internal_error(status.message().to_string(), None))?;
         let kb = listed
@@ -417,8 +427,8 @@ impl<K: Knowledge> ServerHandler for McpServer<K> {
             .ok_or_else(not_found)?;
         let text = serde_json::to_string_pretty(&kb)
             .map_err(|err| ErrorData::internal_error(err.to_string(), None))?;
-        let contents = ResourceContents::text(text, request.uri.clone())
-            .with_mime_type("application/json");
+        let contents =
+            ResourceContents::text(text, request.uri.clone()).with_mime_type("application/json");
         Ok(ReadResourceResult::new(vec![contents]).into())
     }
 }

@@ -152,12 +152,7 @@ pub(crate) fn error_reply(status: &Status) -> Response {
 
 pub(crate) fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
     match serde_json::to_vec(body) {
-        Ok(bytes) => (
-            status,
-            [(header::CONTENT_TYPE, "application/json")],
-            bytes,
-        )
-            .into_response(),
+        Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Err(err) => {
             tracing::error!(error = %err, "response not serialisable");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
@@ -170,7 +165,8 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
-        let field = if path == "." || path.is_empty() {
+        // A body that is not JSON at all has no field to name.
+        let field = if err.inner().is_syntax() || err.inner().is_eof() || path == "." {
             "body"
         } else {
             path.as_str()

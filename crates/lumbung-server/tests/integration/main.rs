@@ -10,6 +10,7 @@ mod bad_input;
 mod generations;
 mod harness;
 mod hostile;
+mod http;
 mod knowledge;
 mod metrics;
 mod overload;
