@@ -67,10 +67,16 @@ impl Service {
 
     /// With more `LUMBUNG__*` settings.
     pub fn start_with(dir: &Path, port: u16, env: &[(&str, &Path)]) -> Service {
+        Service::start_with_args(dir, port, env, &[])
+    }
+
+    /// With more `LUMBUNG__*` settings and more arguments of `serve`.
+    pub fn start_with_args(dir: &Path, port: u16, env: &[(&str, &Path)], args: &[&str]) -> Service {
         let child = lumbung(dir, "serve")
             .envs(env.iter().copied())
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
+            .args(args)
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
@@ -142,4 +148,70 @@ pub fn documents_in(kb_dir: &Path) -> usize {
         .unwrap()
         .filter(|entry| entry.as_ref().unwrap().file_name() != "kb.toml")
         .count()
+}
+
+/// A service with a token file and the HTTP port: gRPC on `grpc`, HTTP on `http`.
+pub struct HttpService {
+    _service: Service,
+    pub grpc: u16,
+    pub http: u16,
+}
+
+impl HttpService {
+    /// Serves `dir`'s folders with `tokens_file`, gRPC and HTTP each on a free port.
+    pub fn start(dir: &Path, tokens_file: &Path) -> HttpService {
+        let (grpc, http) = (free_port(), free_port());
+        let service = Service::start_with_args(
+            dir,
+            grpc,
+            &[("LUMBUNG__SERVER__TOKENS_FILE", tokens_file)],
+            &["--http-listen", &format!("127.0.0.1:{http}")],
+        );
+        HttpService {
+            _service: service,
+            grpc,
+            http,
+        }
+    }
+
+    /// Waits until `documents` files of `kb` are indexed or failed and nothing is queued, as
+    /// the HTTP status (with `token`) reports it.
+    pub async fn wait_for_documents(&self, token: &str, kb: &str, documents: usize) {
+        let client = reqwest::Client::new();
+        let url = format!(
+            "http://127.0.0.1:{}/v1/knowledge-bases/{kb}/status",
+            self.http
+        );
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let status: Option<serde_json::Value> =
+                match client.get(&url).bearer_auth(token).send().await {
+                    Ok(response) if response.status().is_success() => response.json().await.ok(),
+                    _ => None,
+                };
+            let done = status.as_ref().is_some_and(|status| {
+                let kb = &status["knowledgeBases"][0];
+                let count = |field: &str| kb[field].as_u64().unwrap_or(0) as usize;
+                count("documentsIndexed") + count("documentsFailed") + count("documentsSkipped")
+                    == documents
+                    && count("documentsQueued") == 0
+                    && count("documentsIndexing") == 0
+            });
+            if done {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{kb}: not synced within 10 minutes: {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Where tests keep what a person looks at afterwards (CI keeps `target/` as its artifact).
+pub fn artifacts(what: &str) -> PathBuf {
+    let dir = repo_root().join("target").join(what);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -2,6 +2,7 @@
 
 mod backup;
 mod churn;
+mod console;
 mod crash;
 mod deploy_files;
 mod disk_full;
@@ -9,3 +10,4 @@ mod eval;
 mod hand_off;
 mod harness;
 mod scale;
+mod webdriver;
