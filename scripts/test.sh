@@ -4,6 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-runtime.sh
+# The console's browser test drives Debian's Chromium through ChromeDriver.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  as_root=""
+  [ "$(id -u)" -eq 0 ] || as_root="sudo"
+  $as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver
+fi
+# The MCP test's client, the MCP Inspector, at the version package-lock.json pins.
+npm ci --prefix crates/lumbung-cli/tests/mcp-inspector --no-audit --no-fund --loglevel=error
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 python3 eval/samples/check.py   # the labelled questions still match ingest/

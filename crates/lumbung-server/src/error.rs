@@ -48,6 +48,9 @@ pub enum Error {
     /// What the cluster's directory holds cannot be read or written.
     #[error("cluster directory: {0}")]
     ClusterDirectory(String),
+    /// A request over `server.max_request_bytes` (tonic refuses gRPC's with the same code).
+    #[error("request too large: {0}")]
+    TooLarge(String),
     /// The call needs a part this node does not run (a query node has no catalog).
     #[error("{0}")]
     WrongRole(String),
@@ -78,6 +81,7 @@ impl Error {
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::ResourceExhausted { .. } => Code::ResourceExhausted,
+            Error::TooLarge(_) => Code::OutOfRange,
             Error::WrongRole(_) => Code::FailedPrecondition,
             Error::Search(lumbung_search::Error::Index(index))
             | Error::Ingest(lumbung_ingest::Error::Index(index))

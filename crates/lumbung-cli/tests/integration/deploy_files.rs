@@ -125,6 +125,9 @@ fn the_compose_cluster_has_three_qdrant_nodes_one_ingest_node_and_balanced_query
         "lumbung-query-1:50051",
         "lumbung-query-2:50051",
         "grpc_pass",
+        "lumbung-query-1:8080",
+        "lumbung-query-2:8080",
+        "proxy_set_header Host $host",
     ] {
         assert!(nginx.contains(upstream), "nginx.conf: {upstream}");
     }
@@ -190,6 +193,15 @@ fn the_kubernetes_manifests_load_their_configuration_for_each_role() {
             "{name}"
         );
         assert_eq!(container["readinessProbe"]["grpc"]["port"], 50051, "{name}");
+        let http = config.server.http_listen.expect("the HTTP port").port();
+        assert!(
+            container["ports"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .any(|port| port["containerPort"] == http && port["name"] == "http"),
+            "{name}: the container exposes the HTTP port {http}"
+        );
         roles.push(config.server.role);
     }
     roles.sort_by_key(|role| format!("{role:?}"));

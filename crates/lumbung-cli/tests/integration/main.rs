@@ -9,5 +9,6 @@ mod disk_full;
 mod eval;
 mod hand_off;
 mod harness;
+mod mcp;
 mod scale;
 mod webdriver;

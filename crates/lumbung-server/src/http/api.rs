@@ -3,7 +3,6 @@
 //! 64-bit integers as strings, timestamps in RFC 3339), and the OpenAPI document describing it.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +14,7 @@ use lumbung_proto::v1::knowledge_service_server::KnowledgeService;
 use serde::Deserialize;
 use tonic::Status;
 
-use super::{Services, error_reply, json_reply, metadata, parse_json};
+use super::{Body, Services, error_reply, json_reply, metadata, parse_json};
 use crate::Error;
 
 /// The OpenAPI document of this API, checked in beside the protos it follows; a test requests
@@ -54,45 +53,41 @@ fn call<M>(headers: &HeaderMap, message: M) -> tonic::Request<M> {
 
 /// The caller is checked before the body is read, so that a request without a valid token is
 /// refused as such whatever it carries.
-fn authenticate(services: &Services, headers: &HeaderMap) -> Result<(), Response> {
-    services
-        .app
-        .caller(&metadata(headers))
-        .map(drop)
-        .map_err(|err| error_reply(&Status::from(err)))
+fn authenticate(services: &Services, headers: &HeaderMap) -> Result<(), Error> {
+    services.app.caller(&metadata(headers)).map(drop)
 }
 
-fn invalid(err: Error) -> Response {
+fn refuse(err: Error) -> Response {
     error_reply(&Status::from(err))
 }
 
-async fn search(State(services): State<Services>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = authenticate(&services, &headers) {
-        return refused;
+async fn search(State(services): State<Services>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(err) = authenticate(&services, &headers) {
+        return refuse(err);
     }
-    let request: v1::SearchRequest = match parse_json(&body) {
+    let request: v1::SearchRequest = match parse_json(body) {
         Ok(request) => request,
-        Err(err) => return invalid(err),
+        Err(err) => return refuse(err),
     };
     json_reply(services.knowledge.search(call(&headers, request)).await)
 }
 
-async fn ask(State(services): State<Services>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = authenticate(&services, &headers) {
-        return refused;
+async fn ask(State(services): State<Services>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(err) = authenticate(&services, &headers) {
+        return refuse(err);
     }
-    let request: v1::AskRequest = match parse_json(&body) {
+    let request: v1::AskRequest = match parse_json(body) {
         Ok(request) => request,
-        Err(err) => return invalid(err),
+        Err(err) => return refuse(err),
     };
     json_reply(services.knowledge.ask(call(&headers, request)).await)
 }
 
 /// A query string's parameters as `T`, or INVALID_ARGUMENT naming the one that does not fit.
-fn query<T: serde::de::DeserializeOwned>(uri: &Uri) -> Result<T, Response> {
+fn query<T: serde::de::DeserializeOwned>(uri: &Uri) -> Result<T, Error> {
     Query::<T>::try_from_uri(uri)
         .map(|Query(value)| value)
-        .map_err(|rejection| invalid(Error::invalid("query", rejection.body_text())))
+        .map_err(|rejection| Error::invalid("query", rejection.body_text()))
 }
 
 #[derive(Deserialize)]
@@ -111,7 +106,7 @@ async fn list_knowledge_bases(
 ) -> Response {
     let parameters: ListParameters = match query(&uri) {
         Ok(parameters) => parameters,
-        Err(refused) => return refused,
+        Err(err) => return refuse(err),
     };
     let request = v1::ListKnowledgeBasesRequest {
         page_size: parameters.page_size,
@@ -140,11 +135,11 @@ async fn status(
 ) -> Response {
     let parameters: StatusParameters = match query(&uri) {
         Ok(parameters) => parameters,
-        Err(refused) => return refused,
+        Err(err) => return refuse(err),
     };
     // An empty name would ask for every knowledge base: this path names one.
     if knowledge_base.is_empty() {
-        return invalid(Error::invalid("knowledge_base", "must not be empty"));
+        return refuse(Error::invalid("knowledge_base", "must not be empty"));
     }
     let request = v1::GetIngestStatusRequest {
         knowledge_base,
@@ -173,14 +168,14 @@ async fn gaps(
 ) -> Response {
     let parameters: GapParameters = match query(&uri) {
         Ok(parameters) => parameters,
-        Err(refused) => return refused,
+        Err(err) => return refuse(err),
     };
     let since = match parameters.since {
         None => None,
         Some(since) => match serde_json::from_value(serde_json::Value::String(since)) {
             Ok(timestamp) => Some(timestamp),
             Err(err) => {
-                return invalid(Error::invalid(
+                return refuse(Error::invalid(
                     "since",
                     format!("not an RFC 3339 time ({err})"),
                 ));

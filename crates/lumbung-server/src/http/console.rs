@@ -38,18 +38,16 @@ pub(super) fn routes(services: Services) -> Router {
         .with_state(services)
 }
 
-/// What the cookie's token makes of a request: the calls' metadata, or the way to the login.
-fn session(services: &Services, headers: &HeaderMap) -> std::result::Result<MetadataMap, Response> {
+/// The calls' metadata of the cookie's token; `None` when there is no valid one (then the
+/// login it is).
+fn session(services: &Services, headers: &HeaderMap) -> Option<MetadataMap> {
     let mut metadata = MetadataMap::new();
     if let Some(token) = cookie(headers, COOKIE)
         && let Ok(value) = MetadataValue::try_from(format!("Bearer {token}"))
     {
         metadata.insert("authorization", value);
     }
-    match services.app.caller(&metadata) {
-        Ok(_) => Ok(metadata),
-        Err(_) => Err(Redirect::to("/console/login").into_response()),
-    }
+    services.app.caller(&metadata).ok().map(|_| metadata)
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -225,9 +223,8 @@ fn kb_link(name: &str) -> String {
 }
 
 async fn home(State(services): State<Services>, headers: HeaderMap) -> Response {
-    let metadata = match session(&services, &headers) {
-        Ok(metadata) => metadata,
-        Err(login) => return login,
+    let Some(metadata) = session(&services, &headers) else {
+        return Redirect::to("/console/login").into_response();
     };
     let listed = services
         .knowledge
@@ -288,9 +285,8 @@ async fn knowledge_base(
     Query(parameters): Query<AskParameters>,
     headers: HeaderMap,
 ) -> Response {
-    let metadata = match session(&services, &headers) {
-        Ok(metadata) => metadata,
-        Err(login) => return login,
+    let Some(metadata) = session(&services, &headers) else {
+        return Redirect::to("/console/login").into_response();
     };
     let status = match services
         .admin
@@ -612,9 +608,8 @@ async fn document(
     Query(parameters): Query<DocumentParameters>,
     headers: HeaderMap,
 ) -> Response {
-    let metadata = match session(&services, &headers) {
-        Ok(metadata) => metadata,
-        Err(login) => return login,
+    let Some(metadata) = session(&services, &headers) else {
+        return Redirect::to("/console/login").into_response();
     };
     let app = std::sync::Arc::clone(&services.app);
     let path = parameters.path.clone();

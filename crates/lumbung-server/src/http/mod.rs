@@ -15,7 +15,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lumbung_core::NodeRole;
@@ -48,8 +50,8 @@ impl Services {
 }
 
 /// Serves the HTTP port on `listener` until `shutdown` completes. What it mounts follows the
-/// node's role as gRPC does: a query node answers assistants, an ingest node serves status and
-/// gaps, and the console (which needs both) runs on a single node.
+/// node's role as gRPC does: a query node answers assistants (JSON search and ask, Dify, MCP);
+/// an ingest node serves status, gaps and the console; a single node serves everything.
 pub async fn serve_http(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
@@ -65,7 +67,9 @@ pub async fn serve_http(
             .merge(dify::routes(services.clone()))
             .merge(mcp::routes(services.clone(), mcp_stop.clone()));
     }
-    if role == NodeRole::All {
+    // The console reads status and gaps, which live where ingest runs; its question box
+    // answers from the same engine there.
+    if role != NodeRole::Query {
         router = router.merge(console::routes(services));
     }
     let router = router.layer(DefaultBodyLimit::max(max_request_bytes));
@@ -160,9 +164,20 @@ pub(crate) fn json_response(status: StatusCode, body: &impl Serialize) -> Respon
     }
 }
 
-/// Reads a JSON body into `T`, naming the field that does not fit (`retrievalSetting.topK`).
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
+/// A request's body as axum reads it: up to `server.max_request_bytes`.
+pub(crate) type Body = std::result::Result<Bytes, BytesRejection>;
+
+/// Reads a JSON body into `T`, naming the field that does not fit (`retrievalSetting.topK`);
+/// a body over the limit is OUT_OF_RANGE, as an oversized gRPC message is.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: Body) -> Result<T> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::TooLarge(rejection.body_text())
+        } else {
+            Error::invalid("body", rejection.body_text())
+        }
+    })?;
+    let mut deserializer = serde_json::Deserializer::from_slice(&body);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
         // A body that is not JSON at all has no field to name.

@@ -338,6 +338,12 @@ async fn json_errors_carry_the_grpc_code_and_name_the_field() {
         );
     }
 
+    // A body over server.max_request_bytes: OUT_OF_RANGE, as an oversized gRPC message is.
+    let oversized = json!({"query": "x".repeat(100_000)});
+    let (status, too_large) = fixture.post("/v1/search", reader, oversized).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{too_large}");
+    assert_eq!(too_large["code"], "OUT_OF_RANGE");
+
     // Missing and hidden knowledge bases: the same 404, word for word but the name.
     let (status, missing) = fixture
         .post(
