@@ -215,3 +215,39 @@ pub fn artifacts(what: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The knowledge base the HTTP faces' tests serve (two of its sample articles), and one its
+/// reader token must never reach.
+pub const HELPDESK: &str = "it-helpdesk";
+pub const HIDDEN_KB: &str = "beta";
+/// What only the hidden knowledge base holds.
+pub const HIDDEN_WORD: &str = "Z-7";
+/// Questions the two helpdesk articles answer, and do not.
+pub const ANSWERABLE: &str = "How do I fix VPN error 809?";
+pub const UNANSWERABLE: &str = "What is on the canteen menu on Friday?";
+
+/// Writes the two helpdesk articles (with the knowledge base's `kb.toml`) and the hidden
+/// knowledge base under `dir/ingest`, then serves them with gRPC and HTTP and a token file
+/// holding one reader token of the helpdesk, returned; waits until `documents` files of the
+/// helpdesk (more may have been written there) are done.
+pub async fn serve_helpdesk(dir: &Path, documents: usize) -> (HttpService, String) {
+    let samples = repo_root().join("ingest").join(HELPDESK);
+    let folder = dir.join("ingest").join(HELPDESK);
+    std::fs::create_dir_all(&folder).unwrap();
+    for file in ["kb.toml", "vpn-access.md", "password-reset.md"] {
+        std::fs::copy(samples.join(file), folder.join(file)).unwrap();
+    }
+    let hidden = dir.join("ingest").join(HIDDEN_KB);
+    std::fs::create_dir_all(&hidden).unwrap();
+    let alloys = format!("# Alloys\n\nValve seats use alloy {HIDDEN_WORD}.\n");
+    std::fs::write(hidden.join("alloys.md"), alloys).unwrap();
+    let (token, entry) =
+        lumbung_server::new_token("helpdesk-bot", "reader", &[HELPDESK.into()]).unwrap();
+    let tokens_file = dir.join("tokens.toml");
+    std::fs::write(&tokens_file, entry).unwrap();
+    let service = HttpService::start(dir, &tokens_file);
+    service
+        .wait_for_documents(&token, HELPDESK, documents)
+        .await;
+    (service, token)
+}

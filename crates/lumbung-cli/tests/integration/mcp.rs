@@ -3,17 +3,14 @@
 //! and calls the tools and reads the resources, over streamable HTTP on the service's HTTP port
 //! and over stdio through `lumbung mcp`.
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{HttpService, repo_root};
-
-const KB: &str = "it-helpdesk";
-const HIDDEN_KB: &str = "beta";
-const ANSWERABLE: &str = "How do I fix VPN error 809?";
-const UNANSWERABLE: &str = "What is on the canteen menu on Friday?";
+use crate::harness::{
+    ANSWERABLE, HELPDESK as KB, HIDDEN_KB, HIDDEN_WORD, HttpService, UNANSWERABLE, repo_root,
+    serve_helpdesk,
+};
 
 /// `mcp-inspector --cli`.
 fn inspector() -> Command {
@@ -71,32 +68,10 @@ fn text(result: &Value) -> &str {
     result["content"][0]["text"].as_str().unwrap()
 }
 
-fn write_folders(dir: &Path) {
-    let samples = repo_root().join("ingest").join(KB);
-    let folder = dir.join("ingest").join(KB);
-    std::fs::create_dir_all(&folder).unwrap();
-    for file in ["kb.toml", "vpn-access.md", "password-reset.md"] {
-        std::fs::copy(samples.join(file), folder.join(file)).unwrap();
-    }
-    let hidden = dir.join("ingest").join(HIDDEN_KB);
-    std::fs::create_dir_all(&hidden).unwrap();
-    std::fs::write(
-        hidden.join("alloys.md"),
-        "# Alloys\n\nValve seats use alloy Z-7.\n",
-    )
-    .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mcp_inspector_lists_and_calls_the_tools_over_http_and_stdio() {
     let dir = tempfile::tempdir().unwrap();
-    write_folders(dir.path());
-    let (bot, entry) = lumbung_server::new_token("helpdesk-bot", "reader", &[KB.into()]).unwrap();
-    let tokens_file = dir.path().join("tokens.toml");
-    std::fs::write(&tokens_file, entry).unwrap();
-    let service = HttpService::start(dir.path(), &tokens_file);
-    service.wait_for_documents(&bot, KB, 2).await;
-    let token = bot;
+    let (service, token) = serve_helpdesk(dir.path(), 2).await;
     let bot = Some(token.as_str());
 
     let listed = over_http(&service, bot, &["--method", "tools/list"]).unwrap();
@@ -144,6 +119,7 @@ async fn the_mcp_inspector_lists_and_calls_the_tools_over_http_and_stdio() {
     );
 
     // A knowledge base the token may not read is a tool error the model can read.
+    let hidden = format!("knowledge_bases=[\"{HIDDEN_KB}\"]");
     let refused = over_http(
         &service,
         bot,
@@ -155,13 +131,13 @@ async fn the_mcp_inspector_lists_and_calls_the_tools_over_http_and_stdio() {
             "--tool-arg",
             "query=alloy",
             "--tool-arg",
-            "knowledge_bases=[\"beta\"]",
+            &hidden,
         ],
     )
     .unwrap();
     assert_eq!(refused["isError"], true, "{refused}");
     assert!(text(&refused).starts_with("NOT_FOUND"), "{refused}");
-    assert!(!refused.to_string().contains("Z-7"));
+    assert!(!refused.to_string().contains(HIDDEN_WORD));
 
     let resources = over_http(&service, bot, &["--method", "resources/list"]).unwrap();
     let uris: Vec<&str> = resources["resources"]

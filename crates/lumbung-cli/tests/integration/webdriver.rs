@@ -156,14 +156,31 @@ impl Browser {
             .collect()
     }
 
-    /// The first element `css` selects; fails the test when there is none.
+    /// The first element `css` selects, once there is one: a click that submits a form
+    /// returns before the next page has loaded. Fails the test after 30 seconds.
     pub async fn find(&self, css: &str) -> Element<'_> {
-        let url = self.current_url().await;
-        self.find_all(css)
-            .await
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| panic!("no {css} on {url}"))
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(element) = self.find_all(css).await.into_iter().next() {
+                return element;
+            }
+            let url = self.current_url().await;
+            assert!(Instant::now() < deadline, "no {css} on {url}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the page's URL satisfies `done` (the page a click leads to has loaded).
+    pub async fn wait_for_url(&self, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let url = self.current_url().await;
+            if done(&url) {
+                return url;
+            }
+            assert!(Instant::now() < deadline, "still on {url}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Saves the viewport as a PNG file.

@@ -640,7 +640,7 @@ async fn document(
     let cited = parameters.from.zip(parameters.to);
     let mut body = format!(
         "<section><h2>{}</h2><p class=\"muted\">The passages lumbung indexed from this file, in \
-         order; a citation marks its sentence.</p>",
+         order; the cited passage is marked.</p>",
         escape(&parameters.path)
     );
     for chunk in &chunks {

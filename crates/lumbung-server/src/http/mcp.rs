@@ -437,11 +437,7 @@ impl<K: Knowledge> ServerHandler for McpServer<K> {
 /// the protocol reads it.
 pub(super) fn routes(services: Services, stop: CancellationToken) -> Router {
     let server = McpServer::new(Arc::clone(&services.knowledge));
-    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
-        .into_iter()
-        .map(String::from)
-        .collect();
-    hosts.extend(services.app.config.server.http_hosts.iter().cloned());
+    let hosts = super::allowed_hosts(&services.app.config.server);
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)

@@ -16,11 +16,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use lumbung_core::NodeRole;
+use lumbung_core::{NodeRole, ServerConfig};
 use serde::Serialize;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
@@ -61,6 +62,7 @@ pub async fn serve_http(
     let max_request_bytes = app.config.server.max_request_bytes;
     let services = Services::new(Arc::clone(&app));
     let mcp_stop = tokio_util::sync::CancellationToken::new();
+    let services_for_hosts = services.clone();
     let mut router = Router::new().merge(api::routes(role, services.clone()));
     if role != NodeRole::Ingest {
         router = router
@@ -72,7 +74,12 @@ pub async fn serve_http(
     if role != NodeRole::Query {
         router = router.merge(console::routes(services));
     }
-    let router = router.layer(DefaultBodyLimit::max(max_request_bytes));
+    let router = router
+        .layer(DefaultBodyLimit::max(max_request_bytes))
+        .layer(middleware::from_fn_with_state(
+            services_for_hosts,
+            local_hosts_only,
+        ));
     tracing::info!(addr = %listener.local_addr()?, "serving HTTP");
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
@@ -82,6 +89,69 @@ pub async fn serve_http(
         })
         .await;
     served.map_err(Error::Io)
+}
+
+/// The `Host` names the port serves without a token: loopback's and `server.http_hosts`
+/// (an entry without a port matches any port).
+pub(crate) fn allowed_hosts(server: &ServerConfig) -> Vec<String> {
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    hosts.extend(server.http_hosts.iter().cloned());
+    hosts
+}
+
+/// A `Host` header's name and port: `name`, `name:port`, `[v6]:port` or a bare IPv6 address.
+fn split_host(host: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = host.strip_prefix('[')
+        && let Some((name, after)) = rest.split_once(']')
+    {
+        return (name, after.strip_prefix(':'));
+    }
+    if host.matches(':').count() > 1 {
+        return (host, None);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    }
+}
+
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let host = host.trim().to_ascii_lowercase();
+    let (name, port) = split_host(&host);
+    allowed.iter().any(|entry| {
+        let entry = entry.to_ascii_lowercase();
+        let (allowed_name, allowed_port) = split_host(&entry);
+        allowed_name == name && (allowed_port.is_none() || allowed_port == port)
+    })
+}
+
+/// Without a token file the port is the local administrator's, open to whoever reaches it on
+/// loopback; a web page whose name an attacker rebinds to 127.0.0.1 reaches it too, with its
+/// own name in `Host`. So then only loopback's names (and `server.http_hosts`) are served.
+/// With tokens a request must carry one, and the name it comes by does not matter.
+async fn local_hosts_only(
+    State(services): State<Services>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let open = services.app.caller(&MetadataMap::new()).is_ok();
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|host| host.to_str().unwrap_or_default().to_string());
+    if open
+        && let Some(host) = host
+        && !host_allowed(&host, &allowed_hosts(&services.app.config.server))
+    {
+        return error_reply(&Status::permission_denied(format!(
+            "Host {host:?} is not served without a token file: use localhost, or name it in \
+             server.http_hosts"
+        )));
+    }
+    next.run(request).await
 }
 
 /// The call's metadata: the HTTP request's headers, `authorization` and `x-request-id`
@@ -192,4 +262,36 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: Body) -> Result<T
         .end()
         .map_err(|err| Error::invalid("body", err.to_string()))?;
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_match_by_name_and_by_port_when_one_is_given() {
+        let allowed = allowed_hosts(&ServerConfig {
+            http_hosts: vec!["kb.example.com".into(), "gateway:9000".into()],
+            ..ServerConfig::default()
+        });
+        for host in [
+            "localhost:8080",
+            "127.0.0.1",
+            "[::1]:8080",
+            "LOCALHOST",
+            "kb.example.com:80",
+            "gateway:9000",
+        ] {
+            assert!(host_allowed(host, &allowed), "{host}");
+        }
+        for host in [
+            "attacker.example:8080",
+            "gateway:9001",
+            "localhost.attacker.example",
+            "[::2]:8080",
+            "",
+        ] {
+            assert!(!host_allowed(host, &allowed), "{host}");
+        }
+    }
 }

@@ -681,7 +681,7 @@ async fn the_console_and_mcp_need_a_valid_token() {
 }
 
 /// Without a token file the loopback port is the local administrator's, as gRPC's is: the API
-/// answers without a token and the console opens without a login.
+/// answers without a token and the console opens without a login, for loopback's names only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_token_file_loopback_needs_no_token() {
     let server = harness::shared_server();
@@ -710,5 +710,17 @@ async fn without_a_token_file_loopback_needs_no_token() {
     let home = home.text().await.unwrap();
     for kb in harness::SAMPLE_KBS {
         assert!(home.contains(&format!("/console/kb/{kb}")), "{kb}");
+    }
+
+    // A page of another site whose name was rebound to 127.0.0.1 comes with its own Host: the
+    // open port does not serve it, on any path.
+    for path in ["/v1/knowledge-bases", "/console", "/retrieval", "/mcp"] {
+        let response = client
+            .get(format!("{base}{path}"))
+            .header("host", "attacker.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
     }
 }
