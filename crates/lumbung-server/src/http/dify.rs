@@ -33,8 +33,6 @@ const AUTHORIZATION_FAILED: u32 = 1002;
 const KNOWLEDGE_NOT_FOUND: u32 = 2001;
 /// Passages fetched per record asked for when a metadata condition filters them afterwards.
 const FILTER_OVERFETCH: u32 = 4;
-/// What one search may return (`search.max_top_k`'s default bound).
-const MAX_FETCH: u32 = 100;
 
 pub(super) fn routes(services: Services) -> Router {
     Router::new()
@@ -159,9 +157,11 @@ async fn retrieval(State(services): State<Services>, headers: HeaderMap, body: B
     {
         return failure_of(&Status::from(err));
     }
-    let top_k = setting.top_k.min(MAX_FETCH);
+    // Dify may ask for more than one search returns: it gets what there is.
+    let max_fetch = u32::try_from(services.app.config.search.max_top_k).unwrap_or(u32::MAX);
+    let top_k = setting.top_k.min(max_fetch);
     let fetch = match &request.metadata_condition {
-        Some(_) => (top_k * FILTER_OVERFETCH).min(MAX_FETCH),
+        Some(_) => top_k.saturating_mul(FILTER_OVERFETCH).min(max_fetch),
         None => top_k,
     };
     let search = v1::SearchRequest {
