@@ -2,6 +2,7 @@
 //! a real ChromeDriver driving a real headless Chromium (Debian's `chromium` and
 //! `chromium-driver`, which `scripts/test.sh` installs).
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// A ChromeDriver process, killed when dropped.
+/// A ChromeDriver process, killed with the browsers it started when dropped.
 pub struct ChromeDriver {
     child: Child,
     url: String,
@@ -27,7 +28,10 @@ impl ChromeDriver {
             "{CHROMEDRIVER} or {CHROMIUM} is missing: scripts/test.sh installs Debian's \
              chromium and chromium-driver"
         );
+        // In a process group of its own, with the browsers it starts: a failed test does not
+        // close its session, and killing the driver alone would leave Chromium running.
         let child = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -84,7 +88,10 @@ impl ChromeDriver {
 
 impl Drop for ChromeDriver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &group])
+            .status();
         let _ = self.child.wait();
     }
 }
