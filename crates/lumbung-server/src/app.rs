@@ -414,6 +414,12 @@ impl App {
         }
     }
 
+    /// Whether there is no token file, so that every caller is the local administrator (and
+    /// the service listens on loopback only). Fixed at start.
+    pub fn open_to_local_callers(&self) -> bool {
+        self.tokens.is_none()
+    }
+
     /// Who made a request: the token it carries, or, without a token file (loopback only),
     /// the local administrator.
     pub fn caller(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Caller> {

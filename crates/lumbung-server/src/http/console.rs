@@ -136,8 +136,7 @@ fn page(title: &str, logged_in: bool, body: &str) -> Response {
 
 /// A failed call's page: its message, under the HTTP status its code maps to.
 fn failure_page(status: &Status) -> Response {
-    let http = StatusCode::from_u16(crate::error::http_status(status.code()))
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let http = crate::error::http_status(status.code());
     let body = format!(
         "<section><h2>{}</h2><p id=\"error\">{}</p><p><a href=\"/console\">Back</a></p></section>",
         http.canonical_reason().unwrap_or("Error"),
@@ -151,7 +150,7 @@ async fn login_page(State(services): State<Services>) -> Response {
 }
 
 fn login_form(services: &Services, error: Option<&str>) -> Response {
-    if services.app.caller(&MetadataMap::new()).is_ok() {
+    if services.app.open_to_local_callers() {
         // No token file: everyone who reaches this loopback port is the local administrator.
         return Redirect::to("/console").into_response();
     }

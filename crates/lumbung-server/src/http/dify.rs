@@ -101,17 +101,16 @@ fn failure(http: StatusCode, error_code: u32, error_msg: impl Into<String>) -> R
     )
 }
 
+/// A failed call in Dify's terms: its documented codes where it has one, else the HTTP status
+/// the gRPC code maps to, as both status and code.
 fn failure_of(status: &Status) -> Response {
-    let http = StatusCode::from_u16(http_status(status.code()))
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let code = match status.code() {
-        Code::Unauthenticated => AUTHORIZATION_FAILED,
-        Code::NotFound => KNOWLEDGE_NOT_FOUND,
-        _ => u32::from(http.as_u16()),
-    };
-    let http = match status.code() {
-        Code::Unauthenticated => StatusCode::FORBIDDEN,
-        _ => http,
+    let (http, code) = match status.code() {
+        Code::Unauthenticated => (StatusCode::FORBIDDEN, AUTHORIZATION_FAILED),
+        Code::NotFound => (StatusCode::NOT_FOUND, KNOWLEDGE_NOT_FOUND),
+        other => {
+            let http = http_status(other);
+            (http, u32::from(http.as_u16()))
+        }
     };
     failure(http, code, status.message())
 }

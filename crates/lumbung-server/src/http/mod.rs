@@ -62,7 +62,6 @@ pub async fn serve_http(
     let max_request_bytes = app.config.server.max_request_bytes;
     let services = Services::new(Arc::clone(&app));
     let mcp_stop = tokio_util::sync::CancellationToken::new();
-    let services_for_hosts = services.clone();
     let mut router = Router::new().merge(api::routes(role, services.clone()));
     if role != NodeRole::Ingest {
         router = router
@@ -74,12 +73,11 @@ pub async fn serve_http(
     if role != NodeRole::Query {
         router = router.merge(console::routes(services));
     }
-    let router = router
-        .layer(DefaultBodyLimit::max(max_request_bytes))
-        .layer(middleware::from_fn_with_state(
-            services_for_hosts,
-            local_hosts_only,
-        ));
+    let mut router = router.layer(DefaultBodyLimit::max(max_request_bytes));
+    if app.open_to_local_callers() {
+        let hosts: Arc<[String]> = allowed_hosts(&app.config.server).into();
+        router = router.layer(middleware::from_fn_with_state(hosts, local_hosts_only));
+    }
     tracing::info!(addr = %listener.local_addr()?, "serving HTTP");
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
@@ -128,28 +126,23 @@ fn host_allowed(host: &str, allowed: &[String]) -> bool {
     })
 }
 
-/// Without a token file the port is the local administrator's, open to whoever reaches it on
-/// loopback; a web page whose name an attacker rebinds to 127.0.0.1 reaches it too, with its
-/// own name in `Host`. So then only loopback's names (and `server.http_hosts`) are served.
-/// With tokens a request must carry one, and the name it comes by does not matter.
+/// Mounted without a token file, when the port is the local administrator's, open to whoever
+/// reaches it on loopback: a web page whose name an attacker rebinds to 127.0.0.1 reaches it
+/// too, with its own name in `Host`, so only loopback's names (and `server.http_hosts`) are
+/// served. With tokens a request must carry one, and the name it comes by does not matter.
 async fn local_hosts_only(
-    State(services): State<Services>,
+    State(allowed): State<Arc<[String]>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let open = services.app.caller(&MetadataMap::new()).is_ok();
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .map(|host| host.to_str().unwrap_or_default().to_string());
-    if open
-        && let Some(host) = host
-        && !host_allowed(&host, &allowed_hosts(&services.app.config.server))
-    {
-        return error_reply(&Status::permission_denied(format!(
-            "Host {host:?} is not served without a token file: use localhost, or name it in \
-             server.http_hosts"
-        )));
+    if let Some(host) = request.headers().get(header::HOST) {
+        let host = host.to_str().unwrap_or_default();
+        if !host_allowed(host, &allowed) {
+            return error_reply(&Status::permission_denied(format!(
+                "Host {host:?} is not served without a token file: use localhost, or name it \
+                 in server.http_hosts"
+            )));
+        }
     }
     next.run(request).await
 }
@@ -194,8 +187,7 @@ pub(crate) fn error_reply(status: &Status) -> Response {
         .get(REQUEST_ID)
         .and_then(|id| id.to_str().ok())
         .unwrap_or_default();
-    let http = StatusCode::from_u16(http_status(status.code()))
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let http = http_status(status.code());
     let mut response = json_response(
         http,
         &ErrorBody {
