@@ -23,6 +23,7 @@ use tonic::Status;
 use tonic::metadata::{MetadataMap, MetadataValue};
 
 use super::Services;
+use super::mcp::every_knowledge_base;
 use crate::{Error, Result};
 
 const COOKIE: &str = "lumbung_console";
@@ -225,12 +226,8 @@ async fn home(State(services): State<Services>, headers: HeaderMap) -> Response 
     let Some(metadata) = session(&services, &headers) else {
         return Redirect::to("/console/login").into_response();
     };
-    let listed = services
-        .knowledge
-        .list_knowledge_bases(call(&metadata, v1::ListKnowledgeBasesRequest::default()))
-        .await;
-    let knowledge_bases = match listed {
-        Ok(response) => response.into_inner().knowledge_bases,
+    let knowledge_bases = match every_knowledge_base(&*services.knowledge, &metadata).await {
+        Ok(knowledge_bases) => knowledge_bases,
         Err(status) => return failure_page(&status),
     };
     let statuses = match services
@@ -319,18 +316,10 @@ async fn knowledge_base(
         Ok(response) => response.into_inner().gaps,
         Err(status) => return failure_page(&status),
     };
-    let listed = services
-        .knowledge
-        .list_knowledge_bases(call(&metadata, v1::ListKnowledgeBasesRequest::default()))
-        .await;
-    let about = listed
+    let about = every_knowledge_base(&*services.knowledge, &metadata)
+        .await
         .ok()
-        .and_then(|r| {
-            r.into_inner()
-                .knowledge_bases
-                .into_iter()
-                .find(|k| k.name == kb)
-        })
+        .and_then(|listed| listed.into_iter().find(|k| k.name == kb))
         .unwrap_or_default();
     let question = parameters.question.trim();
     let answer = if question.is_empty() {

@@ -42,6 +42,8 @@ use crate::knowledge::KnowledgeApi;
 const RESOURCE_PREFIX: &str = "lumbung://knowledge-bases/";
 const SEARCH_TOOL: &str = "search_knowledge";
 const ASK_TOOL: &str = "ask_knowledge";
+/// `ListKnowledgeBases`' largest page.
+const PAGE_SIZE: u32 = 1_000;
 
 /// What the MCP handler asks of lumbung: the knowledge service's calls, made with `metadata`
 /// (the caller's token) as gRPC's are.
@@ -99,6 +101,28 @@ impl Knowledge for KnowledgeApi {
     }
 }
 
+/// Every knowledge base `metadata`'s token reads, page after page: a service holds hundreds,
+/// more than one page of `ListKnowledgeBases`.
+pub(crate) async fn every_knowledge_base<K: Knowledge>(
+    knowledge: &K,
+    metadata: &MetadataMap,
+) -> Result<Vec<v1::KnowledgeBase>, Status> {
+    let mut every = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let request = v1::ListKnowledgeBasesRequest {
+            page_size: PAGE_SIZE,
+            page_token,
+        };
+        let page = knowledge.list(metadata.clone(), request).await?;
+        every.extend(page.knowledge_bases);
+        if page.next_page_token.is_empty() {
+            return Ok(every);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
 /// The MCP server over any [`Knowledge`].
 pub struct McpServer<K> {
     knowledge: Arc<K>,
@@ -115,6 +139,16 @@ impl<K> Clone for McpServer<K> {
 impl<K: Knowledge> McpServer<K> {
     pub fn new(knowledge: Arc<K>) -> Self {
         McpServer { knowledge }
+    }
+
+    /// The knowledge bases the caller reads, as the resources list them.
+    async fn knowledge_bases(
+        &self,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Vec<v1::KnowledgeBase>, ErrorData> {
+        every_knowledge_base(&*self.knowledge, &call_metadata(context))
+            .await
+            .map_err(|status| ErrorData::internal_error(status.message().to_string(), None))
     }
 }
 
@@ -368,16 +402,9 @@ impl<K: Knowledge> ServerHandler for McpServer<K> {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let listed = self
-            .knowledge
-            .list(
-                call_metadata(&context),
-                v1::ListKnowledgeBasesRequest::default(),
-            )
-            .await
-            .map_err(|status| ErrorData::internal_error(status.message().to_string(), None))?;
-        let resources = listed
-            .knowledge_bases
+        let resources = self
+            .knowledge_bases(&context)
+            .await?
             .iter()
             .map(|kb| {
                 let mut resource = Resource::new(format!("{RESOURCE_PREFIX}{}", kb.name), &kb.name)
@@ -412,16 +439,9 @@ impl<K: Knowledge> ServerHandler for McpServer<K> {
             .uri
             .strip_prefix(RESOURCE_PREFIX)
             .ok_or_else(not_found)?;
-        let listed = self
-            .knowledge
-            .list(
-                call_metadata(&context),
-                v1::ListKnowledgeBasesRequest::default(),
-            )
-            .await
-            .map_err(|status| ErrorData::internal_error(status.message().to_string(), None))?;
-        let kb = listed
-            .knowledge_bases
+        let kb = self
+            .knowledge_bases(&context)
+            .await?
             .into_iter()
             .find(|kb| kb.name == name)
             .ok_or_else(not_found)?;

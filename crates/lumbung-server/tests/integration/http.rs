@@ -724,3 +724,71 @@ async fn without_a_token_file_loopback_needs_no_token() {
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
     }
 }
+
+/// More knowledge bases than one page of `ListKnowledgeBases` holds (100): MCP lists and reads
+/// them all, and the console shows them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_and_the_console_see_knowledge_bases_past_the_first_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = harness::test_config(dir.path());
+    let names: Vec<String> = (0..120).map(|i| format!("line-{i:03}")).collect();
+    for name in &names {
+        let folder = config.ingest_root.join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("kb.toml"), format!("title = \"Line {name}\"\n")).unwrap();
+    }
+    let server = harness::TestServer::start(config).await;
+    server.app.sync_all().await.unwrap();
+    let base = format!("http://{}", server.http);
+    let client = reqwest::Client::new();
+    let last = names.last().unwrap();
+
+    let home = client
+        .get(format!("{base}/console"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains(&format!("/console/kb/{last}")), "{home}");
+
+    let mcp = |id: u32, method: &str, params: Value| {
+        client
+            .post(format!("{base}/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .send()
+    };
+    let initialize = json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                            "clientInfo": {"name": "test", "version": "1"}});
+    assert!(
+        mcp(1, "initialize", initialize)
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let listed: Value = mcp(2, "resources/list", json!({}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let resources = listed["result"]["resources"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(resources.len(), names.len());
+    let uri = format!("lumbung://knowledge-bases/{last}");
+    let read: Value = mcp(3, "resources/read", json!({"uri": uri}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = read["result"]["contents"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{read}"));
+    assert!(text.contains(&format!("Line {last}")), "{text}");
+    server.stop().await;
+}
