@@ -97,17 +97,20 @@ impl Drop for Service {
     }
 }
 
-async fn status(port: u16, kb: &str) -> Option<v1::KnowledgeBaseStatus> {
+/// The knowledge base's status from the service on `port`, asked with `token` when given.
+async fn status(port: u16, token: Option<&str>, kb: &str) -> Option<v1::KnowledgeBaseStatus> {
     let mut admin = AdminServiceClient::connect(format!("http://127.0.0.1:{port}"))
         .await
         .ok()?;
-    let response = admin
-        .get_ingest_status(v1::GetIngestStatusRequest {
-            knowledge_base: kb.to_string(),
-            include_documents: false,
-        })
-        .await
-        .ok()?;
+    let mut request = tonic::Request::new(v1::GetIngestStatusRequest {
+        knowledge_base: kb.to_string(),
+        include_documents: false,
+    });
+    if let Some(token) = token {
+        let bearer = format!("Bearer {token}").parse().ok()?;
+        request.metadata_mut().insert("authorization", bearer);
+    }
+    let response = admin.get_ingest_status(request).await.ok()?;
     response.into_inner().knowledge_bases.into_iter().next()
 }
 
@@ -117,9 +120,20 @@ pub async fn wait_for_status(
     what: &str,
     done: impl Fn(&v1::KnowledgeBaseStatus) -> bool,
 ) -> v1::KnowledgeBaseStatus {
+    wait_for_status_as(port, None, kb, what, done).await
+}
+
+/// [`wait_for_status`] on a service with a token file.
+pub async fn wait_for_status_as(
+    port: u16,
+    token: Option<&str>,
+    kb: &str,
+    what: &str,
+    done: impl Fn(&v1::KnowledgeBaseStatus) -> bool,
+) -> v1::KnowledgeBaseStatus {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        if let Some(status) = status(port, kb).await
+        if let Some(status) = status(port, token, kb).await
             && done(&status)
         {
             return status;
@@ -174,38 +188,16 @@ impl HttpService {
         }
     }
 
-    /// Waits until `documents` files of `kb` are indexed or failed and nothing is queued, as
-    /// the HTTP status (with `token`) reports it.
+    /// Waits until `documents` files of `kb` are indexed or failed and nothing is queued.
     pub async fn wait_for_documents(&self, token: &str, kb: &str, documents: usize) {
-        let client = reqwest::Client::new();
-        let url = format!(
-            "http://127.0.0.1:{}/v1/knowledge-bases/{kb}/status",
-            self.http
-        );
-        let deadline = Instant::now() + Duration::from_secs(600);
-        loop {
-            let status: Option<serde_json::Value> =
-                match client.get(&url).bearer_auth(token).send().await {
-                    Ok(response) if response.status().is_success() => response.json().await.ok(),
-                    _ => None,
-                };
-            let done = status.as_ref().is_some_and(|status| {
-                let kb = &status["knowledgeBases"][0];
-                let count = |field: &str| kb[field].as_u64().unwrap_or(0) as usize;
-                count("documentsIndexed") + count("documentsFailed") + count("documentsSkipped")
-                    == documents
-                    && count("documentsQueued") == 0
-                    && count("documentsIndexing") == 0
-            });
-            if done {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{kb}: not synced within 10 minutes: {status:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_status_as(self.grpc, Some(token), kb, "the documents", |status| {
+            let done =
+                status.documents_indexed + status.documents_failed + status.documents_skipped;
+            done as usize == documents
+                && status.documents_queued == 0
+                && status.documents_indexing == 0
+        })
+        .await;
     }
 }
 
